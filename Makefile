@@ -1,0 +1,34 @@
+# Quick start: `make demo` and `make test`. Each creates and fills .venv by itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean objects
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/syscall_ebpf/syscall_ebpf/main.py --duration 3
+
+lint: $(STAMP)
+	$(PY) -m ruff check tinyaya
+	$(PY) -m mypy
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP)
+	$(PY) -m tinyaya.bench --output bench-results.json
+
+# Rebuild the committed eBPF objects (needs clang-19; tests use the committed objects).
+objects:
+	$(MAKE) -C tests/fixtures/src
+	$(PY) examples/syscall_ebpf/xtask/xtask.py build-ebpf
+
+clean:
+	rm -rf $(VENV) bench-results.json

@@ -1,0 +1,2 @@
+"""tinyaya: the Aya eBPF workflow from Python, with a bundled simulated Linux kernel."""
+__version__ = "0.1.0"
