@@ -154,3 +154,50 @@ class JmpOp(IntEnum):
     JSLT = BPF_JSLT
     JSLE = BPF_JSLE
     JCOND = BPF_JCOND
+
+
+# ---------------------------------------------------------------------------
+# Names and operator spellings, shared by the disassembler and the assembler.
+# The C-like operators are LLVM's BPF assembly syntax (llvm/lib/Target/BPF/
+# BPFInstrInfo.td); the mnemonics are the bpf_conformance / uBPF assembler's.
+
+ALU_OP_NAMES: dict[int, str] = {
+    BPF_ADD: "add", BPF_SUB: "sub", BPF_MUL: "mul", BPF_DIV: "div", BPF_OR: "or", BPF_AND: "and",
+    BPF_LSH: "lsh", BPF_RSH: "rsh", BPF_NEG: "neg", BPF_MOD: "mod", BPF_XOR: "xor", BPF_MOV: "mov",
+    BPF_ARSH: "arsh",
+}
+"""Conformance mnemonic per ALU operation (BPF_END is spelt le/be/swap with a width)."""
+
+ALU_OP_SYMBOLS: dict[int, str] = {
+    BPF_ADD: "+=", BPF_SUB: "-=", BPF_MUL: "*=", BPF_DIV: "/=", BPF_OR: "|=", BPF_AND: "&=",
+    BPF_LSH: "<<=", BPF_RSH: ">>=", BPF_MOD: "%=", BPF_XOR: "^=", BPF_ARSH: "s>>=",
+}
+"""LLVM's compound-assignment operator per two-operand ALU operation (MOV is plain ``=``)."""
+
+JMP_COND_NAMES: dict[int, str] = {
+    BPF_JEQ: "jeq", BPF_JGT: "jgt", BPF_JGE: "jge", BPF_JSET: "jset", BPF_JNE: "jne", BPF_JSGT: "jsgt",
+    BPF_JSGE: "jsge", BPF_JLT: "jlt", BPF_JLE: "jle", BPF_JSLT: "jslt", BPF_JSLE: "jsle",
+}
+"""Conformance mnemonic per conditional jump (RFC 9669 section 4.3)."""
+
+JMP_COND_SYMBOLS: dict[int, str] = {
+    BPF_JEQ: "==", BPF_JGT: ">", BPF_JGE: ">=", BPF_JSET: "&", BPF_JNE: "!=", BPF_JSGT: "s>",
+    BPF_JSGE: "s>=", BPF_JLT: "<", BPF_JLE: "<=", BPF_JSLT: "s<", BPF_JSLE: "s<=",
+}
+"""LLVM's comparison operator per conditional jump."""
+
+SIZE_SUFFIXES: dict[int, str] = {BPF_W: "w", BPF_H: "h", BPF_B: "b", BPF_DW: "dw"}
+"""Conformance width suffix (ldxw, stb, ...)."""
+
+SIGNED_ALU_OFF = 1  # off of sdiv/smod (RFC 9669 section 4.1)
+MOVSX_OFFS = {BPF_ALU: (8, 16), BPF_ALU64: (8, 16, 32)}  # sign-extending MOV: off = source width
+END_WIDTHS = (16, 32, 64)
+BPF_ADDR_SPACE_CAST_OFF = 1  # ALU64 MOV X with off 1: imm = dst_as << 16 | src_as (kernel BPF_ADDR_SPACE_CAST)
+
+ATOMIC_ALU_OPS = (BPF_ADD, BPF_OR, BPF_AND, BPF_XOR)
+"""Operations of BPF_ATOMIC with or without BPF_FETCH (RFC 9669 section 5.3)."""
+
+ATOMIC_IMMS: frozenset[int] = frozenset(
+    [op for op in ATOMIC_ALU_OPS] + [op | BPF_FETCH for op in ATOMIC_ALU_OPS] + [BPF_XCHG, BPF_CMPXCHG]
+)
+"""Every valid imm of a BPF_STX | BPF_ATOMIC instruction."""
