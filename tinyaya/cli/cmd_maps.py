@@ -1,0 +1,240 @@
+"""``tinyaya maps list|dump|show|lookup|update|delete|pin``: the last load's maps, from any shell."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..sys import bpf as sysbpf
+from ..uapi.bpf import MapFlags, MapUpdateFlags
+from .kernels import open_kernel
+from .mapfmt import entries_json, entry_text, map_type_name
+from .pins import (
+    close_maps,
+    iter_entries,
+    open_all_maps,
+    open_map,
+    parse_hex_bytes,
+    require_load,
+    split_percpu,
+    value_size_for,
+)
+
+
+def _flags_text(flags: int) -> list[str]:
+    return [f.name for f in MapFlags if f.name and flags & f.value]
+
+
+def map_info_json(m: Any) -> dict[str, Any]:
+    i = m.info
+    return {
+        "id": i.id, "type": map_type_name(i.type), "name": m.name, "kernel_name": i.name.decode(errors="replace"),
+        "flags": i.map_flags, "flags_names": _flags_text(i.map_flags), "bytes_key": i.key_size,
+        "bytes_value": i.value_size, "max_entries": i.max_entries, "btf_id": i.btf_id,
+        "pinned": str(m.path),
+    }
+
+
+@click.group("maps")
+def maps_group() -> None:
+    """Inspect and change the maps of the last `tinyaya load`, while it runs or after it finished.
+
+    \b
+    Example:
+      tinyaya maps list
+      tinyaya maps dump SYSCALL_LIST --json
+    """
+
+
+@maps_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON output, like bpftool -j.")
+def maps_list(as_json: bool) -> None:
+    """List the maps of the last load.
+
+    \b
+    Example:
+      tinyaya maps list --json
+    """
+    require_load()
+    kernel = open_kernel("sim")
+    maps = open_all_maps(kernel)
+    try:
+        if as_json:
+            click.echo(json.dumps([map_info_json(m) for m in maps]))
+            return
+        for m in maps:
+            i = m.info
+            flags = f"  flags 0x{i.map_flags:x}" if i.map_flags else ""
+            click.echo(f"{i.id}: {map_type_name(i.type)}  name {m.name}{flags}")
+            click.echo(f"\tkey {i.key_size}B  value {i.value_size}B  max_entries {i.max_entries}")
+    finally:
+        close_maps(kernel, maps)
+
+
+@maps_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def maps_show(name: str, as_json: bool) -> None:
+    """Show one map's definition (bpf_map_info).
+
+    \b
+    Example:
+      tinyaya maps show SYSCALL_LIST
+    """
+    require_load()
+    kernel = open_kernel("sim")
+    m = open_map(kernel, name)
+    try:
+        info = map_info_json(m)
+        if as_json:
+            click.echo(json.dumps(info))
+        else:
+            for k, v in info.items():
+                click.echo(f"{k}: {v}")
+    finally:
+        close_maps(kernel, [m])
+
+
+@maps_group.command("dump")
+@click.argument("name", required=False)
+@click.option("--json", "-j", "as_json", is_flag=True, help="JSON like `bpftool -j map dump`.")
+def maps_dump(name: str | None, as_json: bool) -> None:
+    """Dump the entries of one map (or of all maps) of the last load.
+
+    JSON follows `bpftool -j map dump`: `key`/`value` as lists of hex byte
+    strings, per-CPU maps as `values` per CPU, and `formatted` with integers
+    when key and value are 1, 2, 4 or 8 bytes.
+
+    \b
+    Example:
+      tinyaya maps dump SYSCALL_LIST --json
+    """
+    require_load()
+    kernel = open_kernel("sim")
+    maps = [open_map(kernel, name)] if name else open_all_maps(kernel)
+    try:
+        result: dict[str, Any] = {}
+        for m in maps:
+            entries = list(iter_entries(kernel, m))
+            if as_json:
+                result[m.name] = entries_json(entries, m.percpu)
+            else:
+                if not name:
+                    click.echo(f"{m.name} ({map_type_name(m.info.type)}):")
+                for e in entries:
+                    click.echo(entry_text(e, m.percpu))
+                click.echo(f"Found {len(entries)} element{'s' if len(entries) != 1 else ''}")
+        if as_json:
+            click.echo(json.dumps(result[maps[0].name] if name else result))
+    finally:
+        close_maps(kernel, maps)
+
+
+@maps_group.command("lookup")
+@click.argument("name")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def maps_lookup(name: str, key: str, as_json: bool) -> None:
+    """Look up KEY (hex bytes like `01 00 00 00`, or an integer) in map NAME.
+
+    \b
+    Example:
+      tinyaya maps lookup SYSCALL_LIST 0
+    """
+    from .mapfmt import Entry, entry_json
+
+    require_load()
+    kernel = open_kernel("sim")
+    m = open_map(kernel, name)
+    try:
+        k = parse_hex_bytes(key, m.info.key_size, "key")
+        try:
+            raw = sysbpf.bpf_map_lookup_elem(kernel, m.fd, k, value_size_for(kernel, m))
+        except OSError as e:
+            if e.errno == 2:
+                from .errors import failed
+
+                failed(f"map {name}: key {key!r} not found")
+            raise
+        e = Entry(k, split_percpu(kernel, m, raw))
+        click.echo(json.dumps(entry_json(e, m.percpu, None, None)) if as_json else entry_text(e, m.percpu))
+    finally:
+        close_maps(kernel, [m])
+
+
+_UPDATE_FLAGS = {"any": MapUpdateFlags.BPF_ANY, "noexist": MapUpdateFlags.BPF_NOEXIST,
+                 "exist": MapUpdateFlags.BPF_EXIST}
+
+
+@maps_group.command("update")
+@click.argument("name")
+@click.argument("key")
+@click.argument("value")
+@click.option("--flags", type=click.Choice(list(_UPDATE_FLAGS)), default="any", show_default=True,
+              help="BPF_ANY, BPF_NOEXIST or BPF_EXIST.")
+def maps_update(name: str, key: str, value: str, flags: str) -> None:
+    """Set KEY to VALUE (hex bytes or integers) in map NAME.
+
+    \b
+    Example:
+      tinyaya maps update SYSCALL_LIST 0 100 --flags exist
+    """
+    require_load()
+    kernel = open_kernel("sim")
+    m = open_map(kernel, name)
+    try:
+        k = parse_hex_bytes(key, m.info.key_size, "key")
+        v = parse_hex_bytes(value, m.info.value_size, "value")
+        if m.percpu:
+            stride = (m.info.value_size + 7) // 8 * 8
+            ncpu = value_size_for(kernel, m) // stride
+            v = (v + bytes(stride - len(v))) * ncpu
+        sysbpf.bpf_map_update_elem(kernel, m.fd, k, v, int(_UPDATE_FLAGS[flags]))
+    finally:
+        close_maps(kernel, [m])
+
+
+@maps_group.command("delete")
+@click.argument("name")
+@click.argument("key")
+def maps_delete(name: str, key: str) -> None:
+    """Delete KEY from map NAME.
+
+    \b
+    Example:
+      tinyaya maps delete SYSCALL_LIST 0
+    """
+    require_load()
+    kernel = open_kernel("sim")
+    m = open_map(kernel, name)
+    try:
+        sysbpf.bpf_map_delete_elem(kernel, m.fd, parse_hex_bytes(key, m.info.key_size, "key"))
+    finally:
+        close_maps(kernel, [m])
+
+
+@maps_group.command("pin")
+@click.argument("name")
+@click.argument("path")
+def maps_pin(name: str, path: str) -> None:
+    """Pin map NAME at PATH inside the simulated bpffs (relative paths are under its root).
+
+    \b
+    Example:
+      tinyaya maps pin SYSCALL_LIST my/syscalls
+    """
+    from .state import bpffs_root
+
+    require_load()
+    kernel = open_kernel("sim")
+    m = open_map(kernel, name)
+    try:
+        target = path if path.startswith("/") else str(bpffs_root() / path)
+        sysbpf.bpf_obj_pin(kernel, m.fd, target)
+        click.echo(target)
+    finally:
+        close_maps(kernel, [m])
+
+
+COMMANDS = [maps_group]

@@ -1,0 +1,133 @@
+"""Opening the maps and programs of the last load through their bpffs pins (BPF_OBJ_GET)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..kernel import Kernel, possible_cpus
+from ..sys import bpf as sysbpf
+from ..uapi.bpf import BpfMapInfo
+from .errors import bad_input, failed
+from .mapfmt import PERCPU_TYPES, Entry
+from .state import LoadRecord, load_pin_dir
+
+
+@dataclass
+class OpenMap:
+    name: str
+    fd: int
+    info: BpfMapInfo
+    path: Path
+
+    @property
+    def percpu(self) -> bool:
+        return self.info.type in PERCPU_TYPES
+
+
+def pinned_map_paths(pin_dir: Path | None = None) -> dict[str, Path]:
+    d = (pin_dir or load_pin_dir()) / "maps"
+    if not d.is_dir():
+        return {}
+    return {p.name: p for p in sorted(d.iterdir())}
+
+
+def require_load() -> LoadRecord:
+    rec = LoadRecord.read()
+    if rec is None or not pinned_map_paths():
+        bad_input("no load to inspect: run `tinyaya load OBJ` first (its maps are pinned for other shells)")
+    return rec
+
+
+def open_map(kernel: Kernel, name: str, pin_dir: Path | None = None) -> OpenMap:
+    paths = pinned_map_paths(pin_dir)
+    if name not in paths:
+        known = ", ".join(paths) or "none"
+        bad_input(f"no map named {name!r} in the last load (maps: {known})")
+    fd = sysbpf.bpf_obj_get(kernel, str(paths[name]))
+    return OpenMap(name, fd, sysbpf.bpf_map_get_info_by_fd(kernel, fd), paths[name])
+
+
+def open_all_maps(kernel: Kernel, pin_dir: Path | None = None) -> list[OpenMap]:
+    return [open_map(kernel, n, pin_dir) for n in pinned_map_paths(pin_dir)]
+
+
+def value_size_for(kernel: Kernel, m: OpenMap) -> int:
+    if m.percpu:
+        return ((m.info.value_size + 7) // 8 * 8) * len(possible_cpus(kernel))
+    return int(m.info.value_size)
+
+
+def split_percpu(kernel: Kernel, m: OpenMap, raw: bytes) -> list[bytes]:
+    if not m.percpu:
+        return [raw]
+    stride = (m.info.value_size + 7) // 8 * 8
+    return [raw[i:i + m.info.value_size] for i in range(0, len(raw), stride)]
+
+
+def iter_entries(kernel: Kernel, m: OpenMap, limit: int | None = None) -> Iterator[Entry]:
+    """Walk the map with GET_NEXT_KEY + LOOKUP, as bpftool does; keys deleted meanwhile are skipped."""
+    from ..uapi.bpf import BpfMapType
+
+    if m.info.type in (BpfMapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, BpfMapType.BPF_MAP_TYPE_RINGBUF,
+                       BpfMapType.BPF_MAP_TYPE_QUEUE, BpfMapType.BPF_MAP_TYPE_STACK,
+                       BpfMapType.BPF_MAP_TYPE_BLOOM_FILTER, BpfMapType.BPF_MAP_TYPE_PROG_ARRAY):
+        return
+    vsize = value_size_for(kernel, m)
+    key: bytes | None = None
+    n = 0
+    while limit is None or n < limit:
+        nxt = sysbpf.bpf_map_get_next_key(kernel, m.fd, key, m.info.key_size)
+        if nxt is None:
+            return
+        key = nxt
+        try:
+            raw = sysbpf.bpf_map_lookup_elem(kernel, m.fd, key, vsize)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno == 2:
+                continue
+            raise
+        n += 1
+        yield Entry(key, split_percpu(kernel, m, raw))
+
+
+def close_maps(kernel: Kernel, maps: list[OpenMap]) -> None:
+    for m in maps:
+        try:
+            kernel.close(m.fd)
+        except OSError:
+            pass
+
+
+def parse_hex_bytes(text: str, size: int, what: str) -> bytes:
+    """``01 00 00 00``, ``0x01 0x00 …``, ``01000000`` or a decimal integer (``42``) for ``what``."""
+    t = text.strip()
+    parts = t.replace(",", " ").split()
+    try:
+        if len(parts) > 1:
+            data = bytes(int(p, 16) for p in parts)
+        elif t.lower().startswith("0x") and len(t) > 2 and len(t) == 2 + 2 * size:
+            data = bytes.fromhex(t[2:])
+        elif t.isdigit() or (t.startswith("-") and t[1:].isdigit()):
+            data = (int(t) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        else:
+            data = bytes.fromhex(t)
+    except ValueError:
+        bad_input(f"{what}: not hex bytes or an integer: {text!r}")
+    if len(data) != size:
+        bad_input(f"{what}: {len(data)} bytes given, the map's {what} size is {size}")
+    return data
+
+
+def ensure_file(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        bad_input(f"{path}: no such file")
+    if p.is_dir():
+        bad_input(f"{path}: is a directory")
+    if not os.access(p, os.R_OK):
+        failed(f"{path}: permission denied")
+    return p
