@@ -10,9 +10,10 @@ Two syntaxes:
   whose decoder has no ALU32 feature and reads a 32-bit BPF_ATOMIC as the
   legacy ``lock *(u32 *)(rX + off) += rY`` (and cannot decode the others).
   What LLVM cannot decode prints ``<unknown>``, as llvm-objdump does.
-  ``lossless=True`` adds the two fields LLVM leaves out: the imm of an LD_IND
-  (``r0 = *(u32 *)skb[r1 + 0x4]``) and, as a fourth ``ld_pseudo`` operand, the
-  second slot's imm (the map-value offset of BPF_PSEUDO_MAP_VALUE).
+  ``lossless=True`` adds the fields LLVM leaves out: the imm of an LD_IND
+  (``r0 = *(u32 *)skb[r1 + 0x4]``), as a fourth ``ld_pseudo`` operand the
+  second slot's imm (the map-value offset of BPF_PSEUDO_MAP_VALUE), and the
+  kind of a bpf-to-bpf or kfunc call (``call local -0x2``, ``call kfunc 0x5``).
 
 * ``style="conformance"`` prints the bpf_conformance suite's assembler syntax
   (Alan-Jowett/bpf_conformance ``src/bpf_assembler.cc``; the same as uBPF's):
@@ -143,7 +144,10 @@ def _llvm_alu(insn: Insn) -> str:
     return f"{d} {sym} {src}"
 
 
-def _llvm_jmp(insn: Insn, pc: int, target_label: TargetLabel | None) -> str:
+_CALL_KINDS = {op.BPF_PSEUDO_CALL: "local", op.BPF_PSEUDO_KFUNC_CALL: "kfunc"}
+
+
+def _llvm_jmp(insn: Insn, pc: int, target_label: TargetLabel | None, lossless: bool) -> str:
     cls, code = op.BPF_CLASS(insn.code), insn.code
     o, x = op.BPF_OP(code), op.BPF_SRC(code) == op.BPF_X
 
@@ -164,6 +168,8 @@ def _llvm_jmp(insn: Insn, pc: int, target_label: TargetLabel | None) -> str:
             return UNKNOWN
         if o == op.BPF_CALL:
             if not x:
+                if lossless and insn.src in _CALL_KINDS:
+                    return f"call {_CALL_KINDS[insn.src]} {_hex(insn.imm)}"
                 return f"call {_hex(insn.imm)}"
             return f"callx r{insn.dst}" if _regs_ok(insn.dst) else UNKNOWN
         if x:
@@ -236,7 +242,7 @@ def _llvm(
     if cls in (op.BPF_ALU, op.BPF_ALU64):
         return _llvm_alu(insn)
     if cls in (op.BPF_JMP, op.BPF_JMP32):
-        return _llvm_jmp(insn, pc, target_label)
+        return _llvm_jmp(insn, pc, target_label, lossless)
     alu32 = mcpu not in _NO_ALU32_CPUS
     width = _WIDTH[size]
     # With ALU32, LLVM reads sub-64-bit loads and stores as w-register forms.
@@ -337,13 +343,13 @@ def _conformance(insns: list[Insn], pc: int) -> str:
             hi = insns[pc + 1]
             if insn.src == 0:
                 return f"lddw {d}, 0x{((hi.imm & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF):x}"
-            name = _PSEUDO_NAMES.get(insn.src)
-            if name is None:
+            pseudo = _PSEUDO_NAMES.get(insn.src)
+            if pseudo is None:
                 return f"lddw {d}, pseudo({insn.src}, {_c_imm(insn.imm)}, {_c_imm(hi.imm)})"
             if insn.src == op.BPF_PSEUDO_FUNC:
                 return f"lddw {d}, func({_c_rel(insn.imm)})"
             args = _c_imm(insn.imm) + (f", {_c_imm(hi.imm)}" if hi.imm else "")
-            return f"lddw {d}, {name}({args})"
+            return f"lddw {d}, {pseudo}({args})"
         if mode == op.BPF_ABS:
             return f"ldabs{sfx} {_c_imm(insn.imm)}"
         if mode == op.BPF_IND:

@@ -34,7 +34,7 @@ class Insn:
             return _BE.pack(self.code, (self.dst << 4) | (self.src & 0xF), self.off, self.imm)
         return _LE.pack(self.code, (self.src << 4) | (self.dst & 0xF), self.off, self.imm)
 
-    def replace(self, **kw: int) -> "Insn":
+    def replace(self, **kw: int) -> Insn:
         d = {"code": self.code, "dst": self.dst, "src": self.src, "off": self.off, "imm": self.imm}
         d.update(kw)
         return Insn(**d)
