@@ -77,11 +77,14 @@ def bpf_map_create(
     return kernel.bpf(BpfCmd.BPF_MAP_CREATE, attr)
 
 
-def bpf_map_lookup_elem(kernel: Kernel, map_fd: int, key: bytes | None, value_size: int, flags: int = 0) -> bytes:
+def bpf_map_lookup_elem(
+    kernel: Kernel, map_fd: int, key: bytes | None, value_size: int, flags: int = 0, *, value_in: bytes = b""
+) -> bytes:
     """BPF_MAP_LOOKUP_ELEM. ``value_size`` is the user buffer's size: for per-CPU maps
-    ``round_up(value_size, 8) * nr_possible_cpus``. ``key`` None/empty is NULL (queue/stack peek)."""
+    ``round_up(value_size, 8) * nr_possible_cpus``. ``key`` None/empty is NULL (queue/stack peek).
+    ``value_in`` pre-fills the value buffer: a BLOOM_FILTER lookup reads the value to test from it."""
     k = user_ptr(key)
-    v = UserBuf(size=value_size)
+    v = UserBuf(value_in, size=value_size)
     attr = MapElemAttr(map_fd=map_fd, key=k.addr, value=v.addr, flags=flags)
     kernel.bpf(BpfCmd.BPF_MAP_LOOKUP_ELEM, attr)
     return v.raw()

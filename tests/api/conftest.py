@@ -1,0 +1,39 @@
+"""Fixtures for the API tests: the same test runs on SimKernel and on the real kernel (marker ``linux``)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tinyaya.linux import LinuxKernel, linux_bpf_available
+
+
+def _open_fds() -> set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def sim_kernel(root: Path, **kw: Any) -> Any:
+    sim = pytest.importorskip("tinyaya.sim_kernel", reason="the simulated kernel is not there yet")
+    if not hasattr(sim, "SimKernel"):
+        pytest.skip("tinyaya.sim_kernel has no SimKernel yet")
+    return sim.SimKernel(bpffs_root=str(root), **kw)
+
+
+@pytest.fixture(params=["sim", pytest.param("linux", marks=pytest.mark.linux)])
+def kernel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A kernel of each backend. On Linux, the test must close every fd it opened (checked here)."""
+    if request.param == "sim":
+        k = sim_kernel(tmp_path / "bpffs")
+        yield k
+        k.shutdown()
+        return
+    ok, reason = linux_bpf_available()
+    if not ok:
+        pytest.skip(reason)
+    before = _open_fds()
+    yield LinuxKernel()
+    leaked = _open_fds() - before
+    assert not leaked, f"the test left fds open on the real kernel: {sorted(leaked)}"
