@@ -301,7 +301,7 @@ class LinkedProgram:
     func_info_rec_size = 8
     line_info_rec_size = 16
 
-    def bytes(self) -> bytes:
+    def insn_bytes(self) -> bytes:
         from ..isa import encode
 
         return encode(self.insns, self.big_endian)

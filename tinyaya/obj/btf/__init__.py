@@ -1,0 +1,19 @@
+"""BTF: the ``.BTF`` type section and the ``.BTF.ext`` program metadata (uapi linux/btf.h)."""
+from ..errors import BtfError
+from .ext import BtfExt, CoreRelo, CoreReloKind, ExtFuncInfo, ExtLineInfo
+from .format import format_type, format_value, type_name
+from .types import (
+    BTF_MAGIC,
+    Btf,
+    BtfEnumValue,
+    BtfKind,
+    BtfMember,
+    BtfType,
+    BtfVarSecinfo,
+)
+
+__all__ = [
+    "BTF_MAGIC", "Btf", "BtfEnumValue", "BtfError", "BtfExt", "BtfKind", "BtfMember", "BtfType",
+    "BtfVarSecinfo", "CoreRelo", "CoreReloKind", "ExtFuncInfo", "ExtLineInfo", "format_type",
+    "format_value", "type_name",
+]

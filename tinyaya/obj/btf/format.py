@@ -1,0 +1,229 @@
+"""Printing BTF types as C and values as JSON-able objects.
+
+``format_type`` writes C declarations the way ``bpftool btf dump format c``
+does; ``format_value`` follows bpftool's ``btf_dumper`` (tools/bpf/bpftool/
+btf_dumper.c): integers as numbers, ``char`` arrays holding a string as the
+string, structs as objects keyed by member, arrays as lists, enums by
+enumerator name, pointers as numbers, 128-bit integers as hex strings.
+"""
+from __future__ import annotations
+
+import struct
+
+from ..errors import BtfError
+from .types import BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, MAX_RESOLVE_DEPTH, Btf, BtfKind, BtfType
+
+_MAX_MEMBERS_SHOWN = 4096
+
+
+def _base(btf: Btf, t: BtfType, depth: int) -> str:
+    k = t.kind
+    if k == BtfKind.UNKN:
+        return "void"
+    if k in (BtfKind.INT, BtfKind.FLOAT, BtfKind.TYPEDEF):
+        return t.name
+    if k in (BtfKind.STRUCT, BtfKind.UNION):
+        kw = "struct" if k == BtfKind.STRUCT else "union"
+        if t.name:
+            return f"{kw} {t.name}"
+        return _body(btf, t, depth + 1) if depth < 3 else f"{kw} {{...}}"
+    if k in (BtfKind.ENUM, BtfKind.ENUM64):
+        return f"enum {t.name}" if t.name else _enum_body(t)
+    if k == BtfKind.FWD:
+        return f"{'union' if t.kind_flag else 'struct'} {t.name}"
+    return t.name or k.name.lower()
+
+
+def _decl(btf: Btf, type_id: int, name: str, depth: int = 0) -> str:
+    """Render ``type_id`` declaring ``name`` (C declarator syntax, inside out)."""
+    if depth > MAX_RESOLVE_DEPTH:
+        raise BtfError(f"[{type_id}] Loop detected", type_id=type_id)
+    t = btf.type(type_id)
+    k = t.kind
+    sep = " " if name and not name.startswith(("[", "(")) else ""
+    if k == BtfKind.PTR:
+        target = btf.type(t.type)
+        inner = f"*{name}"
+        if target.kind in (BtfKind.ARRAY, BtfKind.FUNC_PROTO):
+            inner = f"(*{name})"
+        return _decl(btf, t.type, inner, depth + 1)
+    if k == BtfKind.ARRAY:
+        return _decl(btf, t.array_type, f"{name}[{t.array_nelems}]", depth + 1)
+    if k in (BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT):
+        qual = k.name.lower()
+        if btf.type(t.type).kind == BtfKind.PTR:
+            return _decl(btf, t.type, f" {qual}{sep}{name}", depth + 1)
+        return f"{qual} {_decl(btf, t.type, name, depth + 1)}"
+    if k == BtfKind.TYPE_TAG:
+        return _decl(btf, t.type, f"__attribute__((btf_type_tag(\"{t.name}\"))) {name}".rstrip(), depth + 1)
+    if k == BtfKind.FUNC_PROTO:
+        params = ", ".join(_decl(btf, p.type, p.name, depth + 1) if p.type else "..." for p in t.members)
+        return _decl(btf, t.type, f"{name}({params or 'void'})", depth + 1)
+    if k in (BtfKind.FUNC, BtfKind.VAR):
+        return _decl(btf, t.type, name or t.name, depth + 1)
+    return f"{_base(btf, t, depth)}{sep}{name}".rstrip() if name else _base(btf, t, depth)
+
+
+def _member_line(btf: Btf, m_type: int, m_name: str, bits: int, depth: int) -> str:
+    text = _decl(btf, m_type, m_name, depth)
+    return f"{text}: {bits};" if bits else f"{text};"
+
+
+def _body(btf: Btf, t: BtfType, depth: int = 0) -> str:
+    kw = "struct" if t.kind == BtfKind.STRUCT else "union"
+    pad = "\t" * (depth + 1)
+    lines = [f"{kw} {t.name + ' ' if t.name else ''}{{"]
+    for m in t.members[:_MAX_MEMBERS_SHOWN]:
+        lines.append(pad + _member_line(btf, m.type, m.name, m.bitfield_size, depth))
+    lines.append("\t" * depth + "}")
+    return "\n".join(lines)
+
+
+def _enum_body(t: BtfType) -> str:
+    items = ", ".join(f"{v.name} = {v.value}" for v in t.enum_values[:_MAX_MEMBERS_SHOWN])
+    return f"enum {t.name + ' ' if t.name else ''}{{ {items} }}"
+
+
+def type_name(btf: Btf, type_id: int) -> str:
+    """The C spelling of a type without a declared name (``unsigned int``, ``char[16]``, ``struct x *``)."""
+    return _decl(btf, type_id, "").strip()
+
+
+def format_type(btf: Btf, type_id: int) -> str:
+    """A C declaration: full definitions for structs, unions and enums; typedefs, functions and variables."""
+    t = btf.type(type_id)
+    k = t.kind
+    if k in (BtfKind.STRUCT, BtfKind.UNION):
+        return _body(btf, t) + ";"
+    if k in (BtfKind.ENUM, BtfKind.ENUM64):
+        return _enum_body(t) + ";"
+    if k == BtfKind.TYPEDEF:
+        return f"typedef {_decl(btf, t.type, t.name)};"
+    if k == BtfKind.FUNC:
+        linkage = {0: "static ", 1: "", 2: "extern "}.get(t.linkage, "")
+        return f"{linkage}{_decl(btf, t.type, t.name)};"
+    if k == BtfKind.VAR:
+        linkage = {0: "static ", 1: "", 2: "extern "}.get(t.linkage, "")
+        return f"{linkage}{_decl(btf, t.type, t.name)};"
+    if k == BtfKind.DATASEC:
+        lines = [f"SEC(\"{t.name}\") /* size {t.size} */"]
+        for s in t.secinfo:
+            lines.append(f"\t/* offset {s.offset} size {s.size} */ {format_type(btf, s.type)}")
+        return "\n".join(lines)
+    if k == BtfKind.DECL_TAG:
+        return f"__attribute__((btf_decl_tag(\"{t.name}\"))) /* on [{t.type}] component {t.component_idx} */"
+    if k == BtfKind.FWD:
+        return f"{_base(btf, t, 0)};"
+    return type_name(btf, type_id)
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+def _is_char(btf: Btf, type_id: int) -> bool:
+    t = btf.resolve(type_id)
+    return t.kind == BtfKind.INT and t.size == 1 and (
+        bool(t.int_encoding & BTF_INT_CHAR) or t.name in ("char", "signed char", "unsigned char"))
+
+
+def _is_str(data: bytes) -> bool:
+    """bpftool ``is_str_array``: printable up to a NUL, then only NULs."""
+    if not data:
+        return False
+    end = data.find(b"\0")
+    if end < 0:
+        return False
+    if not all(0x20 <= c < 0x7F for c in data[:end]):
+        return False
+    return not any(data[end:])
+
+
+def _int(data: bytes, off: int, size: int, signed: bool, big: bool) -> int:
+    raw = data[off:off + size]
+    if len(raw) < size:
+        raise BtfError("value shorter than its type")
+    return int.from_bytes(raw, "big" if big else "little", signed=signed)
+
+
+def format_value(btf: Btf, type_id: int, data: bytes, *, _depth: int = 0) -> object:
+    """Render ``data`` as ``type_id`` (bpftool btf_dumper's JSON). Raises ``BtfError`` on short data."""
+    return _value(btf, type_id, bytes(data), 0, 0, 0, _depth)
+
+
+def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: int, depth: int) -> object:
+    if depth > MAX_RESOLVE_DEPTH:
+        raise BtfError(f"[{type_id}] Loop detected", type_id=type_id)
+    big = btf.big_endian
+    t = btf.resolve(type_id)
+    k = t.kind
+    if k == BtfKind.VAR:
+        return _value(btf, t.type, data, off, 0, 0, depth + 1)
+    if bits:  # a bitfield member: extract from the containing storage
+        size = btf.size_of(t.id) if k in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64) else 8
+        nbytes = (bit_off % 8 + bits + 7) // 8
+        start = off + bit_off // 8
+        raw = data[start:start + nbytes]
+        if len(raw) < nbytes:
+            raise BtfError("value shorter than its type")
+        word = int.from_bytes(raw, "big" if big else "little")
+        if big:
+            shift = nbytes * 8 - (bit_off % 8) - bits
+        else:
+            shift = bit_off % 8
+        v = (word >> shift) & ((1 << bits) - 1)
+        if k == BtfKind.INT and t.int_encoding & BTF_INT_SIGNED and v >> (bits - 1):
+            v -= 1 << bits
+        del size
+        return v
+    if k == BtfKind.INT:
+        if t.int_bits and t.int_bits < t.size * 8 or t.int_offset:
+            return _value(btf, type_id, data, off, t.int_offset, t.int_bits, depth + 1) if t.int_bits else 0
+        signed = bool(t.int_encoding & BTF_INT_SIGNED)
+        if t.size == 16:
+            return hex(_int(data, off, 16, False, big))
+        v = _int(data, off, t.size, signed, big)
+        if t.int_encoding & BTF_INT_BOOL:
+            return bool(v)
+        return v
+    if k == BtfKind.PTR:
+        return _int(data, off, 8, False, big)
+    if k in (BtfKind.ENUM, BtfKind.ENUM64):
+        v = _int(data, off, t.size, bool(t.kind_flag), big)
+        for ev in t.enum_values:
+            if ev.value == v or ev.value & ((1 << (8 * t.size)) - 1) == v:
+                return ev.name
+        return v
+    if k == BtfKind.FLOAT:
+        raw = data[off:off + t.size]
+        if len(raw) < t.size:
+            raise BtfError("value shorter than its type")
+        fmt = {4: "f", 8: "d"}.get(t.size)
+        if fmt is None:
+            return "0x" + raw.hex()
+        return struct.unpack((">" if big else "<") + fmt, raw)[0]
+    if k == BtfKind.ARRAY:
+        elem_size = btf.size_of(t.array_type)
+        n = t.array_nelems
+        if off + elem_size * n > len(data):
+            raise BtfError("value shorter than its type")
+        if elem_size == 1 and _is_char(btf, t.array_type) and _is_str(data[off:off + n]):
+            return data[off:off + n].split(b"\0", 1)[0].decode("ascii")
+        return [_value(btf, t.array_type, data, off + i * elem_size, 0, 0, depth + 1) for i in range(n)]
+    if k in (BtfKind.STRUCT, BtfKind.UNION):
+        out: dict[str, object] = {}
+        for m in t.members:
+            mv = _value(btf, m.type, data, off + (0 if m.bitfield_size else m.bit_offset // 8),
+                        m.bit_offset if m.bitfield_size else 0, m.bitfield_size, depth + 1)
+            if not m.name and isinstance(mv, dict):
+                out.update(mv)  # anonymous struct/union members are flattened
+            else:
+                out[m.name] = mv
+        return out
+    if k == BtfKind.DATASEC:
+        dsec: dict[str, object] = {}
+        for s in t.secinfo:
+            var = btf.type(s.type)
+            dsec[var.name] = _value(btf, s.type, data, off + s.offset, 0, 0, depth + 1)
+        return dsec
+    raw = data[off:]
+    return "0x" + raw.hex()

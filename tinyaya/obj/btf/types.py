@@ -1,0 +1,426 @@
+"""The ``.BTF`` section: header, type records and string table (uapi linux/btf.h).
+
+``struct btf_header { __u16 magic; __u8 version; __u8 flags; __u32 hdr_len;
+__u32 type_off, type_len, str_off, str_len; }``, then ``struct btf_type``
+records (``name_off``, ``info`` = vlen:16 | kind:5 << 24 | kind_flag << 31,
+``size``/``type``) each followed by its kind's trailing data. Checks mirror the
+kernel's ``btf_parse_hdr``/``btf_check_sec_info``/``btf_parse_str_sec``/
+``btf_check_all_metas`` and their log wording, so the simulated kernel's
+BPF_BTF_LOAD can reuse them.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ..errors import BtfError
+
+BTF_MAGIC = 0xEB9F
+BTF_MAX_TYPE = 0x000FFFFF
+BTF_MAX_NAME_OFFSET = 0x00FFFFFF
+BTF_MAX_VLEN = 0xFFFF
+MAX_RESOLVE_DEPTH = 32
+
+
+class BtfKind(IntEnum):
+    """``BTF_KIND_*`` (uapi linux/btf.h)."""
+
+    UNKN = 0
+    INT = 1
+    PTR = 2
+    ARRAY = 3
+    STRUCT = 4
+    UNION = 5
+    ENUM = 6
+    FWD = 7
+    TYPEDEF = 8
+    VOLATILE = 9
+    CONST = 10
+    RESTRICT = 11
+    FUNC = 12
+    FUNC_PROTO = 13
+    VAR = 14
+    DATASEC = 15
+    FLOAT = 16
+    DECL_TAG = 17
+    TYPE_TAG = 18
+    ENUM64 = 19
+
+
+BTF_INT_SIGNED = 1 << 0
+BTF_INT_CHAR = 1 << 1
+BTF_INT_BOOL = 1 << 2
+
+MODIFIERS = frozenset({BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG})
+_REF_KINDS = frozenset({BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
+                        BtfKind.FUNC, BtfKind.VAR, BtfKind.DECL_TAG, BtfKind.TYPE_TAG})
+
+
+@dataclass(frozen=True, slots=True)
+class BtfMember:
+    """``struct btf_member`` (STRUCT/UNION) or ``struct btf_param`` (FUNC_PROTO; offset 0)."""
+
+    name: str
+    type: int
+    bit_offset: int = 0
+    bitfield_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BtfEnumValue:
+    name: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtfVarSecinfo:
+    """``struct btf_var_secinfo`` of a DATASEC."""
+
+    type: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtfType:
+    """One type record. ``size_or_type`` is the raw union; the kind-specific views are filled per kind."""
+
+    id: int
+    kind: BtfKind
+    name: str
+    name_off: int
+    vlen: int
+    kind_flag: bool
+    size_or_type: int
+    members: tuple[BtfMember, ...] = ()  # STRUCT, UNION, FUNC_PROTO params
+    enum_values: tuple[BtfEnumValue, ...] = ()  # ENUM, ENUM64
+    secinfo: tuple[BtfVarSecinfo, ...] = ()  # DATASEC
+    array_type: int = 0
+    array_index_type: int = 0
+    array_nelems: int = 0
+    int_encoding: int = 0
+    int_offset: int = 0
+    int_bits: int = 0
+    linkage: int = 0  # VAR, FUNC (vlen)
+    component_idx: int = -1  # DECL_TAG
+    offset: int = 0  # byte offset of the record in the type section
+
+    @property
+    def size(self) -> int:
+        return self.size_or_type
+
+    @property
+    def type(self) -> int:
+        return self.size_or_type
+
+    @property
+    def kind_name(self) -> str:
+        return self.kind.name
+
+
+VOID = BtfType(0, BtfKind.UNKN, "void", 0, 0, False, 0)
+
+
+@dataclass
+class Btf:
+    """A parsed ``.BTF``: ``types[id]`` (id 0 is void) and the string table."""
+
+    types: list[BtfType]
+    strings: bytes
+    big_endian: bool = False
+    raw: bytes = b""
+    _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    # --- parsing ---------------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, data: bytes, endian: str | bool | None = None) -> Btf:
+        """Parse and check ``.BTF`` bytes; ``endian`` ("little"/"big"/True for big) or None to detect.
+
+        Raises ``BtfError`` whose ``reason`` is the kernel verifier's wording.
+        """
+        data = bytes(data)
+        if len(data) < 8:
+            raise BtfError("btf_header not found")
+        if endian is None:
+            big = data[:2] == b"\xeb\x9f"
+        elif isinstance(endian, bool):
+            big = endian
+        else:
+            big = str(endian) in ("big", "Endianness.BIG")
+        e = ">" if big else "<"
+        magic, version, flags, hdr_len = struct.unpack_from(e + "HBBI", data, 0)
+        if magic != BTF_MAGIC:
+            raise BtfError(f"Invalid magic: 0x{magic:x}")
+        if hdr_len < 24 or hdr_len > len(data):
+            raise BtfError("Unsupported btf_header" if hdr_len > 24 else "btf_header not found")
+        if any(data[24:hdr_len]):
+            raise BtfError("Unsupported btf_header")
+        if version != 1:
+            raise BtfError("Unsupported version")
+        if flags:
+            raise BtfError("Unsupported flags")
+        type_off, type_len, str_off, str_len = struct.unpack_from(e + "IIII", data, 8)
+        body = len(data) - hdr_len
+        if type_off > body or type_len > body - type_off or str_off > body or str_len > body - str_off:
+            raise BtfError("Invalid section offset")
+        if type_off % 4:
+            raise BtfError("Unaligned type_off")
+        if type_off < str_off and type_off + type_len > str_off or str_off < type_off and str_off + str_len > type_off:
+            raise BtfError("Section overlap found")
+        if type_len + str_len > body:
+            raise BtfError("Total section length too long")
+        strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+        if not strings or strings[0] != 0 or strings[-1] != 0 or str_len > BTF_MAX_NAME_OFFSET:
+            raise BtfError("Invalid string section")
+        tdata = data[hdr_len + type_off:hdr_len + type_off + type_len]
+        btf = cls([VOID], strings, big, data)
+        btf._parse_types(tdata, e)
+        btf._check()
+        for t in btf.types[1:]:
+            if t.name:
+                btf._by_name.setdefault(t.name, []).append(t.id)
+        return btf
+
+    def _str(self, off: int) -> str:
+        if off >= len(self.strings):
+            raise BtfError("Invalid name_offset")
+        end = self.strings.find(b"\0", off)
+        return self.strings[off:end].decode("utf-8", errors="replace")
+
+    def string_at(self, off: int) -> str:
+        """The string at ``off`` in the string section (``BtfError`` "Invalid name_offset" if out of range)."""
+        return self._str(off)
+
+    def _parse_types(self, d: bytes, e: str) -> None:
+        pos = 0
+        n = len(d)
+        u32 = struct.Struct(e + "I")
+        while pos < n:
+            if n - pos < 12:
+                raise BtfError("btf_type truncated", offset=pos)
+            if len(self.types) > BTF_MAX_TYPE:
+                raise BtfError("Exceeded max num of types")
+            name_off, info, st = struct.unpack_from(e + "III", d, pos)
+            start = pos
+            pos += 12
+            vlen = info & 0xFFFF
+            kind_v = (info >> 24) & 0x1F
+            kflag = bool(info >> 31)
+            if info & 0x60FF0000:
+                raise BtfError("Invalid btf_info", type_id=len(self.types))
+            if not 0 < kind_v <= BtfKind.ENUM64:
+                raise BtfError(f"[{len(self.types)}] Invalid kind:{kind_v}")
+            kind = BtfKind(kind_v)
+            name = self._str(name_off)
+            tid = len(self.types)
+            kw: dict = {}
+
+            def need(size: int, what: str, _pos: int = pos, _tid: int = tid) -> None:
+                if n - _pos < size:
+                    raise BtfError(f"[{_tid}] {what} truncated: meta_left:{n - _pos} meta_needed:{size}")
+
+            if kind == BtfKind.INT:
+                need(4, "INT")
+                v = u32.unpack_from(d, pos)[0]
+                kw.update(int_encoding=(v >> 24) & 0xF, int_offset=(v >> 16) & 0xFF, int_bits=v & 0xFF)
+                if v & 0xF0000000 or (v >> 24) & 0xF & ~7:
+                    raise BtfError(f"[{tid}] INT Unsupported encoding")
+                pos += 4
+            elif kind == BtfKind.ARRAY:
+                need(12, "ARRAY")
+                a, ix, ne = struct.unpack_from(e + "III", d, pos)
+                kw.update(array_type=a, array_index_type=ix, array_nelems=ne)
+                pos += 12
+            elif kind in (BtfKind.STRUCT, BtfKind.UNION):
+                need(12 * vlen, kind.name)
+                mems = []
+                for i in range(vlen):
+                    mn, mt, mo = struct.unpack_from(e + "III", d, pos + 12 * i)
+                    if kflag:
+                        mems.append(BtfMember(self._str(mn), mt, mo & 0xFFFFFF, mo >> 24))
+                    else:
+                        mems.append(BtfMember(self._str(mn), mt, mo, 0))
+                kw["members"] = tuple(mems)
+                pos += 12 * vlen
+            elif kind == BtfKind.ENUM:
+                need(8 * vlen, "ENUM")
+                signed = kflag
+                vals = []
+                for i in range(vlen):
+                    vn, vv = struct.unpack_from(e + ("Ii" if signed else "II"), d, pos + 8 * i)
+                    vals.append(BtfEnumValue(self._str(vn), vv))
+                kw["enum_values"] = tuple(vals)
+                pos += 8 * vlen
+            elif kind == BtfKind.ENUM64:
+                need(12 * vlen, "ENUM64")
+                vals = []
+                for i in range(vlen):
+                    vn, lo, hi = struct.unpack_from(e + "III", d, pos + 12 * i)
+                    v64 = (hi << 32) | lo
+                    if kflag and v64 >> 63:
+                        v64 -= 1 << 64
+                    vals.append(BtfEnumValue(self._str(vn), v64))
+                kw["enum_values"] = tuple(vals)
+                pos += 12 * vlen
+            elif kind == BtfKind.FUNC_PROTO:
+                need(8 * vlen, "FUNC_PROTO")
+                params = []
+                for i in range(vlen):
+                    pn, pt = struct.unpack_from(e + "II", d, pos + 8 * i)
+                    params.append(BtfMember(self._str(pn), pt))
+                kw["members"] = tuple(params)
+                pos += 8 * vlen
+            elif kind == BtfKind.VAR:
+                need(4, "VAR")
+                kw["linkage"] = u32.unpack_from(d, pos)[0]
+                pos += 4
+            elif kind == BtfKind.DATASEC:
+                need(12 * vlen, "DATASEC")
+                kw["secinfo"] = tuple(BtfVarSecinfo(*struct.unpack_from(e + "III", d, pos + 12 * i))
+                                      for i in range(vlen))
+                pos += 12 * vlen
+            elif kind == BtfKind.DECL_TAG:
+                need(4, "DECL_TAG")
+                kw["component_idx"] = struct.unpack_from(e + "i", d, pos)[0]
+                pos += 4
+            elif kind == BtfKind.FUNC:
+                kw["linkage"] = vlen
+            self.types.append(BtfType(tid, kind, name, name_off, vlen, kflag, st, offset=start, **kw))
+
+    def _check(self) -> None:
+        """Per-kind meta checks (kernel ``btf_*_check_meta``) and type id ranges."""
+        nr = len(self.types)
+
+        def ref(t: BtfType, tid: int) -> None:
+            if tid >= nr:
+                raise BtfError(f"[{t.id}] {t.kind.name} {t.name or '(anon)'} Invalid type_id", type_id=t.id)
+
+        for t in self.types[1:]:
+            k = t.kind
+            if k in _REF_KINDS:
+                ref(t, t.type)
+            if k in (BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG,
+                     BtfKind.TYPEDEF, BtfKind.VAR, BtfKind.ARRAY, BtfKind.INT, BtfKind.FLOAT, BtfKind.DECL_TAG):
+                if t.vlen:
+                    raise BtfError(f"[{t.id}] {k.name} vlen != 0", type_id=t.id)
+            if k in (BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT) and t.name_off:
+                raise BtfError(f"[{t.id}] {k.name} Invalid name", type_id=t.id)
+            if k in (BtfKind.TYPEDEF, BtfKind.VAR, BtfKind.FUNC, BtfKind.DECL_TAG, BtfKind.TYPE_TAG,
+                     BtfKind.FWD) and not t.name:
+                raise BtfError(f"[{t.id}] {k.name} Invalid name", type_id=t.id)
+            if k == BtfKind.ARRAY:
+                ref(t, t.array_type)
+                ref(t, t.array_index_type)
+            elif k in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.FUNC_PROTO):
+                for m in t.members:
+                    ref(t, m.type)
+                if k != BtfKind.FUNC_PROTO:
+                    for m in t.members:
+                        if m.bitfield_size == 0 and m.bit_offset % 8 == 0 and m.bit_offset // 8 > t.size:
+                            raise BtfError(f"[{t.id}] {k.name} {t.name} Member exceeds struct_size",
+                                           type_id=t.id)
+                else:
+                    ref(t, t.type)
+            elif k == BtfKind.DATASEC:
+                for s in t.secinfo:
+                    ref(t, s.type)
+                if not t.name:
+                    raise BtfError(f"[{t.id}] DATASEC Invalid name", type_id=t.id)
+            elif k == BtfKind.INT:
+                if t.int_bits > 128 or t.int_offset + t.int_bits > t.size * 8 or t.size not in (1, 2, 4, 8, 16):
+                    raise BtfError(f"[{t.id}] INT {t.name} Invalid int size/bits", type_id=t.id)
+            elif k == BtfKind.FLOAT and t.size not in (2, 4, 8, 12, 16):
+                raise BtfError(f"[{t.id}] FLOAT {t.name} Invalid type_size", type_id=t.id)
+            elif k == BtfKind.DECL_TAG and t.component_idx < -1:
+                raise BtfError(f"[{t.id}] DECL_TAG Invalid component_idx", type_id=t.id)
+
+    def check_for_kernel(self) -> None:
+        """The extra checks BPF_BTF_LOAD makes that a freshly compiled object may fail
+        (libbpf/aya fix these up first): DATASEC size, VAR/FUNC linkage, resolvable sizes."""
+        for t in self.types[1:]:
+            if t.kind == BtfKind.DATASEC:
+                if not t.size:
+                    raise BtfError(f"[{t.id}] DATASEC {t.name} size == 0", type_id=t.id)
+                last = 0
+                for s in t.secinfo:
+                    if s.offset < last or s.offset + s.size > t.size or not s.size:
+                        raise BtfError(f"[{t.id}] DATASEC {t.name} Invalid offset+size", type_id=t.id)
+                    last = s.offset + s.size
+            elif t.kind == BtfKind.VAR and t.linkage > 2:
+                raise BtfError(f"[{t.id}] VAR {t.name} Linkage not supported", type_id=t.id)
+            elif t.kind == BtfKind.FUNC and t.linkage > 2:
+                raise BtfError(f"[{t.id}] FUNC {t.name} Invalid func linkage", type_id=t.id)
+            elif t.kind == BtfKind.FUNC and self.type(t.type).kind != BtfKind.FUNC_PROTO:
+                raise BtfError(f"[{t.id}] FUNC {t.name} Invalid type_id", type_id=t.id)
+            elif t.kind == BtfKind.ARRAY:
+                self.size_of(t.id)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def type(self, type_id: int) -> BtfType:
+        if not 0 <= type_id < len(self.types):
+            raise BtfError(f"Invalid type_id {type_id}", type_id=type_id)
+        return self.types[type_id]
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def find(self, name: str, kind: BtfKind | None = None) -> BtfType | None:
+        for tid in self._by_name.get(name, ()):
+            t = self.types[tid]
+            if kind is None or t.kind == kind:
+                return t
+        return None
+
+    def resolve(self, type_id: int) -> BtfType:
+        """Skip typedef/const/volatile/restrict/type_tag (kernel ``btf_type_skip_modifiers``)."""
+        t = self.type(type_id)
+        for _ in range(MAX_RESOLVE_DEPTH):
+            if t.kind not in MODIFIERS:
+                return t
+            t = self.type(t.type)
+        raise BtfError(f"[{type_id}] Loop detected", type_id=type_id)
+
+    def size_of(self, type_id: int, _depth: int = 0) -> int:
+        """Byte size of a type (kernel ``btf_type_id_size``/libbpf ``btf__resolve_size``)."""
+        if _depth > MAX_RESOLVE_DEPTH:
+            raise BtfError(f"[{type_id}] Loop detected", type_id=type_id)
+        t = self.resolve(type_id)
+        k = t.kind
+        if k in (BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT,
+                 BtfKind.DATASEC):
+            return t.size
+        if k == BtfKind.PTR:
+            return 8
+        if k == BtfKind.ARRAY:
+            elem = self.size_of(t.array_type, _depth + 1)
+            total = elem * t.array_nelems
+            if total > 0xFFFFFFFF:
+                raise BtfError(f"[{t.id}] ARRAY Array size overflows U32_MAX", type_id=t.id)
+            return total
+        if k == BtfKind.VAR:
+            return self.size_of(t.type, _depth + 1)
+        raise BtfError(f"[{t.id}] {k.name} has no size", type_id=t.id)
+
+    def datasec(self, section_name: str) -> BtfType | None:
+        return self.find(section_name, BtfKind.DATASEC)
+
+    def format_type(self, type_id: int) -> str:
+        """A C declaration of the type (structs/unions/enums with their members)."""
+        from .format import format_type
+
+        return format_type(self, type_id)
+
+    def type_name(self, type_id: int) -> str:
+        """The C spelling of a type, e.g. ``unsigned int``, ``struct event``, ``char[16]``."""
+        from .format import type_name
+
+        return type_name(self, type_id)
+
+    def format_value(self, type_id: int, data: bytes) -> object:
+        """A JSON-able rendering of ``data`` as type ``type_id``, like bpftool's ``formatted`` output."""
+        from .format import format_value
+
+        return format_value(self, type_id, data)
