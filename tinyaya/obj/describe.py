@@ -1,0 +1,160 @@
+"""``describe(obj)``: the JSON-able content of ``tinyaya inspect OBJ --json``.
+
+Shapes: programs (name, section, type, attach target, insn count), maps (name,
+origin, type, key/value size and BTF type, max_entries, flags, pinning,
+values), global variables (section, offset, size, C type, initial value),
+relocations (offset, type, symbol, and what the symbol resolves to).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..uapi.bpf import BpfAttachType, BpfMapType, BpfProgType, MapFlags
+from .btf import BtfError
+from .model import MapDef, Program, Relocation
+from .object import Object
+
+
+def _enum_name(value: object, prefix: str) -> str:
+    name = getattr(value, "name", None)
+    if name:
+        return str(name).removeprefix(prefix).lower()
+    return str(int(value)) if isinstance(value, int) else str(value)
+
+
+def _flags(value: int) -> list[str]:
+    out = []
+    for f in MapFlags:
+        if f.value and value & f.value and f.name:
+            out.append(f.name)
+    rest = value & ~sum(f.value for f in MapFlags)
+    if rest:
+        out.append(hex(rest))
+    return out
+
+
+def _type_name(obj: Object, type_id: int) -> str | None:
+    if not type_id or obj.btf is None:
+        return None
+    try:
+        return obj.btf.type_name(type_id)
+    except BtfError:
+        return None
+
+
+def describe_program(p: Program) -> dict[str, Any]:
+    s = p.section
+    prog_type = s.prog_type if isinstance(s.prog_type, BpfProgType) else int(s.prog_type)
+    attach = s.expected_attach_type
+    return {
+        "name": p.name,
+        "section": p.section_name,
+        "kind": s.kind,
+        "type": _enum_name(prog_type, "BPF_PROG_TYPE_"),
+        "prog_type": int(prog_type),
+        "expected_attach_type": (_enum_name(attach, "BPF_") if isinstance(attach, BpfAttachType)
+                                 else attach),
+        "attach_target": s.attach_target,
+        "attach_offset": s.offset,
+        "binary_path": s.binary_path,
+        "retprobe": s.is_retprobe,
+        "sleepable": s.sleepable,
+        "insns": p.insn_count,
+        "offset": p.address,
+        "size": p.size,
+        "needs_core": p.needs_core,
+    }
+
+
+def describe_map(obj: Object, m: MapDef) -> dict[str, Any]:
+    mt = m.map_type if isinstance(m.map_type, BpfMapType) else int(m.map_type)
+    out: dict[str, Any] = {
+        "name": m.name,
+        "kernel_name": m.kernel_name,
+        "origin": m.origin.value,
+        "section": m.section_name,
+        "type": _enum_name(mt, "BPF_MAP_TYPE_"),
+        "map_type": int(mt),
+        "key_size": m.key_size,
+        "value_size": m.value_size,
+        "key_type": _type_name(obj, m.btf_key_type_id),
+        "value_type": _type_name(obj, m.btf_value_type_id),
+        "max_entries": m.max_entries,
+        "map_flags": m.map_flags,
+        "flags": _flags(m.map_flags),
+        "pinning": m.pinning.name.lower(),
+    }
+    if m.map_extra:
+        out["map_extra"] = m.map_extra
+    if m.numa_node:
+        out["numa_node"] = m.numa_node
+    if m.id:
+        out["id"] = m.id
+    if m.values:
+        out["values"] = list(m.values)
+    if m.inner is not None:
+        out["inner"] = describe_map(obj, m.inner)
+    return out
+
+
+def _relocation_target(obj: Object, r: Relocation) -> str:
+    sym = obj.symbols[r.symbol_index] if r.symbol_index < len(obj.symbols) else None
+    if sym is None:
+        return "?"
+    if not sym.is_defined:
+        return "undefined"
+    sec = obj.section(sym.section_index)
+    if sec is None:
+        return "?"
+    for m in obj.maps.values():
+        if m.section_index == sec.index and (m.is_data or m.offset == sym.value):
+            return f"map {m.name}" if not m.is_data else f"data {m.name}+{sym.value}"
+    if sec.is_executable:
+        fn = obj.function_at(sec.index, sym.value)
+        kind = "program" if any(p.section_index == sec.index and p.address == sym.value
+                                for p in obj.programs.values()) else "function"
+        return f"{kind} {fn.name}" if fn else f"code {sec.name}+{sym.value}"
+    return f"section {sec.name}"
+
+
+def describe(obj: Object) -> dict[str, Any]:
+    """Everything ``tinyaya inspect --json`` shows about an object, as plain JSON-able data."""
+    variables = []
+    for v in obj.variables.values():
+        entry: dict[str, Any] = {"name": v.name, "section": v.section_name, "offset": v.offset, "size": v.size,
+                                 "global": v.is_global, "type": _type_name(obj, v.btf_type_id)}
+        mdef = obj.maps.get(v.section_name)
+        if mdef is not None and mdef.data is not None:
+            raw = mdef.data[v.offset:v.offset + v.size]
+            entry["value"] = raw.hex()
+            if obj.btf is not None and v.btf_type_id:
+                try:
+                    entry["formatted"] = obj.btf.format_value(v.btf_type_id, raw)
+                except BtfError:
+                    pass
+        variables.append(entry)
+    relocations = []
+    code_sections = {p.section_index for p in obj.programs.values()} | (
+        {obj.text_section_index} if obj.text_section_index is not None else set())
+    for sec_index, rels in sorted(obj.relocations.items()):
+        if sec_index not in code_sections and obj.sections[sec_index].name != ".maps":
+            continue
+        for r in rels:
+            relocations.append({
+                "section": r.section_name, "offset": r.offset, "type": r.type_name, "symbol": r.symbol_name,
+                "addend": r.addend, "target": _relocation_target(obj, r),
+            })
+    return {
+        "path": obj.path,
+        "endianness": obj.endianness.value,
+        "license": obj.license,
+        "kernel_version": obj.kernel_version,
+        "programs": [describe_program(p) for p in obj.programs.values()],
+        "maps": [describe_map(obj, m) for m in obj.maps.values()],
+        "globals": variables,
+        "functions": [{"name": f.name, "section": f.section_name, "offset": f.address, "insns": f.insn_count}
+                      for f in obj.functions.values()],
+        "relocations": relocations,
+        "btf": None if obj.btf is None else {"types": len(obj.btf) - 1},
+        "core_relocations": sum(len(v) for v in obj.btf_ext.core_relos.values()) if obj.btf_ext else 0,
+    }
