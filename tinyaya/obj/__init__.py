@@ -6,8 +6,10 @@ and global data), BTF and BTF.ext, symbols and relocations;
 the instructions BPF_PROG_LOAD takes; ``describe(obj)`` is what
 ``tinyaya inspect --json`` prints.
 """
+from .describe import describe
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
+from .link import link_program
 from .model import (
     CoreReloRef,
     Endianness,
@@ -24,20 +26,13 @@ from .model import (
     Relocation,
     Symbol,
 )
+from .object import MalformedObject, Object
 from .sections import ProgramSection, parse_program_section
 
 __all__ = [
     *_errors_all,
     "CoreReloRef", "Endianness", "FuncInfo", "Function", "GlobalVariable", "LineInfo",
     "LinkedProgram", "MapDef", "MapOrigin", "MapReference", "PinningType", "Program", "Relocation",
-    "Symbol", "ProgramSection", "parse_program_section",
+    "Symbol", "ProgramSection", "parse_program_section", "Object", "MalformedObject", "link_program",
+    "describe",
 ]
-
-try:  # filled in as the modules land
-    from .describe import describe  # noqa: F401
-    from .link import link_program  # noqa: F401
-    from .object import Object  # noqa: F401
-
-    __all__ += ["Object", "link_program", "describe"]
-except ImportError:  # pragma: no cover - during bring-up only
-    pass
