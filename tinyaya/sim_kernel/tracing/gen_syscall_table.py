@@ -2,7 +2,7 @@
 
 Run as root on an x86-64 Linux with tracefs mounted::
 
-    python -m tinyaya.sim_kernel.tracing.gen_syscall_table > tinyaya/sim_kernel/tracing/syscall_table.py
+    python -m tinyaya.sim_kernel.tracing.gen_syscall_table > /tmp/t.py && mv /tmp/t.py tinyaya/sim_kernel/tracing/syscall_table.py
 
 Sources: syscall numbers from ``<asm/unistd_64.h>`` (``__NR_<name>``), argument
 types and names, and tracepoint ids, from the tracefs ``format`` files of
@@ -69,6 +69,8 @@ def main() -> None:
         args = tuple(enter[1])
         out.write(f"    ({nr}, {name!r}, {kname!r}, {args!r}, {enter[0]}, {exit_[0]}),\n")
     out.write(")\n\n")
+    out.write("#: x86-64 syscall number -> name\n")
+    out.write("SYSCALL_NAMES: dict[int, str] = {row[0]: row[1] for row in SYSCALL_TABLE}\n\n")
     out.write("#: tracepoint ids of the other events tinyaya simulates, as on the generating machine\n")
     out.write("TRACEPOINT_IDS: dict[str, int] = {\n")
     for cat, name in (("raw_syscalls", "sys_enter"), ("raw_syscalls", "sys_exit"),

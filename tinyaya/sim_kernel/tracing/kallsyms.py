@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .syscalls import SYSCALLS
 
-__all__ = ["KernelFunction", "Kallsyms", "TEXT_BASE", "DRAGONOS_SYSCALL_HANDLE"]
+__all__ = ["KernelFunction", "Kallsyms", "TEXT_BASE", "DRAGONOS_SYSCALL_HANDLE", "kernel_functions"]
 
 TEXT_BASE = 0xFFFF_FFFF_8100_0000
 _FUNC_SPAN = 0x100
@@ -38,6 +38,10 @@ class KernelFunction:
     ret_type: str
     #: (C type, name) of each parameter, in calling-convention order
     params: tuple[tuple[str, str], ...]
+
+    @property
+    def address(self) -> int:
+        return self.addr
 
     @property
     def signature(self) -> str:
@@ -145,3 +149,14 @@ class Kallsyms:
         end = TEXT_BASE + _FUNC_SPAN * len(self.functions)
         lines.append(f"{end:016x} T _etext")
         return ("\n".join(lines) + "\n").encode()
+
+
+_DEFAULT: Kallsyms | None = None
+
+
+def kernel_functions() -> list[KernelFunction]:
+    """Every function of the simulated kernel (the table is the same for every ``SimKernel``)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Kallsyms()
+    return list(_DEFAULT.functions)

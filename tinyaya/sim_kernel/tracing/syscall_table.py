@@ -374,6 +374,9 @@ SYSCALL_TABLE: tuple[tuple[int, str, str, tuple[tuple[str, str], ...] | None, in
     (450, 'set_mempolicy_home_node', 'set_mempolicy_home_node', (('unsigned long', 'start'), ('unsigned long', 'len'), ('unsigned long', 'home_node'), ('unsigned long', 'flags')), 740, 739),
 )
 
+#: x86-64 syscall number -> name
+SYSCALL_NAMES: dict[int, str] = {row[0]: row[1] for row in SYSCALL_TABLE}
+
 #: tracepoint ids of the other events tinyaya simulates, as on the generating machine
 TRACEPOINT_IDS: dict[str, int] = {
     'raw_syscalls:sys_enter': 443,
