@@ -1,0 +1,196 @@
+"""Links: BPF_LINK_CREATE (perf links), BPF_LINK_DETACH, BPF_RAW_TRACEPOINT_OPEN, link ids and info.
+
+A link (``struct bpf_link``, kernel/bpf/syscall.c) ties a program to an
+attach point for as long as the link lives: closing its last fd (or
+LINK_DETACH) detaches. Attaching itself is the tracing part's job
+(``kernel.tracing.attach(perf_event, prog, cookie)`` and
+``attach_raw_tracepoint(name, prog, cookie)``), which return a detach callable.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..uapi.bpf import BpfAttachType, BpfLinkType, BpfProgType, InfoAttr
+from .errors import EBADF, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, EPERM, fail
+from .mapcmds import check_uarg_tail_zero, get_next_id
+from .prog import BpfProg, prog_from_fd
+from .usermem import copy_from_user, copy_to_user, strncpy_from_user
+
+if TYPE_CHECKING:
+    from .kernel import SimKernel, UAttr
+
+__all__ = ["BpfLink", "link_create", "link_detach", "raw_tracepoint_open", "link_get_info"]
+
+PT = BpfProgType
+LINK_CREATE_END = 64  # the largest link_create union member (Linux 6.18)
+LINK_DETACH_END = 4
+LINK_GET_FD_BY_ID_END = 4
+RAW_TRACEPOINT_OPEN_END = 24  # raw_tracepoint.cookie
+LINK_INFO_SIZE = 72  # sizeof(struct bpf_link_info) head + largest union member we fill
+
+
+@dataclass(eq=False)
+class BpfLink:
+    """A link: its type, program, and how to detach it."""
+
+    link_type: int
+    prog: BpfProg | None
+    attach_type: int = 0
+    id: int = 0
+    #: the detach callable from the tracing part; None once detached
+    detach_fn: Callable[[], None] | None = None
+    #: what it is attached to, for bpf_link_info (tracepoint name, perf event)
+    target: Any = None
+    cookie: int = 0
+    kernel: Any = None
+    released: bool = False
+
+    def detach(self) -> None:
+        """Detach now (``bpf_link_detach``); the program reference goes, the link fd stays valid."""
+        fn, self.detach_fn = self.detach_fn, None
+        if fn is not None:
+            fn()
+        if self.prog is not None and self.kernel is not None:
+            self.kernel.obj_put(self.prog)
+        self.prog = None
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        self.detach()
+        if self.kernel is not None and self.id:
+            self.kernel.link_ids.remove(self.id)
+
+
+def _install_link(k: SimKernel, link: BpfLink) -> int:
+    link.kernel = k
+    if link.prog is not None:
+        k.obj_get(link.prog)
+    link.id = k.link_ids.alloc(link)
+    return k.fds.install(link)
+
+
+def link_create(k: SimKernel, ua: UAttr) -> int:
+    """``link_create`` for perf links (``bpf_perf_link_attach``) and raw tracepoints."""
+    ua.check_unused(LINK_CREATE_END)
+    prog_fd, target_fd, attach_type, flags = struct.unpack_from("<IIII", ua.raw, 0)
+    prog = prog_from_fd(k, prog_fd)
+    if prog.prog_type in (PT.BPF_PROG_TYPE_PERF_EVENT, PT.BPF_PROG_TYPE_TRACEPOINT) or (
+            prog.prog_type == PT.BPF_PROG_TYPE_KPROBE and attach_type == BpfAttachType.BPF_PERF_EVENT):
+        if flags:
+            raise fail(EINVAL, "perf link flags")
+        (cookie,) = struct.unpack_from("<Q", ua.raw, 16)
+        try:
+            ev = k.fds.get(target_fd)
+        except OSError:
+            raise fail(EBADF, f"target_fd {target_fd} is not open")
+        if not hasattr(ev, "kind") or not hasattr(ev, "site"):
+            raise fail(EBADF, f"target_fd {target_fd} is not a perf event")
+        try:
+            tracing = k.tracing
+        except ImportError:
+            raise fail(ENOSYS, "no tracing part")
+        link = BpfLink(int(BpfLinkType.BPF_LINK_TYPE_PERF_EVENT), prog, attach_type, target=ev, cookie=cookie)
+        fd = _install_link(k, link)
+        try:
+            link.detach_fn = tracing.attach(ev, prog, cookie)
+        except BaseException:
+            link.detach_fn = None
+            k.fds.close(fd)
+            raise
+        k.fds.hold(ev)  # the link holds the perf event file (link->perf_file)
+        inner = link.detach_fn
+
+        def detach() -> None:
+            if inner is not None:
+                inner()
+            k.fds.put(ev)
+
+        link.detach_fn = detach
+        return fd
+    if prog.prog_type in (PT.BPF_PROG_TYPE_KPROBE,):
+        raise fail(EOPNOTSUPP if attach_type in (42, 47, 48) else EINVAL,
+                   "kprobe/uprobe multi links are not supported by the simulated kernel")
+    raise fail(EINVAL, f"LINK_CREATE for program type {prog.prog_type}")
+
+
+def link_from_fd(k: SimKernel, fd: int) -> BpfLink:
+    obj = k.fds.get(fd)
+    if not isinstance(obj, BpfLink):
+        raise fail(EINVAL, f"fd {fd} is not a link")
+    return obj
+
+
+def link_detach(k: SimKernel, ua: UAttr) -> int:
+    """``link_detach``: EOPNOTSUPP for link types without detach (raw tracepoints), as Linux."""
+    ua.check_unused(LINK_DETACH_END)
+    (fd,) = struct.unpack_from("<I", ua.raw, 0)
+    link = link_from_fd(k, fd)
+    if link.link_type == BpfLinkType.BPF_LINK_TYPE_RAW_TRACEPOINT:
+        raise fail(EOPNOTSUPP, "raw tracepoint links cannot be detached, only closed")
+    link.detach()
+    return 0
+
+
+def raw_tracepoint_open(k: SimKernel, ua: UAttr) -> int:
+    """``bpf_raw_tracepoint_open`` → ``bpf_raw_tp_link_attach``."""
+    ua.check_unused(RAW_TRACEPOINT_OPEN_END)
+    name_ptr, prog_fd, _pad, cookie = struct.unpack_from("<QIIQ", ua.raw, 0)
+    prog = prog_from_fd(k, prog_fd)
+    if prog.prog_type not in (PT.BPF_PROG_TYPE_RAW_TRACEPOINT, PT.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE):
+        raise fail(EINVAL, "BPF_RAW_TRACEPOINT_OPEN needs a raw tracepoint program")
+    name = strncpy_from_user(name_ptr, 127).decode(errors="replace")
+    try:
+        tracing = k.tracing
+    except ImportError:
+        raise fail(ENOENT, f"no raw tracepoint {name!r}")
+    detach = tracing.attach_raw_tracepoint(name, prog, cookie)
+    link = BpfLink(int(BpfLinkType.BPF_LINK_TYPE_RAW_TRACEPOINT), prog, int(BpfAttachType.BPF_TRACE_RAW_TP),
+                   detach_fn=detach, target=name, cookie=cookie)
+    return _install_link(k, link)
+
+
+def link_get_next_id(k: SimKernel, ua: UAttr) -> int:
+    return get_next_id(k, ua, k.link_ids)
+
+
+def link_get_fd_by_id(k: SimKernel, ua: UAttr) -> int:
+    ua.check_unused(LINK_GET_FD_BY_ID_END)
+    (link_id,) = struct.unpack_from("<I", ua.raw, 0)
+    if not k.capable("CAP_SYS_ADMIN"):
+        raise fail(EPERM, "GET_FD_BY_ID needs CAP_SYS_ADMIN")
+    link = k.link_ids.find(link_id)
+    if link is None:
+        raise fail(ENOENT, f"no link with id {link_id}")
+    return k.fds.install(link)
+
+
+def link_get_info(k: SimKernel, ua: UAttr, link: BpfLink, uinfo: int, info_len: int) -> int:
+    """``bpf_link_get_info_by_fd``: type, id, prog_id, then the type's union member."""
+    check_uarg_tail_zero(uinfo, LINK_INFO_SIZE, info_len)
+    info_len = min(LINK_INFO_SIZE, info_len)
+    user = bytearray(copy_from_user(uinfo, info_len)) + bytes(LINK_INFO_SIZE - info_len)
+    out = bytearray(LINK_INFO_SIZE)
+    struct.pack_into("<III", out, 0, link.link_type, link.id, link.prog.id if link.prog is not None else 0)
+    if link.link_type == BpfLinkType.BPF_LINK_TYPE_RAW_TRACEPOINT:
+        # raw_tracepoint: { __aligned_u64 tp_name; __u32 tp_name_len; } at offset 16
+        uname, ulen = struct.unpack_from("<QI", user, 16)
+        name = str(link.target).encode() + b"\0"
+        if bool(uname) != bool(ulen):
+            raise fail(EINVAL, "tp_name and tp_name_len go together")
+        struct.pack_into("<QI", out, 16, uname, len(name))
+        if uname:
+            if ulen >= len(name):
+                copy_to_user(uname, name)
+            else:
+                copy_to_user(uname, name[:ulen - 1] + b"\0")
+                copy_to_user(uinfo, bytes(out[:info_len]))
+                ua.put_u32(InfoAttr.info_len.offset, info_len)
+                raise fail(28, "tp_name buffer too small")  # ENOSPC
+    copy_to_user(uinfo, bytes(out[:info_len]))
+    ua.put_u32(InfoAttr.info_len.offset, info_len)
+    return 0

@@ -1,0 +1,562 @@
+"""Programs: ``BpfProg``, BPF_PROG_LOAD, PROG_TEST_RUN, the prog ids and ``bpf_prog_info``.
+
+PROG_LOAD follows ``bpf_prog_load`` (kernel/bpf/syscall.c, Linux 6.18) in its
+order of checks, then ``bpf_check`` (kernel/bpf/verifier.c): the log
+attributes (``bpf_vlog_init``), func_info/line_info, ``resolve_pseudo_ldimm64``
+(map fds and fd_array indexes become map addresses), the verifier proper
+(``tinyaya.sim_kernel.verifier.verify``), and the log written back with the
+kernel's truncation rules (``bpf_vlog_finalize``).
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from errno import EPROTO
+from typing import TYPE_CHECKING, Any
+
+from ..isa.insn import Insn, decode, encode, ld_imm64_value
+from ..isa.opcodes import LD_IMM64
+from ..uapi.bpf import BpfProgInfo, BpfProgType, InfoAttr, ProgLoadAttr, PseudoSrc, TestRunAttr
+from .errors import E2BIG, EINVAL, ENOSPC, ENOTSUPP, EPERM, fail
+from .mapcmds import bpf_obj_name_cpy, check_uarg_tail_zero, get_next_id, is_map
+from .usermem import copy_from_user, copy_to_user, strncpy_from_user
+from .vlog import VerifierLog, finalize_log
+
+if TYPE_CHECKING:
+    from .kernel import SimKernel, UAttr
+
+__all__ = ["BpfProg", "VerifierLog", "prog_load", "prog_test_run", "prog_get_info", "prog_from_fd",
+           "bpf_prog_calc_tag", "resolve_pseudo_ldimm64"]
+
+PT = BpfProgType
+PROG_LOAD_END = 168  # keyring_id (6.18)
+TEST_RUN_END = 76  # test.batch_size
+PROG_GET_FD_BY_ID_END = 4  # prog_id
+ENABLE_STATS_END = 4
+BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+BPF_MAXINSNS = 4096
+MAX_USED_MAPS = 64
+BPF_MAX_VAR_OFF = 1 << 29
+#: prog_flags this kernel knows (``bpf_prog_load``)
+_PROG_FLAGS = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | (1 << 16)
+_NR_PROG_TYPES = 33  # BPF_PROG_TYPE_NETFILTER is 32
+_NET_ADMIN_TYPES = {PT.BPF_PROG_TYPE_SCHED_CLS, PT.BPF_PROG_TYPE_SCHED_ACT, PT.BPF_PROG_TYPE_XDP,
+                    PT.BPF_PROG_TYPE_LWT_IN, PT.BPF_PROG_TYPE_LWT_OUT, PT.BPF_PROG_TYPE_LWT_XMIT,
+                    PT.BPF_PROG_TYPE_LWT_SEG6LOCAL, PT.BPF_PROG_TYPE_SK_SKB, PT.BPF_PROG_TYPE_SK_MSG,
+                    PT.BPF_PROG_TYPE_FLOW_DISSECTOR, PT.BPF_PROG_TYPE_CGROUP_DEVICE,
+                    PT.BPF_PROG_TYPE_CGROUP_SOCK, PT.BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+                    PT.BPF_PROG_TYPE_CGROUP_SOCKOPT, PT.BPF_PROG_TYPE_CGROUP_SYSCTL,
+                    PT.BPF_PROG_TYPE_SOCK_OPS, PT.BPF_PROG_TYPE_SK_LOOKUP}
+#: ``license_is_gpl_compatible`` (include/linux/license.h)
+_GPL_LICENSES = {b"GPL", b"GPL v2", b"GPL and additional rights", b"Dual BSD/GPL", b"Dual MIT/GPL",
+                 b"Dual MPL/GPL"}
+BPF_FUNCINFO_SIZE = 8  # sizeof(struct bpf_func_info)
+BPF_LINEINFO_SIZE = 16  # sizeof(struct bpf_line_info)
+
+
+@dataclass(eq=False)
+class BpfProg:
+    """A loaded program (``struct bpf_prog`` + ``bpf_prog_aux``).
+
+    ``insns`` is what runs: the program after ``resolve_pseudo_ldimm64`` and
+    the verifier's rewrites (map pointers are kernel addresses).
+    ``orig_insns`` is what user space passed. ``compiled`` is a cache slot the
+    execution tiers own.
+    """
+
+    prog_type: int
+    insns: list[Insn]
+    orig_insns: list[Insn]
+    expected_attach_type: int = 0
+    name: bytes = b""
+    license: bytes = b""
+    gpl_compatible: bool = False
+    tag: bytes = bytes(8)
+    id: int = 0
+    prog_flags: int = 0
+    kern_version: int = 0
+    used_maps: list[Any] = field(default_factory=list)
+    btf: Any = None
+    func_info: bytes = b""
+    func_info_rec_size: int = 0
+    line_info: bytes = b""
+    line_info_rec_size: int = 0
+    attach_btf_id: int = 0
+    load_time: int = 0
+    created_by_uid: int = 0
+    run_cnt: int = 0
+    run_time_ns: int = 0
+    recursion_misses: int = 0
+    verified_insns: int = 0
+    #: the program after the verifier (what BPF_OBJ_GET_INFO_BY_FD dumps); the verifier may replace it
+    xlated: list[Insn] = field(default_factory=list)
+    compiled: dict[str, Any] = field(default_factory=dict)
+    #: bytes charged to the kernel's memlock accounting, given back on release
+    charged: int = 0
+    #: set once the last reference is gone
+    released: bool = False
+    kernel: Any = None
+
+    @property
+    def sleepable(self) -> bool:
+        return bool(self.prog_flags & 0x10)
+
+    def release(self) -> None:
+        """The last reference went (``__bpf_prog_put``): free the id, drop maps and BTF, uncharge."""
+        if self.released:
+            return
+        self.released = True
+        k = self.kernel
+        if k is None:
+            return
+        if self.id:
+            k.prog_ids.remove(self.id)
+        for m in self.used_maps:
+            k.obj_put(m)
+        self.used_maps = []
+        if self.btf is not None:
+            k.obj_put(self.btf)
+            self.btf = None
+        k.memlock.uncharge(self.charged)
+        self.compiled.clear()
+
+
+def bpf_prog_calc_tag(insns: list[Insn]) -> bytes:
+    """``bpf_prog_calc_tag``: SHA-1 of the instructions with map fd immediates zeroed, first 8 bytes."""
+    dst = []
+    was_ld_map = False
+    for ins in insns:
+        if not was_ld_map and ins.code == LD_IMM64 and ins.src in (PseudoSrc.BPF_PSEUDO_MAP_FD,
+                                                                    PseudoSrc.BPF_PSEUDO_MAP_VALUE):
+            was_ld_map = True
+            ins = ins.replace(imm=0)
+        elif was_ld_map and ins.code == 0 and ins.dst == 0 and ins.src == 0 and ins.off == 0:
+            was_ld_map = False
+            ins = ins.replace(imm=0)
+        else:
+            was_ld_map = False
+        dst.append(ins)
+    return hashlib.sha1(encode(dst)).digest()[:8]
+
+
+def prog_from_fd(k: SimKernel, fd: int) -> BpfProg:
+    """``bpf_prog_get(fd)``: EBADF if not open, EINVAL if not a program."""
+    obj = k.fds.get(fd)
+    if not isinstance(obj, BpfProg):
+        raise fail(EINVAL, f"fd {fd} is not a program")
+    return obj
+
+
+# -- PROG_LOAD ----------------------------------------------------------------------------------------
+def _check_attach(prog_type: int, expected: int, attach_btf_id: int) -> None:
+    """``bpf_prog_load_check_attach`` for the program types the simulated kernel knows."""
+    if attach_btf_id:
+        if prog_type not in (PT.BPF_PROG_TYPE_TRACING, PT.BPF_PROG_TYPE_LSM, PT.BPF_PROG_TYPE_STRUCT_OPS,
+                             PT.BPF_PROG_TYPE_EXT):
+            raise fail(EINVAL, "attach_btf_id for a program type that does not take one")
+    if prog_type == PT.BPF_PROG_TYPE_CGROUP_SKB and expected not in (0, 1):
+        raise fail(EINVAL, "expected_attach_type")
+    if prog_type in (PT.BPF_PROG_TYPE_SYSCALL, PT.BPF_PROG_TYPE_EXT) and expected:
+        raise fail(EINVAL, "expected_attach_type must be 0")
+    if prog_type == PT.BPF_PROG_TYPE_CGROUP_SOCK and expected not in (2, 12, 13, 34):
+        raise fail(EINVAL, "expected_attach_type")
+    if prog_type == PT.BPF_PROG_TYPE_SK_LOOKUP and expected != 36:
+        raise fail(EINVAL, "expected_attach_type")
+
+
+def prog_load(k: SimKernel, ua: UAttr) -> int:
+    ua.check_unused(PROG_LOAD_END)
+    a: Any = ua.view(ProgLoadAttr)
+    prog_token_fd, fd_array_cnt, signature, _sig_size, _keyring = struct.unpack_from("<iIQIi", ua.raw, 144)
+    if a.prog_flags & ~_PROG_FLAGS:
+        raise fail(EINVAL, f"unknown prog_flags {a.prog_flags:#x}")
+    expected = a.expected_attach_type
+    if a.prog_type == PT.BPF_PROG_TYPE_CGROUP_SOCK and not expected:
+        expected = 2  # bpf_prog_load_fixup_attach_type: BPF_CGROUP_INET_SOCK_CREATE
+    if a.prog_flags & (1 << 16):
+        raise fail(EINVAL, "bpf tokens are not supported by the simulated kernel")
+    cap = k.bpf_capable
+    if k.unprivileged_bpf_disabled and not cap:
+        raise fail(EPERM, "unprivileged bpf is disabled")
+    if a.insn_cnt == 0 or a.insn_cnt > (BPF_COMPLEXITY_LIMIT_INSNS if cap else BPF_MAXINSNS):
+        raise fail(E2BIG, f"insn_cnt {a.insn_cnt}")
+    if a.prog_type not in (PT.BPF_PROG_TYPE_SOCKET_FILTER, PT.BPF_PROG_TYPE_CGROUP_SKB) and not cap:
+        raise fail(EPERM, "program type needs CAP_BPF")
+    if a.attach_prog_fd:
+        raise fail(EINVAL, "attach_prog_fd is not supported by the simulated kernel")
+    _check_attach(a.prog_type, expected, a.attach_btf_id)
+    if a.attach_btf_id:
+        raise fail(EINVAL, "BTF-attached program types are not supported by the simulated kernel")
+    charge = 4096 + a.insn_cnt * 8
+    k.memlock.charge(charge)
+    try:
+        return _prog_load_charged(k, ua, a, expected, fd_array_cnt, signature, charge)
+    except BaseException:
+        k.memlock.uncharge(charge)
+        raise
+
+
+def _prog_load_charged(k: SimKernel, ua: UAttr, a: Any, expected: int, fd_array_cnt: int, signature: int,
+                       charge: int) -> int:
+    raw = copy_from_user(a.insns, a.insn_cnt * 8)
+    license_ = strncpy_from_user(a.license, 127)
+    if signature:
+        raise fail(EINVAL, "signed programs are not supported by the simulated kernel")
+    if a.prog_type >= _NR_PROG_TYPES or a.prog_type == 0:
+        raise fail(EINVAL, f"unknown program type {a.prog_type}")
+    load_time = k.clock.boot_ns()
+    name = bpf_obj_name_cpy(bytes(ua.raw[48:64]))
+    orig = decode(raw)
+    prog = BpfProg(prog_type=a.prog_type, insns=list(orig), orig_insns=orig, expected_attach_type=expected,
+                   name=name, license=license_, gpl_compatible=license_ in _GPL_LICENSES,
+                   prog_flags=a.prog_flags, kern_version=a.kern_version, load_time=load_time,
+                   created_by_uid=k.uid, attach_btf_id=a.attach_btf_id, charged=charge, kernel=k)
+    log = VerifierLog.from_attr(a.log_level, a.log_buf, a.log_size)
+    try:
+        try:
+            _bpf_check(k, ua, a, prog, log, fd_array_cnt)
+        finally:
+            err = finalize_log(log)
+            ua.put_u32(ProgLoadAttr.log_true_size.offset, log.true_size)
+        if err:
+            raise fail(err, "verifier log")
+    except BaseException:
+        for m in prog.used_maps:
+            k.obj_put(m)
+        prog.used_maps = []
+        if prog.btf is not None:
+            k.obj_put(prog.btf)
+            prog.btf = None
+        raise
+    if not prog.xlated:
+        prog.xlated = prog.insns
+    prog.id = k.prog_ids.alloc(prog)
+    return k.fds.install(prog)
+
+
+def _bpf_check(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog, fd_array_cnt: int) -> None:
+    """``bpf_check`` up to and around the verifier proper."""
+    if fd_array_cnt:
+        fds = copy_from_user(a.fd_array, 4 * fd_array_cnt)
+        for (fd,) in struct.iter_unpack("<i", fds):
+            obj = k.fds.get(fd)
+            if is_map(obj):
+                _add_used_map(k, prog, log, obj)
+            elif type(obj).__name__ != "BtfObject":
+                raise fail(EINVAL, f"fd_array[] fd {fd} is neither a map nor BTF")
+    _check_btf_info(k, a, prog, log)
+    prog.tag = bpf_prog_calc_tag(prog.orig_insns)
+    resolve_pseudo_ldimm64(k, prog, log, a.fd_array)
+    try:
+        import importlib
+
+        verify = importlib.import_module(".verifier", __package__).verify
+    except (ImportError, AttributeError):
+        return  # no verifier yet: programs load unverified
+    verify(k, prog, log)
+
+
+def _check_btf_info(k: SimKernel, a: Any, prog: BpfProg, log: VerifierLog) -> None:
+    """``check_btf_info_early``/``check_btf_func``/``check_btf_line``: the BTF and the record sizes."""
+    if not a.func_info_cnt and not a.line_info_cnt:
+        return
+    from .btf import btf_from_fd
+
+    prog.btf = btf_from_fd(k, a.prog_btf_fd)
+    k.obj_get(prog.btf)
+    if a.func_info_cnt:
+        rs = a.func_info_rec_size
+        if rs < BPF_FUNCINFO_SIZE or rs > 252 or rs % 4:
+            log.write(f"invalid func info rec size {rs}\n")
+            raise fail(EINVAL, "func_info_rec_size")
+        prog.func_info = copy_from_user(a.func_info, rs * a.func_info_cnt)
+        prog.func_info_rec_size = rs
+        first_off = struct.unpack_from("<I", prog.func_info, 0)[0]
+        if first_off:
+            log.write(f"nonzero insn_off {first_off} for the first func info record\n")
+            raise fail(EINVAL, "func_info")
+    if a.line_info_cnt:
+        rs = a.line_info_rec_size
+        if rs < BPF_LINEINFO_SIZE or rs > 252 or rs % 4:
+            log.write(f"invalid line info rec size {rs}\n")
+            raise fail(EINVAL, "line_info_rec_size")
+        prog.line_info = copy_from_user(a.line_info, rs * a.line_info_cnt)
+        prog.line_info_rec_size = rs
+
+
+def _add_used_map(k: SimKernel, prog: BpfProg, log: VerifierLog, m: Any) -> None:
+    if any(u is m for u in prog.used_maps):
+        return
+    if len(prog.used_maps) >= MAX_USED_MAPS:
+        log.write(f"The total number of maps per program has reached the limit of {MAX_USED_MAPS}\n")
+        raise fail(E2BIG, "too many maps")
+    k.obj_get(m)
+    prog.used_maps.append(m)
+
+
+def resolve_pseudo_ldimm64(k: SimKernel, prog: BpfProg, log: VerifierLog, fd_array: int) -> None:
+    """``resolve_pseudo_ldimm64``: map references in ``ld_imm64`` become kernel addresses, as Linux does.
+
+    MAP_FD/MAP_IDX load the map's address (the base of its ``RegionKind.MAP``
+    region); MAP_VALUE/MAP_IDX_VALUE the address of its value at ``off``.
+    """
+    insns = prog.insns
+    n = len(insns)
+    i = 0
+    while i < n:
+        ins = insns[i]
+        if ins.code != LD_IMM64:
+            i += 1
+            continue
+        nxt = insns[i + 1] if i + 1 < n else None
+        if nxt is None or nxt.code or nxt.dst or nxt.src or nxt.off:
+            log.write("invalid bpf_ld_imm64 insn\n")
+            raise fail(EINVAL, "invalid bpf_ld_imm64 insn")
+        src = ins.src
+        if src == 0 or src in (PseudoSrc.BPF_PSEUDO_BTF_ID, PseudoSrc.BPF_PSEUDO_FUNC):
+            i += 2  # plain 64-bit immediates; BTF ids and function pointers are the verifier's business
+            continue
+        if src in (PseudoSrc.BPF_PSEUDO_MAP_FD, PseudoSrc.BPF_PSEUDO_MAP_IDX) and nxt.imm != 0:
+            src = -1
+        if src not in (PseudoSrc.BPF_PSEUDO_MAP_FD, PseudoSrc.BPF_PSEUDO_MAP_IDX,
+                       PseudoSrc.BPF_PSEUDO_MAP_VALUE, PseudoSrc.BPF_PSEUDO_MAP_IDX_VALUE):
+            log.write("unrecognized bpf_ld_imm64 insn\n")
+            raise fail(EINVAL, "unrecognized bpf_ld_imm64 insn")
+        if src in (PseudoSrc.BPF_PSEUDO_MAP_IDX, PseudoSrc.BPF_PSEUDO_MAP_IDX_VALUE):
+            if not fd_array:
+                log.write("fd_idx without fd_array is invalid\n")
+                raise fail(EPROTO, "fd_idx without fd_array")
+            fd = struct.unpack("<i", copy_from_user(fd_array + (ins.imm & 0xFFFFFFFF) * 4, 4))[0]
+        else:
+            fd = ins.imm
+        m: Any
+        try:
+            m = k.fds.get(fd)
+            if not is_map(m):
+                raise fail(EINVAL, "not a map")
+        except OSError as e:
+            log.write(f"fd {fd} is not pointing to valid bpf_map\n")
+            raise fail(e.errno or EINVAL, f"fd {fd} is not pointing to valid bpf_map")
+        _add_used_map(k, prog, log, m)
+        if src in (PseudoSrc.BPF_PSEUDO_MAP_FD, PseudoSrc.BPF_PSEUDO_MAP_IDX):
+            addr = int(m.region.base)
+        else:
+            off = nxt.imm & 0xFFFFFFFF
+            if off >= BPF_MAX_VAR_OFF:
+                log.write(f"direct value offset of {off} is not allowed\n")
+                raise fail(EINVAL, "direct value offset")
+            value_addr = getattr(m, "value_addr", None)
+            if value_addr is None:
+                log.write("no direct value access support for this map type\n")
+                raise fail(EINVAL, "no direct value access")
+            try:
+                addr = int(value_addr(off))
+            except OSError as e:
+                log.write(f"invalid access to map value pointer, value_size={m.value_size} off={off}\n")
+                raise fail(e.errno or EINVAL, "invalid access to map value pointer")
+        lo = addr & 0xFFFFFFFF
+        hi = (addr >> 32) & 0xFFFFFFFF
+        insns[i] = ins.replace(imm=lo - (1 << 32) if lo >= 1 << 31 else lo)
+        insns[i + 1] = nxt.replace(imm=hi - (1 << 32) if hi >= 1 << 31 else hi)
+        i += 2
+
+
+def xlated_dump(prog: BpfProg) -> list[Insn]:
+    """``bpf_insn_prepare_dump``: map addresses shown as map ids (MAP_FD) or id + offset (MAP_VALUE)."""
+    out = list(prog.xlated or prog.insns)
+    for i, ins in enumerate(out):
+        if ins.code != LD_IMM64 or i + 1 >= len(out):
+            continue
+        addr = ld_imm64_value(ins, out[i + 1])
+        for m in prog.used_maps:
+            if addr == m.region.base:
+                out[i] = ins.replace(src=PseudoSrc.BPF_PSEUDO_MAP_FD, imm=m.id)
+                out[i + 1] = out[i + 1].replace(imm=0)
+                break
+            value_addr = getattr(m, "value_addr", None)
+            if value_addr is None or m.max_entries != 1:
+                continue
+            try:
+                base = int(value_addr(0))
+            except OSError:
+                continue
+            if base <= addr < base + m.value_size:
+                out[i] = ins.replace(src=PseudoSrc.BPF_PSEUDO_MAP_VALUE, imm=m.id)
+                out[i + 1] = out[i + 1].replace(imm=addr - base)
+                break
+    return out
+
+
+# -- ids and info -------------------------------------------------------------------------------------
+def prog_get_next_id(k: SimKernel, ua: UAttr) -> int:
+    return get_next_id(k, ua, k.prog_ids)
+
+
+def prog_get_fd_by_id(k: SimKernel, ua: UAttr) -> int:
+    ua.check_unused(PROG_GET_FD_BY_ID_END)
+    (prog_id,) = struct.unpack_from("<I", ua.raw, 0)
+    if not k.capable("CAP_SYS_ADMIN"):
+        raise fail(EPERM, "GET_FD_BY_ID needs CAP_SYS_ADMIN")
+    prog = k.prog_ids.find(prog_id)
+    if prog is None:
+        raise fail(2, f"no program with id {prog_id}")  # ENOENT
+    return k.fds.install(prog)
+
+
+#: sizeof(struct bpf_prog_info) on Linux 6.18
+PROG_INFO_SIZE = 232
+
+
+def prog_get_info(k: SimKernel, ua: UAttr, prog: BpfProg, uinfo: int, info_len: int) -> int:
+    """``bpf_prog_get_info_by_fd``: user-sized arrays are filled up to what the caller's counts allow."""
+    check_uarg_tail_zero(uinfo, PROG_INFO_SIZE, info_len)
+    info_len = min(PROG_INFO_SIZE, info_len)
+    user = copy_from_user(uinfo, info_len) + bytes(PROG_INFO_SIZE - info_len)
+    info: Any = BpfProgInfo.from_buffer_copy(user[:ctypes_sizeof(BpfProgInfo)])
+    info.type = prog.prog_type
+    info.id = prog.id
+    info.load_time = prog.load_time
+    info.created_by_uid = prog.created_by_uid
+    info.gpl_compatible = int(prog.gpl_compatible)
+    info.tag[:] = list(prog.tag)
+    info.name = prog.name
+    ulen = info.nr_map_ids
+    info.nr_map_ids = len(prog.used_maps)
+    ulen = min(ulen, info.nr_map_ids)
+    if ulen:
+        copy_to_user(info.map_ids, b"".join(struct.pack("<I", m.id) for m in prog.used_maps[:ulen]))
+    if (info.nr_func_info or info.func_info_rec_size) and info.func_info_rec_size != BPF_FUNCINFO_SIZE:
+        raise fail(EINVAL, "func_info_rec_size")
+    if (info.nr_line_info or info.line_info_rec_size) and info.line_info_rec_size != BPF_LINEINFO_SIZE:
+        raise fail(EINVAL, "line_info_rec_size")
+    if (info.nr_jited_line_info or info.jited_line_info_rec_size) and info.jited_line_info_rec_size != 8:
+        raise fail(EINVAL, "jited_line_info_rec_size")
+    info.func_info_rec_size = BPF_FUNCINFO_SIZE
+    info.line_info_rec_size = BPF_LINEINFO_SIZE
+    info.jited_line_info_rec_size = 8
+    info.run_time_ns = prog.run_time_ns
+    info.run_cnt = prog.run_cnt
+    info.recursion_misses = prog.recursion_misses
+    info.verified_insns = prog.verified_insns
+    if not k.capable("CAP_PERFMON"):
+        info.jited_prog_len = info.xlated_prog_len = 0
+        info.nr_jited_ksyms = info.nr_jited_func_lens = 0
+        info.nr_func_info = info.nr_line_info = info.nr_jited_line_info = 0
+    else:
+        ulen = info.xlated_prog_len
+        dump = encode(xlated_dump(prog))
+        info.xlated_prog_len = len(dump)
+        if info.xlated_prog_len and ulen:
+            copy_to_user(info.xlated_prog_insns, dump[:min(ulen, len(dump))])
+        # no JIT image: the simulated kernel interprets (like a kernel with bpf_jit_enable=0)
+        info.jited_prog_len = 0
+        info.nr_jited_ksyms = 0
+        info.nr_jited_func_lens = 0
+        if prog.btf is not None:
+            info.btf_id = prog.btf.id
+        ulen = info.nr_func_info
+        info.nr_func_info = len(prog.func_info) // max(prog.func_info_rec_size, 1) if prog.func_info else 0
+        if info.nr_func_info and ulen:
+            n = min(ulen, info.nr_func_info)
+            recs = [prog.func_info[j * prog.func_info_rec_size:j * prog.func_info_rec_size + 8] for j in range(n)]
+            copy_to_user(info.func_info, b"".join(recs))
+        ulen = info.nr_line_info
+        info.nr_line_info = len(prog.line_info) // max(prog.line_info_rec_size, 1) if prog.line_info else 0
+        if info.nr_line_info and ulen:
+            n = min(ulen, info.nr_line_info)
+            rs = prog.line_info_rec_size
+            copy_to_user(info.line_info, b"".join(prog.line_info[j * rs:j * rs + 16] for j in range(n)))
+        info.nr_jited_line_info = 0
+        ulen = info.nr_prog_tags
+        info.nr_prog_tags = 1
+        if ulen:
+            copy_to_user(info.prog_tags, prog.tag)
+    out = bytes(info) + bytes(PROG_INFO_SIZE - ctypes_sizeof(BpfProgInfo))
+    copy_to_user(uinfo, out[:info_len])
+    ua.put_u32(InfoAttr.info_len.offset, info_len)
+    return 0
+
+
+def ctypes_sizeof(cls: Any) -> int:
+    import ctypes
+
+    return ctypes.sizeof(cls)
+
+
+# -- PROG_TEST_RUN ------------------------------------------------------------------------------------
+_MAX_TEST_DATA = 1 << 24
+
+
+def prog_test_run(k: SimKernel, ua: UAttr) -> int:
+    """``bpf_prog_test_run``: attr checks here, the run in ``kernel.vm.test_run``, results copied back
+    as ``bpf_test_finish``/``bpf_ctx_finish`` do (ENOSPC when data_out is too small: truncated data,
+    the full size in data_size_out)."""
+    ua.check_unused(TEST_RUN_END)
+    a: Any = ua.view(TestRunAttr)
+    if bool(a.ctx_size_in) != bool(a.ctx_in) or bool(a.ctx_size_out) != bool(a.ctx_out):
+        raise fail(EINVAL, "ctx_in/ctx_out and their sizes must be given together")
+    prog = prog_from_fd(k, a.prog_fd)
+    if a.data_size_in > _MAX_TEST_DATA or a.ctx_size_in > _MAX_TEST_DATA:
+        raise fail(EINVAL, "test data too large")
+    data_in = copy_from_user(a.data_in, a.data_size_in) if a.data_in else b""
+    ctx_in = copy_from_user(a.ctx_in, a.ctx_size_in) if a.ctx_in else None
+    try:
+        vm = k.vm
+    except ImportError:
+        raise fail(ENOTSUPP, "no execution engine")
+    res = vm.test_run(prog, data_in, ctx_in, int(a.repeat), int(a.flags), int(a.cpu), int(a.data_size_out),
+                      int(a.ctx_size_out))
+    retval = int(getattr(res, "retval", 0)) & 0xFFFFFFFF
+    duration = int(getattr(res, "duration", 0)) & 0xFFFFFFFF
+    data_out = getattr(res, "data_out", None)
+    ctx_out = getattr(res, "ctx_out", None)
+    err = 0
+    if data_out is not None:
+        size = len(data_out)
+        copy_size = size
+        if a.data_size_out and copy_size > a.data_size_out:
+            copy_size = a.data_size_out
+            err = ENOSPC
+        if a.data_out:
+            copy_to_user(a.data_out, data_out[:copy_size])
+        ua.put_u32(TestRunAttr.data_size_out.offset, size)
+    ua.put_u32(TestRunAttr.retval.offset, retval)
+    ua.put_u32(TestRunAttr.duration.offset, duration)
+    if err:
+        raise fail(err, "data_out too small")
+    if ctx_out is not None and a.ctx_out:
+        size = len(ctx_out)
+        copy_size = min(size, a.ctx_size_out)
+        copy_to_user(a.ctx_out, ctx_out[:copy_size])
+        ua.put_u32(TestRunAttr.ctx_size_out.offset, size)
+        if size > a.ctx_size_out:
+            raise fail(ENOSPC, "ctx_out too small")
+    return 0
+
+
+# -- BPF_ENABLE_STATS ---------------------------------------------------------------------------------
+class StatsFile:
+    """The fd BPF_ENABLE_STATS returns: run stats are on while any such fd is open."""
+
+    def __init__(self, k: SimKernel) -> None:
+        self.kernel = k
+        k._stats_users += 1
+        k.bpf_stats_enabled = True
+
+    def release(self) -> None:
+        k = self.kernel
+        k._stats_users -= 1
+        if k._stats_users == 0:
+            k.bpf_stats_enabled = False
+
+
+def enable_stats(k: SimKernel, ua: UAttr) -> int:
+    ua.check_unused(ENABLE_STATS_END)
+    (stype,) = struct.unpack_from("<I", ua.raw, 0)
+    if not k.capable("CAP_SYS_ADMIN"):
+        raise fail(EPERM, "BPF_ENABLE_STATS needs CAP_SYS_ADMIN")
+    if stype != 0:
+        raise fail(EINVAL, "unknown stats type")
+    return k.fds.install(StatsFile(k))
+
