@@ -1,2 +1,13 @@
 """tinyaya: the Aya eBPF workflow from Python, with a bundled simulated Linux kernel."""
 __version__ = "0.1.0"
+
+# ``from tinyaya import Ebpf, EbpfLoader, EbpfLogger``: resolved lazily, so importing tinyaya stays cheap
+_PROGRAMS_EXPORTS = ("Ebpf", "EbpfLoader", "EbpfLogger")
+
+
+def __getattr__(name: str) -> object:
+    if name in _PROGRAMS_EXPORTS:
+        from . import programs
+
+        return getattr(programs, name)
+    raise AttributeError(f"module 'tinyaya' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import os
 
 from ..kernel import Kernel
 from ..uapi.perf_event import (
+    ATTR_FLAG_FREQ,
     PERF_ATTR_SIZE_VER8,
     PERF_EVENT_IOC_DISABLE,
     PERF_EVENT_IOC_ENABLE,
@@ -27,7 +28,7 @@ from ._user import cstr
 __all__ = [
     "KPROBE_PMU", "UPROBE_PMU", "TRACEFS_ROOTS", "ProbeUnsupported", "pmu_type", "retprobe_bit",
     "perf_event_open_probe", "tracepoint_id", "perf_event_open_trace_point", "perf_event_open_bpf_output",
-    "perf_event_ioc_set_bpf", "perf_event_ioc_enable", "perf_event_ioc_disable",
+    "perf_event_open_generic", "perf_event_ioc_set_bpf", "perf_event_ioc_enable", "perf_event_ioc_disable",
 ]
 
 KPROBE_PMU = "kprobe"
@@ -125,6 +126,24 @@ def perf_event_open_bpf_output(kernel: Kernel, cpu: int) -> int:
     attr.sample_period = 1
     attr.wakeup_events = 1
     return kernel.perf_event_open(attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+
+
+def perf_event_open_generic(
+    kernel: Kernel, perf_type: int, config: int, *, pid: int | None = None, cpu: int = 0, sample_period: int = 1,
+    sample_frequency: int | None = None,
+) -> int:
+    """Any perf event a PERF_EVENT program can sample (aya's ``perf_event_open`` with a sample policy):
+    ``sample_frequency`` (Hz) sets ``freq`` and ``sample_freq``, else ``sample_period``."""
+    attr = PerfEventAttr()
+    attr.size = PERF_ATTR_SIZE_VER8
+    attr.type = perf_type
+    attr.config = config
+    if sample_frequency is not None:
+        attr.flags |= ATTR_FLAG_FREQ
+        attr.sample_period = sample_frequency
+    else:
+        attr.sample_period = sample_period
+    return kernel.perf_event_open(attr, -1 if pid is None else pid, cpu, -1, PERF_FLAG_FD_CLOEXEC)
 
 
 def perf_event_ioc_set_bpf(kernel: Kernel, perf_fd: int, prog_fd: int) -> None:

@@ -1,0 +1,206 @@
+"""``Program``: what every program type shares (aya/src/programs/mod.rs ``ProgramData`` and ``load_program``).
+
+A program comes from the loader already relocated (a ``LinkedProgram``) and
+is loaded into the kernel on ``load()``, as in aya. Attaching is per type
+(``KProbe.attach(fn_name, offset)``, ``TracePoint.attach(category, name)``…);
+every attach returns a link id, which ``detach`` and ``take_link`` take.
+``unload`` detaches every link and closes the program fd.
+"""
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import sys as bpfsys
+from ..kernel import Kernel
+from ..uapi.bpf import BpfProgInfo, BpfProgType
+from .errors import (
+    AlreadyLoaded,
+    LoadError,
+    NotAttached,
+    NotLoaded,
+    ProgramSyscallError,
+    Unsupported,
+)
+from .links import Link, LinkId
+
+if TYPE_CHECKING:
+    from ..obj import LinkedProgram, ProgramSection
+
+__all__ = ["Program", "TestRunResult"]
+
+TestRunResult = bpfsys.TestRunResult
+
+
+class Program:
+    """A program of any type: ``load``, ``unload``, ``pin``, ``from_pin``, ``test_run``, ``detach``, ``take_link``."""
+
+    #: the BPF_PROG_TYPE_* this class loads as (None: whatever the section says)
+    PROG_TYPE: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        name: str,
+        kernel: Kernel,
+        *,
+        linked: LinkedProgram | None = None,
+        section: ProgramSection | None = None,
+        prog_type: int | None = None,
+        license: str = "GPL",
+        kern_version: int = 0,
+        expected_attach_type: int = 0,
+        verifier_log_level: int = 0,
+        fd: int | None = None,
+    ) -> None:
+        self.name = name
+        self.kernel = kernel
+        self.linked = linked
+        self.section = section
+        self.prog_type = int(prog_type if prog_type is not None else (
+            self.PROG_TYPE if self.PROG_TYPE is not None else (section.prog_type if section else 0)))
+        self.license = license
+        self.kern_version = kern_version
+        self.expected_attach_type = expected_attach_type
+        self.verifier_log_level = verifier_log_level
+        #: the verifier's log of the last successful load when verifier_log_level > 0
+        self.verifier_log = ""
+        self.fd: int | None = fd
+        self.pinned_path: str | None = None
+        self._links: dict[LinkId, Link] = {}
+        self._next_link_id = 1
+        #: called with the program after a successful load (the loader fills PROG_ARRAY slots with it)
+        self.on_load: list[Callable[[Program], None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self.fd is not None
+
+    def _require_fd(self) -> int:
+        if self.fd is None:
+            raise NotLoaded(self.name)
+        return self.fd
+
+    def load(self) -> None:
+        """BPF_PROG_LOAD; on rejection raises ``LoadError`` with the verifier log."""
+        if self.fd is not None:
+            raise AlreadyLoaded(self.name)
+        if self.linked is None:
+            raise Unsupported(f"program {self.name} has no instructions to load (opened from a pin?)")
+        log: list[str] = []
+        try:
+            self.fd = bpfsys.bpf_prog_load(
+                self.kernel, self.prog_type, self.linked.insn_bytes(), self.license, name=self.name,
+                expected_attach_type=self.expected_attach_type, kern_version=self.kern_version,
+                log_level=self.verifier_log_level, log_out=log,
+            )
+        except bpfsys.ProgLoadError as e:
+            raise LoadError(self.name, e.errno or errno.EINVAL, e.verifier_log)
+        self.verifier_log = log[0] if log else ""
+        for hook in self.on_load:
+            hook(self)
+
+    def unload(self) -> None:
+        """Detach every link this program still owns and close its fd."""
+        fd = self._require_fd()
+        for link_id in list(self._links):
+            self.detach(link_id)
+        self.fd = None
+        self.kernel.close(fd)
+
+    def close(self) -> None:
+        """Unload if loaded; safe to call twice."""
+        if self.fd is not None:
+            self.unload()
+
+    # -- links ------------------------------------------------------------------------------------------
+
+    def _add_link(self, link: Link) -> LinkId:
+        link_id = self._next_link_id
+        self._next_link_id += 1
+        self._links[link_id] = link
+        return link_id
+
+    def detach(self, link_id: LinkId) -> None:
+        link = self._links.pop(link_id, None)
+        if link is None:
+            raise NotAttached(link_id)
+        link.detach()
+
+    def take_link(self, link_id: LinkId) -> Link:
+        """Take ownership of a link: it outlives ``unload``; call ``link.detach()`` when done."""
+        link = self._links.pop(link_id, None)
+        if link is None:
+            raise NotAttached(link_id)
+        return link
+
+    @property
+    def links(self) -> dict[LinkId, Link]:
+        return dict(self._links)
+
+    # -- pins, info, test runs --------------------------------------------------------------------------
+
+    def pin(self, path: str) -> None:
+        fd = self._require_fd()
+        try:
+            bpfsys.bpf_obj_pin(self.kernel, fd, path)
+        except OSError as e:
+            raise ProgramSyscallError(f"BPF_OBJ_PIN {path}", e)
+        self.pinned_path = path
+
+    @classmethod
+    def from_pin(cls, path: str, kernel: Kernel | None = None, **kwargs: Any) -> Program:
+        """Open a pinned program (BPF_OBJ_GET); it can be attached and test-run, not reloaded."""
+        if kernel is None:
+            from ..maps.base import _default_kernel
+
+            kernel = _default_kernel()
+        try:
+            fd = bpfsys.bpf_obj_get(kernel, path)
+        except OSError as e:
+            raise ProgramSyscallError(f"BPF_OBJ_GET {path}", e)
+        try:
+            info = bpfsys.bpf_prog_get_info_by_fd(kernel, fd)[0]
+        except OSError as e:
+            kernel.close(fd)
+            raise ProgramSyscallError("BPF_OBJ_GET_INFO_BY_FD", e)
+        name = bytes(info.name).split(b"\0")[0].decode(errors="replace")
+        prog = cls(name, kernel, prog_type=int(info.type), fd=fd, **kwargs)
+        prog.pinned_path = path
+        return prog
+
+    def info(self) -> BpfProgInfo:
+        fd = self._require_fd()
+        try:
+            return bpfsys.bpf_prog_get_info_by_fd(self.kernel, fd)[0]
+        except OSError as e:
+            raise ProgramSyscallError("BPF_OBJ_GET_INFO_BY_FD", e)
+
+    @property
+    def id(self) -> int:
+        return int(self.info().id)
+
+    def test_run(self, data: bytes | None = None, ctx: bytes | None = None, repeat: int = 1, *,
+                 data_size_out: int | None = None, ctx_size_out: int | None = None, flags: int = 0,
+                 cpu: int = 0) -> bpfsys.TestRunResult:
+        """BPF_PROG_TEST_RUN: ``retval``, ``duration``, ``data_out``, ``ctx_out``."""
+        fd = self._require_fd()
+        try:
+            return bpfsys.bpf_prog_test_run(self.kernel, fd, data=data, ctx=ctx, repeat=repeat,
+                                            data_size_out=data_size_out, ctx_size_out=ctx_size_out,
+                                            flags=flags, cpu=cpu)
+        except OSError as e:
+            raise ProgramSyscallError("BPF_PROG_TEST_RUN", e)
+
+    @property
+    def prog_type_name(self) -> str:
+        try:
+            return BpfProgType(self.prog_type).name.removeprefix("BPF_PROG_TYPE_").lower()
+        except ValueError:
+            return str(self.prog_type)
+
+    def __repr__(self) -> str:
+        state = f"fd={self.fd}" if self.fd is not None else "not loaded"
+        return f"{type(self).__name__}({self.name!r}, {self.prog_type_name}, {state}, links={len(self._links)})"
