@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from tinyaya.isa import decode, disasm_lines
 
@@ -59,7 +60,7 @@ class ObjectCode:
                     index[i] = sec.name
             self.symbols: dict[str, list[tuple[int, int, str]]] = {name: [] for name in self.sections}
             symtab = elf.get_section_by_name(".symtab")
-            for sym in symtab.iter_symbols() if symtab else []:
+            for sym in symtab.iter_symbols() if isinstance(symtab, SymbolTableSection) else []:
                 shndx = sym["st_shndx"]
                 if not isinstance(shndx, int) or shndx not in index:
                     continue

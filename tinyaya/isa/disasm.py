@@ -3,12 +3,15 @@
 Two syntaxes:
 
 * ``style="llvm"`` (default) prints LLVM's BPF assembly exactly as
-  ``llvm-objdump-19 -d --mcpu=v4`` does (llvm/lib/Target/BPF/BPFInstrInfo.td
-  and BPFInstPrinter.cpp): ``r1 = *(u32 *)(r1 + 0x8)``, ``if r1 > r2 goto +0x3``,
+  llvm-objdump-19 does (llvm/lib/Target/BPF/BPFInstrInfo.td and
+  BPFInstPrinter.cpp): ``r1 = *(u32 *)(r1 + 0x8)``, ``if r1 > r2 goto +0x3``,
   ``lock *(u64 *)(r1 + 0x0) += r2``. Immediates and offsets are signed hex.
-  ``mcpu="v1"``/``"v2"``/``"generic"`` reproduce plain ``llvm-objdump-19 -d``,
-  whose decoder has no ALU32 feature and reads a 32-bit BPF_ATOMIC as the
-  legacy ``lock *(u32 *)(rX + off) += rY`` (and cannot decode the others).
+  The default ``mcpu="generic"`` reproduces plain ``llvm-objdump-19 -d``, whose
+  decoder has no ALU32 feature: it reads a 32-bit BPF_ATOMIC as the legacy
+  ``lock *(u32 *)(rX + off) += rY`` whatever its operation (or ``<unknown>``).
+  ``mcpu="v3"``/``"v4"`` reproduce ``llvm-objdump-19 -d --mcpu=v4``: every
+  atomic decoded, and w registers for sub-64-bit loads and stores
+  (``w1 = *(u32 *)(r1 + 0x8)``). Use ``mcpu="v4"`` for diagnostics.
   What LLVM cannot decode prints ``<unknown>``, as llvm-objdump does.
   ``lossless=True`` adds the fields LLVM leaves out: the imm of an LD_IND
   (``r0 = *(u32 *)skb[r1 + 0x4]``), as a fourth ``ld_pseudo`` operand the
@@ -346,9 +349,8 @@ def _conformance(insns: list[Insn], pc: int) -> str:
             pseudo = _PSEUDO_NAMES.get(insn.src)
             if pseudo is None:
                 return f"lddw {d}, pseudo({insn.src}, {_c_imm(insn.imm)}, {_c_imm(hi.imm)})"
-            if insn.src == op.BPF_PSEUDO_FUNC:
-                return f"lddw {d}, func({_c_rel(insn.imm)})"
-            args = _c_imm(insn.imm) + (f", {_c_imm(hi.imm)}" if hi.imm else "")
+            first = _c_rel(insn.imm) if insn.src == op.BPF_PSEUDO_FUNC else _c_imm(insn.imm)
+            args = first + (f", {_c_imm(hi.imm)}" if hi.imm else "")
             return f"lddw {d}, {pseudo}({args})"
         if mode == op.BPF_ABS:
             return f"ldabs{sfx} {_c_imm(insn.imm)}"
@@ -381,7 +383,7 @@ def disasm_insn(
     *,
     symbolize: Symbolize | None = None,
     style: Style = "llvm",
-    mcpu: str = "v4",
+    mcpu: str = "generic",
     target_label: TargetLabel | None = None,
     lossless: bool = False,
 ) -> str:
@@ -402,7 +404,7 @@ def disasm_lines(
     *,
     symbolize: Symbolize | None = None,
     style: Style = "llvm",
-    mcpu: str = "v4",
+    mcpu: str = "generic",
     target_label: TargetLabel | None = None,
     lossless: bool = False,
 ) -> list[tuple[int, str]]:
@@ -425,7 +427,7 @@ def disasm(
     *,
     symbolize: Symbolize | None = None,
     style: Style = "llvm",
-    mcpu: str = "v4",
+    mcpu: str = "generic",
     target_label: TargetLabel | None = None,
     lossless: bool = False,
 ) -> list[str]:
