@@ -177,6 +177,8 @@ def _parse(data: bytes, path: str | None) -> Object:
                 e.section = ".BTF.ext"
                 raise
     symbols = elf.symbols
+    if btf is not None:
+        btf = _fixup_datasecs(btf, elf, symbols)
     for sym in symbols:
         if sym.section_index >= len(elf.sections) and sym.section_index < 0xFF00:
             raise InvalidSymbol(f"symbol {sym.index} refers to section {sym.section_index}, out of range "
@@ -312,3 +314,13 @@ def _variables(sec: Section, symbols: list[Symbol], btf: Btf | None) -> dict[str
         out[s.name] = GlobalVariable(s.name, sec.name, sec.index, s.value, s.size,
                                      s.bind != Symbol.STB_LOCAL, var_types.get(s.name, 0))
     return out
+
+
+def _fixup_datasecs(btf: Btf, elf: Elf, symbols: list[Symbol]) -> Btf:
+    sizes = {s.name: s.size for s in elf.sections if s.index}
+    offsets: dict[tuple[str, str], int] = {}
+    for sym in symbols:
+        sec = elf.section(sym.section_index)
+        if sec is not None and sym.type == Symbol.STT_OBJECT and sym.name:
+            offsets[(sec.name, sym.name)] = sym.value
+    return btf.with_datasec_layout(sizes, offsets)

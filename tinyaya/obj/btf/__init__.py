@@ -1,5 +1,6 @@
 """BTF: the ``.BTF`` type section and the ``.BTF.ext`` program metadata (uapi linux/btf.h)."""
 from ..errors import BtfError
+from .dump import dump_raw, dump_type
 from .ext import BtfExt, CoreRelo, CoreReloKind, ExtFuncInfo, ExtLineInfo
 from .format import format_type, format_value, type_name
 from .types import (
@@ -13,7 +14,7 @@ from .types import (
 )
 
 __all__ = [
-    "BTF_MAGIC", "Btf", "BtfEnumValue", "BtfError", "BtfExt", "BtfKind", "BtfMember", "BtfType",
+    "BTF_MAGIC", "Btf", "dump_raw", "dump_type", "BtfEnumValue", "BtfError", "BtfExt", "BtfKind", "BtfMember", "BtfType",
     "BtfVarSecinfo", "CoreRelo", "CoreReloKind", "ExtFuncInfo", "ExtLineInfo", "format_type",
     "format_value", "type_name",
 ]

@@ -16,7 +16,7 @@ from .types import BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED, MAX_RESOLVE_DEPTH
 _MAX_MEMBERS_SHOWN = 4096
 
 
-def _base(btf: Btf, t: BtfType, depth: int) -> str:
+def _base(btf: Btf, t: BtfType, indent: int) -> str:
     k = t.kind
     if k == BtfKind.UNKN:
         return "void"
@@ -26,7 +26,7 @@ def _base(btf: Btf, t: BtfType, depth: int) -> str:
         kw = "struct" if k == BtfKind.STRUCT else "union"
         if t.name:
             return f"{kw} {t.name}"
-        return _body(btf, t, depth + 1) if depth < 3 else f"{kw} {{...}}"
+        return _body(btf, t, indent) if indent < 4 else f"{kw} {{...}}"
     if k in (BtfKind.ENUM, BtfKind.ENUM64):
         return f"enum {t.name}" if t.name else _enum_body(t)
     if k == BtfKind.FWD:
@@ -34,48 +34,49 @@ def _base(btf: Btf, t: BtfType, depth: int) -> str:
     return t.name or k.name.lower()
 
 
-def _decl(btf: Btf, type_id: int, name: str, depth: int = 0) -> str:
+def _decl(btf: Btf, type_id: int, name: str, depth: int = 0, indent: int = 0) -> str:
     """Render ``type_id`` declaring ``name`` (C declarator syntax, inside out)."""
     if depth > MAX_RESOLVE_DEPTH:
         raise BtfError(f"[{type_id}] Loop detected", type_id=type_id)
     t = btf.type(type_id)
     k = t.kind
-    sep = " " if name and not name.startswith(("[", "(")) else ""
     if k == BtfKind.PTR:
         target = btf.type(t.type)
         inner = f"*{name}"
         if target.kind in (BtfKind.ARRAY, BtfKind.FUNC_PROTO):
             inner = f"(*{name})"
-        return _decl(btf, t.type, inner, depth + 1)
+        return _decl(btf, t.type, inner, depth + 1, indent)
     if k == BtfKind.ARRAY:
-        return _decl(btf, t.array_type, f"{name}[{t.array_nelems}]", depth + 1)
+        return _decl(btf, t.array_type, f"{name}[{t.array_nelems}]", depth + 1, indent)
     if k in (BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT):
         qual = k.name.lower()
         if btf.type(t.type).kind == BtfKind.PTR:
-            return _decl(btf, t.type, f" {qual}{sep}{name}", depth + 1)
-        return f"{qual} {_decl(btf, t.type, name, depth + 1)}"
+            return _decl(btf, t.type, f" {qual} {name}".rstrip(), depth + 1, indent)
+        return f"{qual} {_decl(btf, t.type, name, depth + 1, indent)}"
     if k == BtfKind.TYPE_TAG:
-        return _decl(btf, t.type, f"__attribute__((btf_type_tag(\"{t.name}\"))) {name}".rstrip(), depth + 1)
+        return _decl(btf, t.type, f"__attribute__((btf_type_tag(\"{t.name}\"))) {name}".rstrip(), depth + 1,
+                     indent)
     if k == BtfKind.FUNC_PROTO:
-        params = ", ".join(_decl(btf, p.type, p.name, depth + 1) if p.type else "..." for p in t.members)
-        return _decl(btf, t.type, f"{name}({params or 'void'})", depth + 1)
+        params = ", ".join(_decl(btf, p.type, p.name, depth + 1, indent) if p.type else "..."
+                           for p in t.members)
+        return _decl(btf, t.type, f"{name}({params or 'void'})", depth + 1, indent)
     if k in (BtfKind.FUNC, BtfKind.VAR):
-        return _decl(btf, t.type, name or t.name, depth + 1)
-    return f"{_base(btf, t, depth)}{sep}{name}".rstrip() if name else _base(btf, t, depth)
+        return _decl(btf, t.type, name or t.name, depth + 1, indent)
+    base = _base(btf, t, indent)
+    if not name:
+        return base
+    return f"{base}{name}" if name.startswith("[") else f"{base} {name.lstrip()}" if name.startswith(" ") \
+        else f"{base} {name}"
 
 
-def _member_line(btf: Btf, m_type: int, m_name: str, bits: int, depth: int) -> str:
-    text = _decl(btf, m_type, m_name, depth)
-    return f"{text}: {bits};" if bits else f"{text};"
-
-
-def _body(btf: Btf, t: BtfType, depth: int = 0) -> str:
+def _body(btf: Btf, t: BtfType, indent: int = 0) -> str:
     kw = "struct" if t.kind == BtfKind.STRUCT else "union"
-    pad = "\t" * (depth + 1)
+    pad = "\t" * (indent + 1)
     lines = [f"{kw} {t.name + ' ' if t.name else ''}{{"]
     for m in t.members[:_MAX_MEMBERS_SHOWN]:
-        lines.append(pad + _member_line(btf, m.type, m.name, m.bitfield_size, depth))
-    lines.append("\t" * depth + "}")
+        text = _decl(btf, m.type, m.name, 0, indent + 1)
+        lines.append(pad + (f"{text}: {m.bitfield_size};" if m.bitfield_size else f"{text};"))
+    lines.append("\t" * indent + "}")
     return "\n".join(lines)
 
 

@@ -340,6 +340,8 @@ class Btf:
         """The extra checks BPF_BTF_LOAD makes that a freshly compiled object may fail
         (libbpf/aya fix these up first): DATASEC size, VAR/FUNC linkage, resolvable sizes."""
         for t in self.types[1:]:
+            if t.kind in MODIFIERS:
+                self.resolve(t.id)
             if t.kind == BtfKind.DATASEC:
                 if not t.size:
                     raise BtfError(f"[{t.id}] DATASEC {t.name} size == 0", type_id=t.id)
@@ -356,6 +358,32 @@ class Btf:
                 raise BtfError(f"[{t.id}] FUNC {t.name} Invalid type_id", type_id=t.id)
             elif t.kind == BtfKind.ARRAY:
                 self.size_of(t.id)
+
+    def with_datasec_layout(self, sizes: dict[str, int], offsets: dict[tuple[str, str], int]) -> Btf:
+        """A copy whose DATASEC sizes and variable offsets come from the ELF (libbpf
+        ``btf_fixup_datasec``, aya ``Btf::fixup_and_sanitize``): clang leaves DATASEC size 0 and
+        often every variable offset 0. ``sizes`` is section name -> size, ``offsets`` is
+        (section, variable) -> symbol value. The raw bytes are patched, so ``raw`` stays loadable."""
+        e = ">" if self.big_endian else "<"
+        hdr_len, type_off = struct.unpack_from(e + "I", self.raw, 4)[0], struct.unpack_from(e + "I", self.raw, 8)[0]
+        buf = bytearray(self.raw)
+        changed = False
+        for t in self.types[1:]:
+            if t.kind != BtfKind.DATASEC or t.name not in sizes:
+                continue
+            rec = hdr_len + type_off + t.offset
+            if t.size != sizes[t.name]:
+                struct.pack_into(e + "I", buf, rec + 8, sizes[t.name])
+                changed = True
+            for i, vs in enumerate(t.secinfo):
+                var = self.types[vs.type] if vs.type < len(self.types) else None
+                if var is None or var.kind != BtfKind.VAR:
+                    continue
+                off = offsets.get((t.name, var.name))
+                if off is not None and off != vs.offset:
+                    struct.pack_into(e + "I", buf, rec + 12 + 12 * i + 4, off)
+                    changed = True
+        return Btf.parse(bytes(buf), self.big_endian) if changed else self
 
     # --- queries ---------------------------------------------------------------------------
 
