@@ -2,7 +2,9 @@
 
 ``decode(prog, vm)`` returns a list ``code`` with ``code[pc](R) -> next_pc``.
 ``R`` is the run state: ``R[0..10]`` the registers, ``R[11]`` the ``RunEnv``,
-``R[12]`` the call-frame stack, ``R[13]`` the back-edge budget. Program exit
+``R[12]`` the call-frame stack, ``R[13]`` the back-edge budget, ``R[14]``/``R[15]`` the
+buffer and base address of the run's stack region (frame-pointer accesses skip the region lookup;
+r10 is read-only, so they stay inside it). Program exit
 returns ``len(code)``, so ``code[pc]`` raises IndexError exactly when the program
 is done: the dispatch loop pays nothing per instruction to test for exit.
 
@@ -141,6 +143,18 @@ def _load(d: int, s: int, off: int, size: int, fmt: str, signed: bool, nxt: int,
     rget: Callable[[int], Any] = regions.get
     unpack = struct.Struct(fmt).unpack_from
     CTX = RegionKind.CTX
+    if s == 10 and -STACK_FRAME <= off <= -size:
+        # frame-pointer relative: always this run's stack (R[14] its buffer, R[15] its base)
+        if signed:
+            def op_fp_sx(R: list[Any]) -> int:
+                R[d] = unpack(R[14], R[10] + off - R[15])[0] & M64
+                return nxt
+            return op_fp_sx
+
+        def op_fp(R: list[Any]) -> int:
+            R[d] = unpack(R[14], R[10] + off - R[15])[0]
+            return nxt
+        return op_fp
     if signed:
         def op(R: list[Any]) -> int:
             a = R[s] + off
@@ -177,8 +191,14 @@ def _store(d: int, s: int | None, imm: int, off: int, fmt: str, mask: int, nxt: 
     """``*(size *)(dst + off) = src`` (STX) or ``= imm`` (ST)."""
     rget: Callable[[int], Any] = regions.get
     pack = struct.Struct(fmt).pack_into
+    fp = d == 10 and -STACK_FRAME <= off <= -struct.calcsize(fmt)
     if s is None:
         value = imm & mask
+        if fp:
+            def op_fp_imm(R: list[Any]) -> int:
+                pack(R[14], R[10] + off - R[15], value)
+                return nxt
+            return op_fp_imm
 
         def op_imm(R: list[Any]) -> int:
             a = R[d] + off
@@ -188,6 +208,11 @@ def _store(d: int, s: int | None, imm: int, off: int, fmt: str, mask: int, nxt: 
             pack(g.buf, a - g.base, value)
             return nxt
         return op_imm
+    if fp:
+        def op_fp(R: list[Any]) -> int:
+            pack(R[14], R[10] + off - R[15], R[s] & mask)
+            return nxt
+        return op_fp
 
     def op(R: list[Any]) -> int:
         a = R[d] + off
@@ -355,6 +380,10 @@ def _decode_one(insns: list[Insn], pc: int, n: int, code: list[Op], vm: Vm, regi
     nxt = pc + 1
     if d > 10 or s > 10:
         raise VmTrap("invalid register")
+    atomic = cls == BPF_STX and c & 0xE0 == BPF_ATOMIC
+    if (d == 10 and (cls in (BPF_ALU, BPF_ALU64, BPF_LDX, BPF_LD) or atomic and imm == BPF_LOAD_ACQ)
+            or s == 10 and atomic and imm != BPF_LOAD_ACQ and imm & BPF_FETCH):
+        raise VmTrap("frame pointer is read only")  # as check_reg_arg says; r10 never changes
     if cls in (BPF_ALU, BPF_ALU64):
         op = c & 0xF0
         reg_src = bool(c & BPF_X)

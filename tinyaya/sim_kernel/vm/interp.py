@@ -90,10 +90,12 @@ class Vm:
         if depth == len(states):
             stack = self.aspace.add(bytearray(MAX_CALL_FRAMES * STACK_FRAME), RegionKind.STACK,
                                     f"stack cpu{cpu}" + (f" nest{depth}" if depth else ""))
-            regs: list[Any] = [0] * 14
+            regs: list[Any] = [0] * 16
             env = RunEnv(self, cpu, regs, stack)
             regs[11] = env
             regs[12] = []
+            regs[14] = stack.buf
+            regs[15] = stack.base
             states.append(env)
         self._depth[cpu] = depth + 1
         return states[depth]
@@ -103,25 +105,27 @@ class Vm:
 
     def run(self, prog: Any, ctx_addr: int, cpu: int, *, args: tuple[int, ...] = ()) -> int:
         """Run ``prog`` with r1 = ``ctx_addr`` (and r2.. = ``args``) on ``cpu``; return r0 or raise BpfFault."""
-        code = self.code_for(prog)
+        cache = prog.compiled
+        code = cache.get("interp") if type(cache) is dict else None
+        if code is None:
+            code = self.code_for(prog)
         env = self._acquire(cpu)
         try:
             R = env.regs
-            R[0] = R[2] = R[3] = R[4] = R[5] = R[6] = R[7] = R[8] = R[9] = 0
-            R[1] = ctx_addr & sem.M64
-            for i, a in enumerate(args[:4]):
-                R[2 + i] = a & sem.M64
-            R[10] = env.stack.base + STACK_FRAME
+            R[0:11] = (0, ctx_addr & sem.M64, *(a & sem.M64 for a in args[:4]), 0, 0, 0, 0, 0, 0, 0, 0)[:10] + \
+                (env.stack.base + STACK_FRAME,) if args else (0, ctx_addr & sem.M64, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                              env.stack.base + STACK_FRAME)
             R[12].clear()
             R[13] = self.budget
             env.prog = prog
             env.ctx_addr = ctx_addr
             env.tail_calls = 0
             env.may_goto_left = BPF_MAX_LOOPS
-            env.code_progs.clear()
+            if env.code_progs:
+                env.code_progs.clear()
             return self._execute(env, code, 0)
         finally:
-            self._release(cpu)
+            self._depth[cpu] -= 1
 
     def _execute(self, env: RunEnv, code: list[Op], pc: int) -> int:
         """The dispatch loop. Exit is ``pc == len(code)``, detected by the IndexError it causes."""
@@ -176,6 +180,8 @@ class Vm:
         ins = insns[pc] if 0 <= pc < len(insns) else None
         text = insn_text(insns, pc) if ins is not None else "?"
         name = getattr(prog, "name", "") or ""
+        if isinstance(name, bytes):
+            name = name.decode(errors="replace")
         if isinstance(exc, VmTrap):
             return BpfFault(name, pc, text, exc.addr, exc.message)
         if isinstance(exc, MemoryFault):

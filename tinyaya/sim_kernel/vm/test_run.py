@@ -12,8 +12,9 @@
 * kprobe, tracepoint, perf_event and the rest have no ``test_run`` op: -ENOTSUPP (524), as
   ``bpf_prog_test_run`` returns. Tests and benchmarks use ``Vm.run_with_ctx`` for kprobes.
 
-``TestRunResult.err`` carries ENOSPC when an output was truncated: Linux still copies the
-truncated data, retval, duration and the full sizes out before failing, and so must the caller.
+``TestRunResult`` holds the whole outputs; ``err`` is ENOSPC when a non-zero size_out is too
+small: Linux still copies the truncated data, retval, duration and the full sizes out before
+failing, and so must the caller.
 """
 from __future__ import annotations
 
@@ -92,6 +93,12 @@ class TestRunResult:
     data_size_out: int = 0
     ctx_size_out: int = 0
     err: int = 0
+    #: BPF_PROG_TYPE_SYSCALL: Linux copies the context back to ctx_in, not to ctx_out
+    ctx_to_ctx_in: bool = False
+
+    @property
+    def duration(self) -> int:
+        return self.duration_ns
 
 
 def _ctx_init(ctx_in: bytes | None, max_size: int) -> bytearray | None:
@@ -106,9 +113,10 @@ def _ctx_init(ctx_in: bytes | None, max_size: int) -> bytearray | None:
 
 
 def _truncate(data: bytes, size_out: int) -> tuple[bytes, int]:
-    """bpf_test_finish: a non-zero size_out smaller than the data truncates it and makes the call -ENOSPC."""
+    """The whole output and whether bpf_test_finish would truncate it (a non-zero size_out smaller
+    than the data: ENOSPC). The caller (PROG_TEST_RUN) copies out at most size_out bytes."""
     if size_out and len(data) > size_out:
-        return data[:size_out], ENOSPC
+        return data, ENOSPC
     return data, 0
 
 
@@ -168,7 +176,7 @@ def test_run(vm: Vm, prog: Any, data_in: bytes, ctx_in: bytes | None, repeat: in
             sregion.buf[:] = ctx
         r0 = vm.run(prog, sregion.base if sregion is not None else 0, 0) & 0xFFFF_FFFF
         return TestRunResult(r0, b"", bytes(sregion.buf) if sregion is not None else None, 0,
-                             ctx_size_out=len(ctx))
+                             ctx_size_out=len(ctx), ctx_to_ctx_in=True)
     raise fail(ENOTSUPP, "this program type has no BPF_PROG_TEST_RUN")
 
 
