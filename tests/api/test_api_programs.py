@@ -1,0 +1,208 @@
+"""The programs API on each backend: load, attach, count, read rings, log, pin, errors."""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tinyaya import Ebpf, EbpfLoader
+from tinyaya.maps import HashMap, MapData, PerfEventArray, RingBuf, u32, u64
+from tinyaya.obj import ParseError, SymbolNotFound
+from tinyaya.programs import (
+    AlreadyLoaded,
+    EbpfLogger,
+    FileError,
+    KProbe,
+    NotLoaded,
+    Program,
+    ProgramError,
+    ProgramNotFound,
+    TracePoint,
+)
+
+ROOT = Path(__file__).parents[2]
+COUNT = ROOT / "tests/linux/fixtures/count_syscalls.o"
+AYA_LOG_TP = ROOT / "tests/linux/fixtures/aya_log_tp.o"
+EXAMPLE = ROOT / "examples/syscall_ebpf/syscall_ebpf-ebpf/syscall_ebpf.o"
+GETPPID = 110
+
+
+class Driver:
+    """Issues syscalls in the kernel under test from one process whose tgid the programs filter on."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        if kernel.backend == "linux":
+            self.tgid = os.getpid()
+            self._getppid: Callable[[], object] = os.getppid
+        else:
+            machine = kernel.machine
+            proc = machine.process(comm="api-test")
+            self.tgid = proc.tgid
+            self._getppid = lambda: proc.syscall("getppid")
+
+    def getppid(self, n: int) -> None:
+        for _ in range(n):
+            self._getppid()
+
+
+@pytest.fixture
+def driver(kernel: Any) -> Driver:
+    if kernel.backend == "linux" and not os.path.exists("/sys/kernel/tracing/events/raw_syscalls/sys_enter/id"):
+        pytest.skip("tracefs is not mounted at /sys/kernel/tracing (tests/linux mounts it)")
+    return Driver(kernel)
+
+
+def load_counter(kernel: Any, tgid: int, watch: int = 0xFFFFFFFF) -> Ebpf:
+    return EbpfLoader(kernel=kernel).set_global("target_tgid", tgid).set_global("watch_id", watch).load_file(COUNT)
+
+
+def test_tracepoint_counts_exactly(kernel: Any, driver: Driver) -> None:
+    with load_counter(kernel, driver.tgid) as ebpf:
+        tp = ebpf.program_mut("count_syscalls")
+        assert isinstance(tp, TracePoint)
+        tp.load()
+        counts = HashMap(ebpf.map_mut("COUNTS"), key=u32, value=u64)
+        link = tp.attach("raw_syscalls", "sys_enter")
+        before = counts.get(GETPPID) if GETPPID in counts else 0
+        driver.getppid(321)
+        assert counts.get(GETPPID) - before == 321
+        tp.detach(link)
+        driver.getppid(5)
+        assert counts.get(GETPPID) - before == 321
+
+
+def test_rings_see_every_event(kernel: Any, driver: Driver) -> None:
+    with load_counter(kernel, driver.tgid, watch=GETPPID) as ebpf:
+        tp = ebpf.program_mut("count_syscalls")
+        tp.load()
+        ring = RingBuf(ebpf.map("EVENTS"))
+        perf = PerfEventArray(ebpf.map("PERF_EVENTS"))
+        perf.open_all()
+        try:
+            link = tp.attach("raw_syscalls", "sys_enter")
+            driver.getppid(12)
+            tp.detach(link)
+            records = ring.drain()
+            samples, events = perf.read_all()
+        finally:
+            ring.close()
+            perf.close()
+        assert [struct.unpack_from("<Q", r)[0] for r in records] == [GETPPID] * 12
+        assert events.read == 12 and events.lost == 0
+        assert all(struct.unpack_from("<Q", s)[0] == GETPPID for s in samples)
+
+
+def test_logger_decodes_records(kernel: Any, driver: Driver, caplog: pytest.LogCaptureFixture) -> None:
+    loader = EbpfLoader(kernel=kernel).override_global("target_tgid", driver.tgid)
+    with loader.override_global("watch_id", GETPPID).load_file(AYA_LOG_TP) as ebpf:
+        logger = EbpfLogger.init(ebpf)
+        prog = ebpf.program_mut("log_syscall")
+        prog.load()
+        with caplog.at_level(logging.INFO, logger="aya_log_tp"):
+            link = prog.attach("raw_syscalls", "sys_enter")
+            driver.getppid(4)
+            prog.detach(link)
+            logger.poll()
+        logger.close()
+    got = [r for r in caplog.records if r.name == "aya_log_tp"]
+    assert len(got) == 4 and logger.errors == 0
+    assert got[0].levelno == logging.WARNING and got[0].module == "aya_log_tp::probe"
+    assert got[0].getMessage().endswith("] invoke syscall 110")
+
+
+def test_socket_filter_test_run(kernel: Any) -> None:
+    with load_counter(kernel, 0) as ebpf:
+        prog = ebpf.program("ret_len")
+        prog.load()
+        assert prog.test_run(data=bytes(60)).retval == 60 - 14  # skb->len after the Ethernet header is pulled
+
+
+def test_program_lifecycle_errors(kernel: Any) -> None:
+    with load_counter(kernel, 0) as ebpf:
+        with pytest.raises(ProgramNotFound, match="count_syscalls"):
+            ebpf.program("nope")
+        tp = ebpf.program_mut("count_syscalls")
+        with pytest.raises(NotLoaded):
+            tp.attach("raw_syscalls", "sys_enter")
+        tp.load()
+        with pytest.raises(ProgramError.AlreadyLoaded):
+            tp.load()
+        with pytest.raises(AlreadyLoaded):
+            tp.load()
+        tp.unload()
+        assert not tp.loaded
+        with pytest.raises(NotLoaded):
+            tp.unload()
+
+
+def test_loader_errors(kernel: Any, tmp_path: Path) -> None:
+    with pytest.raises(FileError):
+        Ebpf.load_file(tmp_path / "missing.o", kernel=kernel)
+    with pytest.raises(ParseError):
+        Ebpf.load(b"not an ELF", kernel=kernel)
+    with pytest.raises(SymbolNotFound):
+        EbpfLoader(kernel=kernel).override_global("no_such_global", 1).load_file(COUNT)
+
+
+def test_take_map_hands_over_ownership(kernel: Any) -> None:
+    with load_counter(kernel, 0) as ebpf:
+        md = ebpf.take_map("COUNTS")
+        with pytest.raises(KeyError):
+            ebpf.map("COUNTS")
+    counts = HashMap(md, key=u32, value=u64)  # still open after ebpf.close()
+    counts.insert(1, 2)
+    assert counts.get(1) == 2
+    md.close()
+
+
+def test_set_max_entries(kernel: Any) -> None:
+    with EbpfLoader(kernel=kernel).set_max_entries("COUNTS", 3).load_file(COUNT) as ebpf:
+        assert MapData.from_fd(kernel, ebpf.map("COUNTS").fd).max_entries == 3
+
+
+# -- the simulated kernel only: kprobes, pins in its private bpffs -------------------------------------
+
+def test_example_kprobe_on_sim(kernel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    if kernel.backend != "sim":
+        pytest.skip("kprobes: the real kernel here has none (tests/linux checks the error)")
+    ebpf = Ebpf.load_file(EXAMPLE, kernel=kernel)
+    logger = EbpfLogger.init(ebpf)
+    prog = ebpf.program_mut("syscall_ebpf")
+    assert isinstance(prog, KProbe)
+    prog.load()
+    prog.attach("sys_enter", 0)
+    proc = kernel.machine.process(comm="example")
+    for name in ("getppid", "getppid", "write", "getpid"):
+        proc.syscall(name)
+    counts = dict(HashMap(ebpf.map("SYSCALL_LIST"), key=u32, value=u32).items())
+    assert counts.get(GETPPID) == 2 and counts.get(39) == 1 and 1 not in counts
+    with caplog.at_level(logging.INFO, logger="syscall_ebpf"):
+        records = logger.poll()
+    assert [r.message.split("] ")[1] for r in records if r.target == "syscall_ebpf"][-3:] == [
+        "invoke syscall 110", "invoke syscall 110", "invoke syscall 39"]
+    logger.close()
+    ebpf.close()
+
+
+def test_pins_on_sim(kernel: Any) -> None:
+    if kernel.backend != "sim":
+        pytest.skip("real-kernel pins run in a private bpffs in tests/linux")
+    with load_counter(kernel, 0) as ebpf:
+        counts = HashMap(ebpf.map("COUNTS"), key=u32, value=u64)
+        counts.insert(9, 81)
+        counts.pin("/sys/fs/bpf/COUNTS")
+        prog = ebpf.program("ret_len")
+        prog.load()
+        prog.pin("/sys/fs/bpf/ret_len")
+    again = HashMap.from_pin("/sys/fs/bpf/COUNTS", kernel, key=u32, value=u64)
+    assert again.get(9) == 81
+    again.close()
+    p = Program.from_pin("/sys/fs/bpf/ret_len", kernel)
+    assert p.test_run(data=bytes(20)).retval == 6
+    p.unload()
