@@ -1,0 +1,343 @@
+"""BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH (kernel/bpf/hashtab.c).
+
+An element is a slot: ``u64 state`` (bit 0: in use), the key padded to 8
+(``round_up(key_size, 8)``, as in ``struct htab_elem``), then the value (per
+CPU: one ``round_up(value_size, 8)`` copy per possible CPU). The key → slot
+index is a dict in this process; freed slots are reused first, like the
+preallocated free list. Iteration order (``get_next_key``) is slot order, and
+a key that is gone restarts the walk at the first key, as
+``htab_map_get_next_key`` does.
+
+LRU maps evict the least recently used element when an insert finds the map
+full. Recency is exact here: a program's lookup and any update make an
+element the most recently used (Linux approximates this with per-list
+reference bits and may evict a little earlier; what it guarantees, that a
+full LRU map accepts inserts and drops old elements first, holds).
+"""
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP, EPERM, fail
+from .base import (
+    BPF_F_ACCESS_MASK,
+    KMALLOC_MAX_SIZE,
+    MAP_STRUCT_SIZE,
+    NUMA_NO_NODE,
+    PCPU_MIN_UNIT_SIZE,
+    BpfMap,
+    F,
+    T,
+    U,
+    attr_numa_node,
+    flags_access_ok,
+    round_up,
+    roundup_pow_of_two,
+)
+from .storage import SlotStorage
+
+__all__ = ["HashMap", "htab_map_alloc_check", "HTAB_CREATE_FLAG_MASK"]
+
+#: ``HTAB_CREATE_FLAG_MASK`` in hashtab.c
+HTAB_CREATE_FLAG_MASK = (F.BPF_F_NO_PREALLOC | F.BPF_F_NO_COMMON_LRU | F.BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK
+                         | F.BPF_F_ZERO_SEED)
+#: ``sizeof(struct htab_elem)`` on x86-64
+HTAB_ELEM_SIZE = 48
+#: ``sizeof(struct bucket)``
+BUCKET_SIZE = 16
+U32_MAX = 0xFFFFFFFF
+_STATE = 8
+_PERCPU = (T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+_LRU = (T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+
+
+def htab_map_alloc_check(attr: Any, *, capable_sys_admin: bool = True) -> None:
+    """``htab_map_alloc_check``, in its order."""
+    percpu = attr.map_type in _PERCPU
+    lru = attr.map_type in _LRU
+    prealloc = not attr.map_flags & F.BPF_F_NO_PREALLOC
+    percpu_lru = bool(attr.map_flags & F.BPF_F_NO_COMMON_LRU)
+    if attr.map_flags & F.BPF_F_ZERO_SEED and not capable_sys_admin:
+        raise fail(EPERM, "BPF_F_ZERO_SEED needs CAP_SYS_ADMIN")
+    if attr.map_flags & ~HTAB_CREATE_FLAG_MASK or not flags_access_ok(attr.map_flags):
+        raise fail(EINVAL, "hash map flags")
+    if not lru and percpu_lru:
+        raise fail(EINVAL, "BPF_F_NO_COMMON_LRU is for LRU maps")
+    if lru and not prealloc:
+        raise fail(ENOTSUPP, "LRU maps must be preallocated")
+    if attr_numa_node(attr) != NUMA_NO_NODE and (percpu or percpu_lru):
+        raise fail(EINVAL, "numa node with per-CPU storage")
+    if attr.max_entries == 0 or attr.key_size == 0 or attr.value_size == 0:
+        raise fail(EINVAL, "hash maps need key_size, value_size and max_entries")
+    if attr.key_size + attr.value_size >= KMALLOC_MAX_SIZE - HTAB_ELEM_SIZE:
+        raise fail(E2BIG, "key_size + value_size too big for one element")
+    if percpu and round_up(attr.value_size, 8) > PCPU_MIN_UNIT_SIZE:
+        raise fail(E2BIG, f"per-CPU value_size {attr.value_size} over {PCPU_MIN_UNIT_SIZE}")
+
+
+class HashMap(BpfMap):
+    map_types = (T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_HASH,
+                 T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+    shareable = True
+
+    @classmethod
+    def alloc_check(cls, kernel: Any, attr: Any) -> None:
+        htab_map_alloc_check(attr, capable_sys_admin=_capable(kernel))
+
+    def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
+        super().__init__(kernel, attr)
+        self.percpu = self.map_type in _PERCPU
+        self.lru = self.map_type in _LRU
+        if self.map_flags & F.BPF_F_NO_COMMON_LRU:
+            # htab_map_alloc: per-CPU LRU lists split max_entries evenly between the CPUs
+            n = self.ncpus
+            rounded = round_up(self.max_entries, n)
+            self.max_entries = rounded if rounded <= U32_MAX else self.max_entries // n * n
+        if self.max_entries > 1 << 31 or roundup_pow_of_two(self.max_entries) > U32_MAX // BUCKET_SIZE:
+            self.release()
+            raise fail(E2BIG, f"max_entries {self.max_entries}: too many buckets")
+        self.elem_size = round_up(self.value_size, 8)
+        self.key_off = _STATE
+        self.value_off = _STATE + round_up(self.key_size, 8)
+        slot = self.value_off + self.elem_size * (self.ncpus if self.percpu else 1)
+        try:
+            self.charge(MAP_STRUCT_SIZE)
+            self.storage = SlotStorage(self, slot, self.max_entries, writable=not self.rdonly_prog)
+        except BaseException:
+            self.release()
+            raise
+        self._reset_index()
+
+    def _reset_index(self) -> None:
+        self.index: dict[bytes, int] = {}
+        self.used: list[int] = []  # sorted slot numbers in use: the iteration order
+        self.free_slots: list[int] = []
+        self.recent: OrderedDict[bytes, None] = OrderedDict()  # LRU order, oldest first
+        self._gen = self.storage.generation
+
+    def free(self) -> None:
+        if hasattr(self, "storage"):
+            self.storage.close()
+
+    def __len__(self) -> int:
+        self._sync()
+        return len(self.index)
+
+    # -- index --------------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Rebuild the key index if another process changed the set of keys (shared storage only)."""
+        st = self.storage
+        if st.generation == self._gen:
+            return
+
+        def scan() -> tuple[int, list[tuple[int, bytes]]]:
+            found = []
+            for i in range(st.hwm):
+                if st.read(i, 0, 8)[0] & 1:
+                    found.append((i, st.read(i, self.key_off, self.key_size)))
+            return st.generation, found
+
+        gen, found = st.read_consistent(scan)
+        old_recent = list(self.recent)
+        self.index = {k: i for i, k in found}
+        self.used = sorted(self.index.values())
+        in_use = set(self.used)
+        self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
+        self.recent = OrderedDict((k, None) for k in old_recent if k in self.index)
+        for _, k in found:
+            if k not in self.recent:
+                self.recent[k] = None
+        self._gen = gen
+
+    def _touch(self, key: bytes) -> None:
+        if self.lru:
+            self.recent[key] = None
+            self.recent.move_to_end(key)
+
+    def _insert(self, key: bytes, values: bytes) -> None:
+        """Take a free slot and write the whole element (state, key, values) as one update."""
+        st = self.storage
+        if self.free_slots:
+            i = self.free_slots.pop()
+            hwm = None
+        else:
+            i = st.hwm
+            hwm = i + 1
+        image = b"\x01".ljust(_STATE, b"\0") + key.ljust(self.value_off - _STATE, b"\0") + values
+        st.write(i, 0, image.ljust(st.slot_size, b"\0"), hwm=hwm, structural=True)
+        self._gen = st.generation
+        self.index[key] = i
+        bisect.insort(self.used, i)
+        self._touch(key)
+
+    def _remove(self, key: bytes) -> None:
+        st = self.storage
+        i = self.index.pop(key)
+        st.write(i, 0, bytes(_STATE), structural=True)
+        self._gen = st.generation
+        del self.used[bisect.bisect_left(self.used, i)]
+        self.free_slots.append(i)
+        self.recent.pop(key, None)
+
+    def _make_room(self) -> int:
+        """0 if an element may be added, else the errno (E2BIG), evicting the LRU element of an LRU map."""
+        if len(self.index) < self.max_entries:
+            return 0
+        if self.lru and self.recent:
+            victim = next(iter(self.recent))
+            self._remove(victim)
+            return 0
+        return E2BIG
+
+    def _percpu_image(self, value: bytes, cpu: int | None) -> bytes:
+        """Per-CPU values for a new element: all CPUs from user space, or this CPU's and zeros (``pcpu_init_value``)."""
+        if cpu is None:
+            return bytes(value[:self.elem_size * self.ncpus]).ljust(self.elem_size * self.ncpus, b"\0")
+        one = bytes(value[:self.value_size]).ljust(self.elem_size, b"\0")
+        return bytes(self.elem_size * cpu) + one + bytes(self.elem_size * (self.ncpus - cpu - 1))
+
+    def _update(self, key: bytes, value: bytes, flags: int, cpu: int | None) -> int:
+        """``htab_map_update_elem`` and friends; ``cpu`` None means from user space (all CPUs)."""
+        if (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST:
+            return EINVAL
+        if flags & U.BPF_F_LOCK and not self.has_spin_lock:
+            return EINVAL
+        key = bytes(key[:self.key_size])
+        st = self.storage
+        with st.transaction():
+            self._sync()
+            i = self.index.get(key)
+            mode = flags & ~U.BPF_F_LOCK
+            if i is not None and mode == U.BPF_NOEXIST:
+                return EEXIST
+            if i is None and mode == U.BPF_EXIST:
+                return ENOENT
+            if i is not None:
+                if self.percpu:
+                    if cpu is None:
+                        st.write(i, self.value_off, self._percpu_image(value, None))
+                    else:
+                        st.write(i, self.value_off + cpu * self.elem_size, bytes(value[:self.value_size]))
+                else:
+                    st.write(i, self.value_off, bytes(value[:self.value_size]).ljust(self.elem_size, b"\0"))
+                self._touch(key)
+                return 0
+            err = self._make_room()
+            if err:
+                return err
+            if self.percpu:
+                values = self._percpu_image(value, cpu)
+            else:
+                values = bytes(value[:self.value_size]).ljust(self.elem_size, b"\0")
+            self._insert(key, values)
+        return 0
+
+    def _value_addr(self, i: int, cpu: int) -> int:
+        return self.storage.slot_addr(i, self.value_off + (cpu * self.elem_size if self.percpu else 0))
+
+    # -- program side ---------------------------------------------------------------------------------
+    def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
+        self._sync()
+        key = bytes(key[:self.key_size])
+        i = self.index.get(key)
+        if i is None:
+            return 0
+        self._touch(key)  # bpf_lru_node_set_ref
+        return self._value_addr(i, cpu)
+
+    def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
+        if not self.percpu or cpu < 0 or cpu >= self.ncpus:
+            return 0
+        return self.prog_lookup(key, cpu)
+
+    def prog_update(self, key: bytes, value: bytes, flags: int, cpu: int = 0) -> int:
+        return -self._update(key, value, flags, cpu)
+
+    def prog_delete(self, key: bytes) -> int:
+        key = bytes(key[:self.key_size])
+        with self.storage.transaction():
+            self._sync()
+            if key not in self.index:
+                return -ENOENT
+            self._remove(key)
+        return 0
+
+    def for_each(self, cpu: int = 0) -> Iterator[tuple[int, int]]:
+        """``bpf_for_each_hash_elem``: elements deleted meanwhile are skipped."""
+        self._sync()
+        for i in list(self.used):
+            if self.storage.read(i, 0, 1)[0] & 1:
+                yield self.storage.slot_addr(i, self.key_off), self._value_addr(i, cpu)
+
+    # -- syscall side -------------------------------------------------------------------------------
+    def _read_value(self, i: int) -> bytes:
+        if self.percpu:
+            return self.storage.read(i, self.value_off, self.elem_size * self.ncpus)
+        return self.storage.read(i, self.value_off, self.value_size)
+
+    def sys_lookup(self, key: bytes | None, flags: int = 0, value: bytes | None = None) -> bytes:
+        """``htab_map_lookup_elem`` (``_sys_only`` for LRU: no reference bit from user space)."""
+        key = bytes((key or b"")[:self.key_size])
+        st = self.storage
+        stale = object()
+
+        def read() -> object:
+            if st.generation != self._gen:
+                return stale  # another process changed the keys: re-index first
+            i = self.index.get(key)
+            return None if i is None else self._read_value(i)
+
+        while True:
+            self._sync()
+            out = st.read_consistent(read)
+            if out is not stale:
+                break
+        if out is None:
+            raise fail(ENOENT, "no such key")
+        assert isinstance(out, bytes)
+        return out
+
+    def sys_update(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
+        self.check_sys_write()
+        err = self._update(bytes(key or b""), value, flags, None)
+        if err:
+            raise fail(err, "hash update")
+
+    def sys_delete(self, key: bytes | None) -> None:
+        self.check_sys_write()
+        err = self.prog_delete(bytes(key or b""))
+        if err:
+            raise fail(-err, "no such key")
+
+    def sys_get_next_key(self, key: bytes | None) -> bytes:
+        """``htab_map_get_next_key``: a missing or NULL key gives the first key; ENOENT after the last."""
+        self._sync()
+        i = self.index.get(bytes(key[:self.key_size])) if key is not None else None
+        pos = 0 if i is None else bisect.bisect_right(self.used, i)
+        if pos >= len(self.used):
+            raise fail(ENOENT, "no next key")
+        nxt = self.used[pos]
+        return self.storage.read_consistent(lambda: self.storage.read(nxt, self.key_off, self.key_size))
+
+    def sys_lookup_and_delete(self, key: bytes | None, flags: int = 0) -> bytes:
+        """``htab_map_lookup_and_delete_elem``."""
+        self.check_sys_write()
+        if flags & ~U.BPF_F_LOCK or (flags & U.BPF_F_LOCK and not self.has_spin_lock):
+            raise fail(EINVAL, "lookup_and_delete flags")
+        key = bytes((key or b"")[:self.key_size])
+        with self.storage.transaction():
+            self._sync()
+            i = self.index.get(key)
+            if i is None:
+                raise fail(ENOENT, "no such key")
+            out = self._read_value(i)
+            self._remove(key)
+        return out
+
+
+def _capable(kernel: Any) -> bool:
+    cap = getattr(kernel, "capable", None)
+    return bool(cap("CAP_SYS_ADMIN")) if callable(cap) else True
