@@ -208,14 +208,14 @@ def _syscall_ebpf_bench() -> Bench | None:
     if not SYSCALL_EBPF.exists():
         return None
     try:
-        from .programs import Ebpf  # type: ignore[attr-defined]
+        from .programs.ebpf import Ebpf
         from .sim_kernel.kernel import SimKernel
 
         kernel = SimKernel()
         ebpf = Ebpf.load_file(str(SYSCALL_EBPF), kernel=kernel)
-        prog = ebpf.program_mut("syscall_ebpf")
+        prog: Any = ebpf.program_mut("syscall_ebpf")
         prog.load()
-        fd = prog.fd if isinstance(prog.fd, int) else prog.fd.fd
+        fd = int(prog.fd)
         from .sim_kernel.prog import prog_from_fd
 
         bpf_prog = prog_from_fd(kernel, fd)
