@@ -231,4 +231,5 @@ def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_co
     return LinkedProgram(
         name=name, insns=linker.insns, func_info=func_info, line_info=line_info,
         subprograms=[f.name for f in linker.order[1:]], map_refs=linker.map_refs, big_endian=obj.big_endian,
+        function_starts=[(f.name, linker.placed[(f.section_index, f.address)]) for f in linker.order],
     )

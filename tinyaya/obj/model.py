@@ -295,6 +295,7 @@ class LinkedProgram:
     func_info: list[FuncInfo] = field(default_factory=list)
     line_info: list[LineInfo] = field(default_factory=list)
     subprograms: list[str] = field(default_factory=list)  # appended functions, in order
+    function_starts: list[tuple[str, int]] = field(default_factory=list)  # (name, insn index), main first
     map_refs: list[MapReference] = field(default_factory=list)
     big_endian: bool = False
 
