@@ -197,6 +197,11 @@ class Process:
         return addr
 
     @property
+    def scratch(self) -> int:
+        """A 2 KiB buffer in user memory (what a workload passes for read buffers and structs)."""
+        return self.user.base + 2048
+
+    @property
     def user_sp(self) -> int:
         return self.user.base + _USER_STACK + 2048
 
@@ -257,7 +262,8 @@ class Machine:
         self._exits: list[Any] = []
         #: syscalls issued, by number
         self.syscall_counts = [0] * (NR_syscalls + 1)
-        self.default_process = self.process(comm="tinyaya", uid=0, gid=0, cpu=0)
+        #: the process that stands for tinyaya itself (PROG_TEST_RUN's current); a low pid, clear of replayed logs
+        self.default_process = self.process(comm="tinyaya", uid=0, gid=0, cpu=0, pid=100)
 
     # -- processes ----------------------------------------------------------------------------------
     def alloc_pid(self, want: int | None = None) -> int:
@@ -418,11 +424,28 @@ class Machine:
             fire_exit(self, t, group_dead=group or len(task.process.threads) == 1)
             t.alive = False
         if all(not t.alive for t in task.process.threads):
-            task.process.alive = False
+            self.reap(task.process)
         return 0
+
+    def reap(self, process: Process) -> None:
+        """Forget a process that exited: its pids and its memory go (``release_task``)."""
+        if process is self.default_process:
+            return
+        process.alive = False
+        for t in process.threads:
+            t.alive = False
+            if self.tasks.get(t.pid) is t:
+                del self.tasks[t.pid]
+            self.aspace.remove(t.region)
+        if self.processes.get(process.tgid) is process:
+            del self.processes[process.tgid]
+        self.aspace.remove(process.user)
 
     def fork(self, parent: Task, child_pid: int, thread: bool = False) -> Task:
         """Create the child of a successful fork/clone (a thread of the same process with CLONE_THREAD)."""
+        existing = self.tasks.get(child_pid)
+        if existing is not None:
+            return existing  # a replayed log showed the child before the parent's clone returned
         if thread:
             return parent.process.thread(tid=child_pid)
         p = parent.process
