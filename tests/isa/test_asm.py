@@ -156,3 +156,12 @@ def test_both_syntaxes_agree() -> None:
     ]
     for conf, llvm in pairs:
         assert assemble(conf) == assemble(llvm), (conf, llvm)
+
+
+def test_objdump_lines_assemble_as_pasted() -> None:
+    dump = ("       0:\t18 01 00 00 05 00 00 00 00 00 00 00 07 00 00 00\tr1 = 0x700000005 ll\n"
+            "       2:\t2d 21 03 00 00 00 00 00\tif r1 > r2 goto +0x3 <prog+0x30>\n"
+            "       3:\tmov\t%r0,\t1\n"
+            "       4:\t95 00 00 00 00 00 00 00\texit\n")
+    assert assemble(dump) == [Insn(0x18, 1, 0, 0, 5), Insn(0, 0, 0, 0, 7), Insn(0x2D, 1, 2, 3, 0),
+                              Insn(0xB7, 0, 0, 0, 1), Insn(0x95)]

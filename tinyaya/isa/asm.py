@@ -11,7 +11,9 @@ It reads, line by line and mixed freely, the two syntaxes that
   disassembler (``may_goto +3``, ``lddw %r1, map_fd(5)``, ``addr_space_cast``);
 * LLVM's BPF syntax as printed by llvm-objdump-19: ``r1 = *(u32 *)(r1 + 0x8)``,
   ``if w1 s> 0x5 goto -0x3``, ``lock *(u64 *)(r1 + 0x0) += r2``, ``r1 = 0x1 ll``,
-  ``ld_pseudo r1, 0x1, 0x5``. A trailing ``<sym+0x10>`` annotation is ignored.
+  ``ld_pseudo r1, 0x1, 0x5``. A trailing ``<sym+0x10>`` annotation and the
+  address and hex-byte columns of an llvm-objdump line (``  3:\tb7 01 ...\t``)
+  are ignored, so instruction lines of a dump can be pasted as they are.
 
 Labels (``name:``) may be used as jump and local-call targets; as in the
 conformance assembler, the first ``exit`` is also the label ``exit``. Comments
@@ -468,7 +470,8 @@ def _lddw(operands: list[str]) -> list[Insn]:
 
 def _split_conformance(line: str) -> tuple[str, list[str]]:
     """Mnemonic and operands; commas and spaces separate, except inside [...] and (...)."""
-    mnemonic, _, rest = line.partition(" ")
+    head = re.match(r"(\S+)\s*(.*)$", line)
+    mnemonic, rest = (head.group(1), head.group(2)) if head else (line, "")
     operands: list[str] = []
     depth, cur = 0, ""
     for ch in rest:
@@ -493,10 +496,12 @@ def _split_conformance(line: str) -> tuple[str, list[str]]:
 
 _COMMENT_RE = re.compile(r"(#|;|//).*$")
 _ANNOTATION_RE = re.compile(r"\s*<[^<>]*>\s*$")
+_OBJDUMP_PREFIX_RE = re.compile(r"^\s*\d+:\t(?:(?:[0-9a-f]{2} )*[0-9a-f]{2}\t)?")
 
 
 def _strip(line: str) -> str:
-    line = _COMMENT_RE.sub("", line)
+    """Drop comments, a trailing ``<sym+off>`` and llvm-objdump's address and hex-byte columns."""
+    line = _OBJDUMP_PREFIX_RE.sub("", _COMMENT_RE.sub("", line))
     return _ANNOTATION_RE.sub("", line).strip()
 
 
