@@ -23,6 +23,7 @@ from tinyaya.programs import (
     ProgramError,
     ProgramNotFound,
     TracePoint,
+    default_pin_dir,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -193,16 +194,17 @@ def test_example_kprobe_on_sim(kernel: Any, caplog: pytest.LogCaptureFixture) ->
 def test_pins_on_sim(kernel: Any) -> None:
     if kernel.backend != "sim":
         pytest.skip("real-kernel pins run in a private bpffs in tests/linux")
+    root = default_pin_dir(kernel)
     with load_counter(kernel, 0) as ebpf:
         counts = HashMap(ebpf.map("COUNTS"), key=u32, value=u64)
         counts.insert(9, 81)
-        counts.pin("/sys/fs/bpf/COUNTS")
+        counts.pin(f"{root}/COUNTS")
         prog = ebpf.program("ret_len")
         prog.load()
-        prog.pin("/sys/fs/bpf/ret_len")
-    again = HashMap.from_pin("/sys/fs/bpf/COUNTS", kernel, key=u32, value=u64)
+        prog.pin(f"{root}/ret_len")
+    again = HashMap.from_pin(f"{root}/COUNTS", kernel, key=u32, value=u64)
     assert again.get(9) == 81
     again.close()
-    p = Program.from_pin("/sys/fs/bpf/ret_len", kernel)
+    p = Program.from_pin(f"{root}/ret_len", kernel)
     assert p.test_run(data=bytes(20)).retval == 6
     p.unload()

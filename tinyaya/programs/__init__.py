@@ -7,7 +7,7 @@
     link_id = program.attach("sys_enter", 0)
 """
 from .aya_log import AyaLogError, AyaLogLevel, AyaLogRecord, decode_record
-from .ebpf import DEFAULT_PIN_DIR, Ebpf, EbpfLoader
+from .ebpf import DEFAULT_PIN_DIR, Ebpf, EbpfLoader, default_pin_dir
 from .errors import (
     AlreadyAttached,
     AlreadyLoaded,
@@ -42,7 +42,7 @@ from .probe import KProbe, ProbeKind, UProbe
 from .program import Program, TestRunResult
 
 __all__ = [
-    "AyaLogError", "AyaLogLevel", "AyaLogRecord", "decode_record", "DEFAULT_PIN_DIR", "Ebpf", "EbpfLoader",
+    "AyaLogError", "AyaLogLevel", "AyaLogRecord", "decode_record", "DEFAULT_PIN_DIR", "default_pin_dir", "Ebpf", "EbpfLoader",
     "AlreadyAttached", "AlreadyLoaded", "AttachError", "EbpfError", "FileError", "LoadError", "MapCreateError",
     "NotAttached", "NotLoaded", "ProgramError", "ProgramNotFound", "ProgramSyscallError", "UnexpectedProgramType",
     "Unsupported", "UnsupportedMap", "PerfEvent", "RawTracePoint", "SchedClassifier", "SocketFilter",

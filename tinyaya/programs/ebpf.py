@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import mmap
 import os
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ from .errors import EbpfError, FileError, MapCreateError, ProgramNotFound, Unexp
 from .kinds import program_class
 from .program import Program
 
-__all__ = ["Ebpf", "EbpfLoader", "DEFAULT_PIN_DIR", "SUPPORTED_MAP_TYPES"]
+__all__ = ["Ebpf", "EbpfLoader", "DEFAULT_PIN_DIR", "SUPPORTED_MAP_TYPES", "default_pin_dir"]
+
+_log = logging.getLogger("tinyaya.loader")
 
 #: aya's default for ``map_pin_path``
 DEFAULT_PIN_DIR = "/sys/fs/bpf"
@@ -50,15 +53,23 @@ SUPPORTED_MAP_TYPES = frozenset({
 })
 
 
+def default_pin_dir(kernel: Kernel) -> str:
+    """``/sys/fs/bpf`` on Linux (aya's default); the root of its private bpffs on a simulated kernel."""
+    root = getattr(getattr(kernel, "bpffs", None), "root", None)
+    return os.fspath(root) if root is not None else DEFAULT_PIN_DIR
+
+
 class Ebpf:
     """A loaded object: its maps (created) and programs (relocated; load each with ``load()``)."""
 
-    def __init__(self, kernel: Kernel, obj: _obj.Object, maps: dict[str, MapData], programs: dict[str, Program]
-                 ) -> None:
+    def __init__(self, kernel: Kernel, obj: _obj.Object, maps: dict[str, MapData], programs: dict[str, Program],
+                 btf_fd: int | None = None) -> None:
         self.kernel = kernel
         self.obj = obj
         self._maps = maps
         self._programs = programs
+        #: the object's BTF loaded into the kernel (BPF_BTF_LOAD), None when the kernel refused it
+        self.btf_fd = btf_fd
 
     # -- construction -----------------------------------------------------------------------------------
 
@@ -118,6 +129,9 @@ class Ebpf:
             prog.close()
         for md in self._maps.values():
             md.close()
+        if self.btf_fd is not None:
+            fd, self.btf_fd = self.btf_fd, None
+            self.kernel.close(fd)
 
     def __enter__(self) -> Ebpf:
         return self
@@ -137,7 +151,7 @@ class EbpfLoader:
         self._globals: dict[str, Any] = {}
         self._globals_must_exist: dict[str, bool] = {}
         self._max_entries: dict[str, int] = {}
-        self._pin_dir: str = DEFAULT_PIN_DIR
+        self._pin_dir: str | None = None
         self._btf: object | None = None
         self._verifier_log_level = 0
         self._allow_unsupported_maps = False
@@ -161,7 +175,7 @@ class EbpfLoader:
         return self
 
     def map_pin_path(self, path: str | os.PathLike[str]) -> EbpfLoader:
-        """Where maps with ``pinning = BY_NAME`` are pinned (default ``/sys/fs/bpf``)."""
+        """Where maps with ``pinning = BY_NAME`` are pinned (default: ``default_pin_dir(kernel)``)."""
         self._pin_dir = os.fspath(path)
         return self
 
@@ -213,18 +227,32 @@ class EbpfLoader:
             obj.override_global(name, self._global_bytes(obj, name, value), must_exist=self._globals_must_exist[name])
         ncpus = len(possible_cpus(kernel))
         maps: dict[str, MapData] = {}
+        btf_fd = self._load_btf(kernel, obj)
         try:
             for name, mdef in obj.maps.items():
-                maps[name] = self._create_map(kernel, mdef, ncpus)
+                maps[name] = self._create_map(kernel, mdef, ncpus, btf_fd)
             self._fill_map_in_map(obj, maps)
-            programs = self._programs(kernel, obj, maps)
+            programs = self._programs(kernel, obj, maps, btf_fd)
         except BaseException:
             for md in maps.values():
                 md.close()
+            if btf_fd is not None:
+                kernel.close(btf_fd)
             raise
-        return Ebpf(kernel, obj, maps, programs)
+        return Ebpf(kernel, obj, maps, programs, btf_fd)
 
-    def _create_map(self, kernel: Kernel, mdef: _obj.MapDef, ncpus: int) -> MapData:
+    def _load_btf(self, kernel: Kernel, obj: _obj.Object) -> int | None:
+        """Load the object's (fixed-up) BTF, as aya does when the kernel supports it. A refusal is not
+        fatal: maps and programs are then created without BTF, as libbpf and aya fall back."""
+        if obj.btf is None or obj.big_endian or not obj.btf.raw:
+            return None
+        try:
+            return bpfsys.bpf_btf_load(kernel, obj.btf.raw)
+        except OSError as e:
+            _log.info("BTF of %s not loaded (%s); continuing without BTF", obj.path or "<bytes>", e)
+            return None
+
+    def _create_map(self, kernel: Kernel, mdef: _obj.MapDef, ncpus: int, btf_fd: int | None = None) -> MapData:
         mdef = mdef.resolved(ncpus, mmap.PAGESIZE)
         max_entries = self._max_entries.get(mdef.name, mdef.max_entries)
         if int(mdef.map_type) not in SUPPORTED_MAP_TYPES and not mdef.is_data and not self._allow_unsupported_maps:
@@ -233,7 +261,8 @@ class EbpfLoader:
         if mdef.pinning != _obj.PinningType.NONE:
             if mdef.pinning not in (_obj.PinningType.BY_NAME, _obj.PinningType.GLOBAL_NS):
                 raise UnexpectedPinningType(mdef.name, int(mdef.pinning))
-            pin_path = f"{self._pin_dir.rstrip('/')}/{mdef.name}"
+            pin_dir = self._pin_dir if self._pin_dir is not None else default_pin_dir(kernel)
+            pin_path = f"{pin_dir.rstrip('/')}/{mdef.name}"
             try:
                 fd = bpfsys.bpf_obj_get(kernel, pin_path)
             except OSError as e:
@@ -252,11 +281,24 @@ class EbpfLoader:
                                                  map_flags=inner.map_flags)
             except OSError as e:
                 raise MapCreateError(f"{mdef.name} (inner map)", e)
-        try:
-            fd = bpfsys.bpf_map_create(
+        def create(with_btf: bool) -> int:
+            btf = {}
+            if with_btf and btf_fd is not None and mdef.btf_value_type_id:
+                btf = {"btf_fd": btf_fd, "btf_key_type_id": mdef.btf_key_type_id,
+                       "btf_value_type_id": mdef.btf_value_type_id}
+            return bpfsys.bpf_map_create(
                 kernel, mdef.map_type, mdef.key_size, mdef.value_size, max_entries, name=mdef.kernel_name,
                 map_flags=mdef.map_flags, inner_map_fd=inner_fd, numa_node=mdef.numa_node, map_extra=mdef.map_extra,
+                **btf,
             )
+
+        try:
+            try:
+                fd = create(True)
+            except OSError:
+                if btf_fd is None or not mdef.btf_value_type_id:
+                    raise
+                fd = create(False)  # libbpf: "failed to create map with BTF, retrying without BTF"
         except OSError as e:
             raise MapCreateError(mdef.name, e)
         finally:
@@ -293,7 +335,8 @@ class EbpfLoader:
                 except OSError as e:
                     raise MapCreateError(f"{name}[{index}] = {inner_name}", e)
 
-    def _programs(self, kernel: Kernel, obj: _obj.Object, maps: dict[str, MapData]) -> dict[str, Program]:
+    def _programs(self, kernel: Kernel, obj: _obj.Object, maps: dict[str, MapData], btf_fd: int | None = None
+                  ) -> dict[str, Program]:
         fds = {name: md.fd for name, md in maps.items()}
         programs: dict[str, Program] = {}
         for name, oprog in obj.programs.items():
@@ -305,7 +348,7 @@ class EbpfLoader:
                 name, kernel, linked=linked, section=section, prog_type=int(section.prog_type),
                 license=oprog.license or obj.license, kern_version=oprog.kernel_version or obj.kernel_version or 0,
                 expected_attach_type=int(eat) if eat is not None else 0,
-                verifier_log_level=self._verifier_log_level,
+                verifier_log_level=self._verifier_log_level, btf_fd=btf_fd,
             )
         # PROG_ARRAY initialisers (``.maps`` values): filled as each program gets loaded
         for name, mdef in obj.maps.items():

@@ -52,6 +52,7 @@ class Program:
         expected_attach_type: int = 0,
         verifier_log_level: int = 0,
         fd: int | None = None,
+        btf_fd: int | None = None,
     ) -> None:
         self.name = name
         self.kernel = kernel
@@ -63,6 +64,8 @@ class Program:
         self.kern_version = kern_version
         self.expected_attach_type = expected_attach_type
         self.verifier_log_level = verifier_log_level
+        #: the object's BTF fd: func_info and line_info go with the program when it is set
+        self.btf_fd = btf_fd
         #: the verifier's log of the last successful load when verifier_log_level > 0
         self.verifier_log = ""
         self.fd: int | None = fd
@@ -90,12 +93,27 @@ class Program:
         if self.linked is None:
             raise Unsupported(f"program {self.name} has no instructions to load (opened from a pin?)")
         log: list[str] = []
+        linked = self.linked
+        common: dict[str, Any] = dict(
+            name=self.name, expected_attach_type=self.expected_attach_type, kern_version=self.kern_version,
+            log_level=self.verifier_log_level, log_out=log,
+        )
+        btf: dict[str, Any] = {}
+        if self.btf_fd is not None and linked.func_info:
+            btf = dict(prog_btf_fd=self.btf_fd, func_info=linked.func_info_bytes(),
+                       func_info_rec_size=linked.func_info_rec_size, line_info=linked.line_info_bytes(),
+                       line_info_rec_size=linked.line_info_rec_size)
+        code = linked.insn_bytes()
         try:
-            self.fd = bpfsys.bpf_prog_load(
-                self.kernel, self.prog_type, self.linked.insn_bytes(), self.license, name=self.name,
-                expected_attach_type=self.expected_attach_type, kern_version=self.kern_version,
-                log_level=self.verifier_log_level, log_out=log,
-            )
+            try:
+                self.fd = bpfsys.bpf_prog_load(self.kernel, self.prog_type, code, self.license, **common, **btf)
+            except bpfsys.ProgLoadError as first:
+                if not btf:
+                    raise
+                try:  # the BTF info may be what the kernel refused: try once without it, as a fallback
+                    self.fd = bpfsys.bpf_prog_load(self.kernel, self.prog_type, code, self.license, **common)
+                except bpfsys.ProgLoadError:
+                    raise first from None
         except bpfsys.ProgLoadError as e:
             raise LoadError(self.name, e.errno or errno.EINVAL, e.verifier_log)
         self.verifier_log = log[0] if log else ""
