@@ -115,6 +115,8 @@ def test_symbolize_hook_names_maps() -> None:
 
     assert disasm(prog, symbolize=names) == ["r1 = events ll", "r2 = 0x9 ll", "exit"]
     assert seen == [0, 2]
+    whole = disasm(prog, symbolize=lambda pc, i: "r1 = map[events] ll" if pc == 0 else None)
+    assert whole[0] == "r1 = map[events] ll"
 
 
 def test_target_label_hook_and_jump_target() -> None:

@@ -224,7 +224,9 @@ def _llvm_ld_imm64(insns: list[Insn], pc: int, symbolize: Symbolize | None, loss
     if symbolize is not None:
         name = symbolize(pc, lo)
         if name is not None:
-            return f"r{lo.dst} = {name} ll"
+            # The hook returns the immediate's text ("map[id:3:events]"), or a whole instruction
+            # ("r1 = map[events] ll"), which is printed as it is.
+            return name if " = " in name else f"r{lo.dst} = {name} ll"
     if lo.src == 0:
         value = _s64(((hi.imm & 0xFFFFFFFF) << 32) | (lo.imm & 0xFFFFFFFF))
         return f"r{lo.dst} = {_hex(value)} ll"
@@ -390,7 +392,8 @@ def disasm_insn(
     """Text of the instruction at slot ``pc``.
 
     ``symbolize(pc, insn)`` may return a name to print instead of a ld_imm64's
-    immediate (``r1 = events ll``); ``target_label(slot)`` may return the text
+    immediate (``events`` gives ``r1 = events ll``; a text containing `` = `` is
+    taken as the whole instruction); ``target_label(slot)`` may return the text
     llvm-objdump puts in ``<...>`` after a jump (``goto +0x3 <LBB0_2>``).
     ``lossless=True`` prints the two fields LLVM drops (see the module doc).
     """
