@@ -48,7 +48,7 @@ _PREFIX = re.compile(r"^(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)?"
                      r"(?:(\d{1,2}:\d{2}:\d{2}(?:\.\d+)?|\d+\.\d+)\s+)?")
 _CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)$")
 _RESUMED = re.compile(r"^<\.\.\.\s+([a-z_][a-z0-9_]*)\s+resumed>\s?(.*)$")
-_RET = re.compile(r"\)\s+=\s+(-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(E[A-Z0-9]+))?[^)]*?(?:\s*<[\d.]+>)?\s*$")
+_RETVAL = re.compile(r"(-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(E[A-Z0-9_]+))?")
 _UNFINISHED = " <unfinished ...>"
 _ERRNO = {"EPERM": 1, "ENOENT": 2, "ESRCH": 3, "EINTR": 4, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "ENOEXEC": 8,
           "EBADF": 9, "ECHILD": 10, "EAGAIN": 11, "ENOMEM": 12, "EACCES": 13, "EFAULT": 14, "EBUSY": 16,
@@ -121,8 +121,21 @@ def _ts(text: str | None) -> float | None:
 
 
 def _ret(tail: str) -> tuple[str, int | None] | None:
-    """Split ``args) = ret ...`` into the argument text and the return value (None for ``?``)."""
-    m = _RET.search(tail)
+    """Split ``args) = ret ...`` into the argument text and the return value (None for ``?``).
+
+    The separator is the last `` = `` that follows a ``)``, so strings holding
+    ``) = `` and errno texts in parentheses (``-1 ENOENT (No such file…)``) are fine.
+    """
+    idx = len(tail)
+    while True:
+        i = tail.rfind(" = ", 0, idx)
+        if i < 0:
+            return None
+        before = tail[:i].rstrip()
+        if before.endswith(")"):
+            break
+        idx = i
+    m = _RETVAL.match(tail[i + 3:].lstrip())
     if m is None:
         return None
     val = m.group(1)
@@ -134,7 +147,7 @@ def _ret(tail: str) -> tuple[str, int | None] | None:
             ret = -_ERRNO.get(m.group(2), 1)
         elif ret > 0x7FFF_FFFF_FFFF_FFFF:
             ret -= 1 << 64
-    return tail[:m.start()], ret
+    return before[:-1], ret
 
 
 def parse_line(line: str) -> StraceLine:
