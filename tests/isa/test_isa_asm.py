@@ -6,7 +6,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import valid_insns, valid_programs
+from isa_strategies import valid_insns, valid_programs
 
 from tinyaya.isa import AsmError, Insn, assemble, disasm
 from tinyaya.isa import opcodes as op

@@ -14,7 +14,7 @@ import pytest
 from conformance_data import conformance_dir, load_all
 from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, assume, given, settings
-from strategies import valid_programs
+from isa_strategies import valid_programs
 
 from tinyaya.isa import AsmError, Insn, decode, disasm
 from tinyaya.isa import opcodes as op

@@ -1,7 +1,7 @@
 """Hypothesis strategies for canonical, valid eBPF instructions (unused fields zero, RFC 9669 / Linux 6.x).
 
 ``valid_insns()`` draws one instruction as a list of slots (two for ld_imm64). Other layers may
-reuse it (``from strategies import valid_insns`` with ``tests/isa`` on sys.path).
+reuse it (``from isa_strategies import valid_insns`` with ``tests/isa`` on sys.path).
 """
 from __future__ import annotations
 
