@@ -16,7 +16,7 @@ from typing import Any
 from ...uapi.bpf import MapCreateAttr
 from ..errors import EINVAL, EOPNOTSUPP, fail
 from .array import ArrayMap
-from .base import BpfMap, T
+from .base import BpfMap, F, T
 from .bloom_filter import BloomFilterMap
 from .fd_array import FdArrayMap
 from .hash import HashMap
@@ -54,6 +54,15 @@ def map_alloc_check(kernel: Any, attr: Any) -> None:
         check(kernel, attr)
 
 
+def _map_create_checks(attr: Any) -> None:
+    """The type-independent checks of ``map_create`` that concern the map itself (the syscall layer repeats them)."""
+    if attr.map_type != T.BPF_MAP_TYPE_BLOOM_FILTER and attr.map_extra != 0:
+        raise fail(EINVAL, "map_extra is only for bloom filters")
+    both = F.BPF_F_RDONLY | F.BPF_F_WRONLY
+    if attr.map_flags & both == both:
+        raise fail(EINVAL, "BPF_F_RDONLY and BPF_F_WRONLY together")
+
+
 def create_map(kernel: Any, attr: Any, *, inner_map: Any = None, btf: Any = None) -> BpfMap:
     """``map_alloc``: a new map for ``attr`` (a ``MapCreateAttr``), after its type's checks.
 
@@ -61,6 +70,7 @@ def create_map(kernel: Any, attr: Any, *, inner_map: Any = None, btf: Any = None
     by default ``attr.inner_map_fd`` is resolved through ``kernel.fds`` after
     the attribute checks, as Linux does (so a bad key size wins over a bad fd).
     """
+    _map_create_checks(attr)
     map_alloc_check(kernel, attr)
     cls = map_class(attr.map_type)
     m = cls(kernel, attr, inner_map=inner_map)  # type: ignore[call-arg]

@@ -30,8 +30,34 @@ __all__ = ["BpfMap", "round_up", "PAGE_SIZE", "KMALLOC_MAX_SIZE", "PCPU_MIN_UNIT
            "BPF_F_ACCESS_MASK", "F", "U", "T", "flags_access_ok", "is_power_of_2", "roundup_pow_of_two"]
 
 T = BpfMapType
-F = MapFlags
-U = MapUpdateFlags
+
+
+class F:
+    """``BPF_F_*`` map flags as plain ints (``~`` on an IntFlag would drop the undefined bits a mask must catch)."""
+
+    BPF_F_NO_PREALLOC = int(MapFlags.BPF_F_NO_PREALLOC)
+    BPF_F_NO_COMMON_LRU = int(MapFlags.BPF_F_NO_COMMON_LRU)
+    BPF_F_NUMA_NODE = int(MapFlags.BPF_F_NUMA_NODE)
+    BPF_F_RDONLY = int(MapFlags.BPF_F_RDONLY)
+    BPF_F_WRONLY = int(MapFlags.BPF_F_WRONLY)
+    BPF_F_STACK_BUILD_ID = int(MapFlags.BPF_F_STACK_BUILD_ID)
+    BPF_F_ZERO_SEED = int(MapFlags.BPF_F_ZERO_SEED)
+    BPF_F_RDONLY_PROG = int(MapFlags.BPF_F_RDONLY_PROG)
+    BPF_F_WRONLY_PROG = int(MapFlags.BPF_F_WRONLY_PROG)
+    BPF_F_CLONE = int(MapFlags.BPF_F_CLONE)
+    BPF_F_MMAPABLE = int(MapFlags.BPF_F_MMAPABLE)
+    BPF_F_PRESERVE_ELEMS = int(MapFlags.BPF_F_PRESERVE_ELEMS)
+    BPF_F_INNER_MAP = int(MapFlags.BPF_F_INNER_MAP)
+
+
+class U:
+    """The flags of map updates (``BPF_ANY``, ``BPF_NOEXIST``, ``BPF_EXIST``, ``BPF_F_LOCK``) as plain ints."""
+
+    BPF_ANY = int(MapUpdateFlags.BPF_ANY)
+    BPF_NOEXIST = int(MapUpdateFlags.BPF_NOEXIST)
+    BPF_EXIST = int(MapUpdateFlags.BPF_EXIST)
+    BPF_F_LOCK = int(MapUpdateFlags.BPF_F_LOCK)
+
 
 PAGE_SIZE = 4096
 #: ``KMALLOC_MAX_SIZE`` on x86-64 (``1 << (MAX_PAGE_ORDER + PAGE_SHIFT)``, 4 MiB)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP, EPERM, fail
+from ..errors import E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOTSUPP, EPERM, fail
 from .base import (
     BPF_F_ACCESS_MASK,
     KMALLOC_MAX_SIZE,
@@ -105,7 +105,8 @@ class HashMap(BpfMap):
         slot = self.value_off + self.elem_size * (self.ncpus if self.percpu else 1)
         try:
             self.charge(MAP_STRUCT_SIZE)
-            self.storage = SlotStorage(self, slot, self.max_entries, writable=not self.rdonly_prog)
+            # elements are charged one by one as they are inserted, like BPF_F_NO_PREALLOC's kmalloc'd ones
+            self.storage = SlotStorage(self, slot, self.max_entries, charge=False, writable=not self.rdonly_prog)
         except BaseException:
             self.release()
             raise
@@ -160,6 +161,7 @@ class HashMap(BpfMap):
     def _insert(self, key: bytes, values: bytes) -> None:
         """Take a free slot and write the whole element (state, key, values) as one update."""
         st = self.storage
+        self.charge(HTAB_ELEM_SIZE + st.slot_size)
         if self.free_slots:
             i = self.free_slots.pop()
             hwm = None
@@ -181,6 +183,7 @@ class HashMap(BpfMap):
         del self.used[bisect.bisect_left(self.used, i)]
         self.free_slots.append(i)
         self.recent.pop(key, None)
+        self.uncharge(HTAB_ELEM_SIZE + st.slot_size)
 
     def _make_room(self) -> int:
         """0 if an element may be added, else the errno (E2BIG), evicting the LRU element of an LRU map."""
@@ -232,7 +235,10 @@ class HashMap(BpfMap):
                 values = self._percpu_image(value, cpu)
             else:
                 values = bytes(value[:self.value_size]).ljust(self.elem_size, b"\0")
-            self._insert(key, values)
+            try:
+                self._insert(key, values)
+            except OSError as e:  # ENOMEM from the memory charge
+                return e.errno or ENOMEM
         return 0
 
     def _value_addr(self, i: int, cpu: int) -> int:

@@ -54,6 +54,9 @@ VERSION = 1
 JOURNAL_OFF = 512
 #: a chunk aims at this many bytes (a page multiple); one slot bigger than that is a chunk by itself
 CHUNK_TARGET = 256 << 10
+#: bigger maps get bigger chunks, so that no map needs more than this many regions
+MAX_CHUNKS = 256
+CHUNK_MAX = 1 << 30
 #: chunks at least this big come from an anonymous mapping (untouched pages cost nothing)
 _ANON_MIN = 1 << 20
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
@@ -120,7 +123,9 @@ class SlotStorage:
         if contiguous:
             self.chunk_slots = max(nslots, 1)
         else:
-            self.chunk_slots = max(1, min(nslots, CHUNK_TARGET // slot_size))
+            # at most ~MAX_CHUNKS regions per map (the kernel half has about 30000 of them)
+            target = min(max(CHUNK_TARGET, nslots * slot_size // MAX_CHUNKS), CHUNK_MAX)
+            self.chunk_slots = max(1, min(nslots, target // slot_size))
         self.chunk_bytes = round_up(self.chunk_slots * slot_size, PAGE_SIZE)
         if self.chunk_bytes > REGION_SPAN:
             raise fail(ENOMEM, f"{self.chunk_bytes} bytes do not fit one region")
