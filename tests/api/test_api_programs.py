@@ -1,6 +1,7 @@
 """The programs API on each backend: load, attach, count, read rings, log, pin, errors."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import struct
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from tinyaya import Ebpf, EbpfLoader
-from tinyaya.maps import HashMap, MapData, PerfEventArray, RingBuf, u32, u64
+from tinyaya.maps import AsyncPerfEventArray, HashMap, MapData, PerfEventArray, RingBuf, u32, u64
 from tinyaya.obj import ParseError, SymbolNotFound
 from tinyaya.programs import (
     AlreadyLoaded,
@@ -29,6 +30,7 @@ from tinyaya.programs import (
 ROOT = Path(__file__).parents[2]
 COUNT = ROOT / "tests/linux/fixtures/count_syscalls.o"
 AYA_LOG_TP = ROOT / "tests/linux/fixtures/aya_log_tp.o"
+AYA_LOG_RB = ROOT / "tests/linux/fixtures/aya_log_rb.o"
 EXAMPLE = ROOT / "examples/syscall_ebpf/syscall_ebpf-ebpf/syscall_ebpf.o"
 GETPPID = 110
 
@@ -208,3 +210,45 @@ def test_pins_on_sim(kernel: Any) -> None:
     p = Program.from_pin(f"{root}/ret_len", kernel)
     assert p.test_run(data=bytes(20)).retval == 6
     p.unload()
+
+
+def test_logger_ring_buffer_flavour(kernel: Any, driver: Driver, caplog: pytest.LogCaptureFixture) -> None:
+    loader = EbpfLoader(kernel=kernel).override_global("target_tgid", driver.tgid)
+    with loader.override_global("watch_id", GETPPID).load_file(AYA_LOG_RB) as ebpf:
+        logger = EbpfLogger.init(ebpf)
+        prog = ebpf.program_mut("log_rb")
+        prog.load()
+        with caplog.at_level(logging.DEBUG, logger="aya_log_rb"):
+            link = prog.attach("raw_syscalls", "sys_enter")
+            driver.getppid(2)
+            prog.detach(link)
+            records = logger.poll()
+        logger.close()
+    assert [r.message for r in records] == ["flags=beef id 110"] * 2
+    got = [r for r in caplog.records if r.name == "aya_log_rb"]
+    assert [(r.levelno, r.lineno, r.module) for r in got] == [(logging.DEBUG, 42, "aya_log_rb")] * 2
+
+
+def test_async_perf_event_array(kernel: Any, driver: Driver) -> None:
+    async def main() -> list[bytes]:
+        with load_counter(kernel, driver.tgid, watch=GETPPID) as ebpf:
+            tp = ebpf.program_mut("count_syscalls")
+            tp.load()
+            perf = AsyncPerfEventArray(ebpf.map("PERF_EVENTS"))
+            bufs = [perf.open(cpu) for cpu in perf.cpus()]
+            link = tp.attach("raw_syscalls", "sys_enter")
+            driver.getppid(3)
+            tp.detach(link)
+            got: list[bytes] = []
+            while len(got) < 3:
+                tasks = [asyncio.ensure_future(b.read_events()) for b in bufs]
+                done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in pending:
+                    t.cancel()
+                for t in done:
+                    got.extend(t.result()[0])
+            perf.close()
+            return got
+
+    got = asyncio.run(asyncio.wait_for(main(), 30))
+    assert [struct.unpack_from("<Q", s)[0] for s in got] == [GETPPID] * 3
