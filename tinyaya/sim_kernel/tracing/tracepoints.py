@@ -92,7 +92,8 @@ class Tracepoint:
 
 
 def _decl(ctype: str, name: str) -> str:
-    return f"{ctype}{'' if ctype.endswith('*') else ' '}{name}"
+    """As the syscall format files print a field: ``const char * filename`` (type, space, name)."""
+    return f"{ctype} {name}"
 
 
 def _syscall_events(sc: Syscall) -> tuple[Tracepoint, Tracepoint]:
