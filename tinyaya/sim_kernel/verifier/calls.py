@@ -1,0 +1,303 @@
+"""Calls and exits: check_helper_call(), check_func_arg(), check_map_func_compatibility(),
+check_func_call() / prepare_func_exit() for bpf-to-bpf calls, check_reference_leak() and
+check_return_code() (kernel/bpf/verifier.c).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tinyaya.isa import Insn
+from tinyaya.isa import opcodes as op
+from tinyaya.uapi._enums import BpfMapType as M
+from tinyaya.uapi._enums import BpfProgType as P
+from tinyaya.uapi.helpers import HELPERS, ArgFlag, ArgType, RetType, helper_allowed, helper_name
+
+from .errors import E2BIG, EACCES, EINVAL
+from .mem import check_helper_mem, check_ptr_off_reg
+from .regs import MEM_RINGBUF, PTR_MAYBE_NULL, Reg, RegType, mark_known, mark_not_init, mark_unknown
+from .state import FuncState, Ref
+
+if TYPE_CHECKING:
+    from .check import Env
+
+T = RegType
+A = ArgType
+F = ArgFlag
+MAX_CALL_FRAMES = 8
+_LAST_FUNC_ID = 211
+
+MEM_TYPES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
+KEY_TYPES = "fp, pkt, pkt_meta, map_key, map_value"
+_MEM_OK = (T.PTR_TO_STACK, T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_MAP_KEY, T.PTR_TO_MAP_VALUE, T.PTR_TO_MEM)
+
+#: check_map_func_compatibility(): map types a helper demands, and helpers a special map type allows
+_FUNC_MAPS: dict[str, set[int]] = {
+    "tail_call": {M.BPF_MAP_TYPE_PROG_ARRAY},
+    "perf_event_read": {M.BPF_MAP_TYPE_PERF_EVENT_ARRAY}, "perf_event_output": {M.BPF_MAP_TYPE_PERF_EVENT_ARRAY},
+    "get_stackid": {M.BPF_MAP_TYPE_STACK_TRACE},
+    "ringbuf_output": {M.BPF_MAP_TYPE_RINGBUF}, "ringbuf_reserve": {M.BPF_MAP_TYPE_RINGBUF},
+    "ringbuf_query": {M.BPF_MAP_TYPE_RINGBUF},
+    "map_pop_elem": {M.BPF_MAP_TYPE_QUEUE, M.BPF_MAP_TYPE_STACK},
+    "map_push_elem": {M.BPF_MAP_TYPE_QUEUE, M.BPF_MAP_TYPE_STACK, M.BPF_MAP_TYPE_BLOOM_FILTER},
+    "map_peek_elem": {M.BPF_MAP_TYPE_QUEUE, M.BPF_MAP_TYPE_STACK, M.BPF_MAP_TYPE_BLOOM_FILTER},
+    "redirect_map": {M.BPF_MAP_TYPE_DEVMAP, M.BPF_MAP_TYPE_DEVMAP_HASH, M.BPF_MAP_TYPE_CPUMAP,
+                     M.BPF_MAP_TYPE_XSKMAP},
+    "map_lookup_percpu_elem": {M.BPF_MAP_TYPE_PERCPU_ARRAY, M.BPF_MAP_TYPE_PERCPU_HASH,
+                               M.BPF_MAP_TYPE_LRU_PERCPU_HASH},
+}
+_MAP_FUNCS: dict[int, set[str]] = {
+    M.BPF_MAP_TYPE_PROG_ARRAY: {"tail_call"},
+    M.BPF_MAP_TYPE_PERF_EVENT_ARRAY: {"perf_event_read", "perf_event_output", "skb_output",
+                                      "perf_event_read_value", "xdp_output"},
+    M.BPF_MAP_TYPE_RINGBUF: {"ringbuf_output", "ringbuf_reserve", "ringbuf_query", "ringbuf_reserve_dynptr"},
+    M.BPF_MAP_TYPE_STACK_TRACE: {"get_stackid"},
+    M.BPF_MAP_TYPE_QUEUE: {"map_peek_elem", "map_pop_elem", "map_push_elem"},
+    M.BPF_MAP_TYPE_STACK: {"map_peek_elem", "map_pop_elem", "map_push_elem"},
+    M.BPF_MAP_TYPE_BLOOM_FILTER: {"map_peek_elem", "map_push_elem"},
+}
+
+
+def _is_const_size(r: Reg) -> bool:
+    return r.is_scalar
+
+
+def check_call(env: Env, pc: int, i: Insn) -> int | None:
+    if i.src == op.BPF_PSEUDO_CALL:
+        if i.off or i.dst or op.BPF_SRC(i.code):
+            raise env.reject(EINVAL, "BPF_CALL uses reserved fields")
+        return check_func_call(env, pc, i)
+    if i.src == op.BPF_PSEUDO_KFUNC_CALL:
+        raise env.reject(EINVAL, "calling kernel functions is not supported by the simulated kernel")
+    if i.off or i.dst or i.src or op.BPF_SRC(i.code):
+        raise env.reject(EINVAL, "BPF_CALL uses reserved fields")
+    return check_helper_call(env, pc, i.imm)
+
+
+def check_helper_call(env: Env, pc: int, func_id: int) -> int:
+    name = helper_name(func_id)
+    if func_id <= 0 or func_id > _LAST_FUNC_ID or name == "unknown":
+        raise env.reject(EINVAL, f"invalid func {name}#{func_id}")
+    if not helper_allowed(env.prog_type, func_id):
+        raise env.reject(EINVAL, f"program of this type cannot use helper {name}#{func_id}")
+    proto = HELPERS.get(func_id)
+    if proto is None:
+        raise env.reject(EINVAL, f"helper {name}#{func_id} is not supported by the simulated kernel")
+    if proto.gpl_only and not env.gpl:
+        raise env.reject(EINVAL, "cannot call GPL-restricted function from non-GPL compatible program")
+    st = env.state
+    if st.active_lock and proto.name not in ("spin_unlock", "spin_lock"):
+        raise env.reject(EINVAL, "function calls are not allowed while holding a lock")
+    if proto.callback_args:
+        raise env.reject(EINVAL, f"{name}#{func_id} callbacks are not supported by the simulated kernel")
+    regs = env.regs
+    map_ = None
+    release_id = 0
+    alloc_size = 0
+    for k, (atype, aflags) in enumerate(proto.args):
+        regno = k + 1
+        r = env.check_reg_read(regno) if atype != A.ARG_DONTCARE else regs[regno]
+        maybe_null = bool(aflags & F.PTR_MAYBE_NULL)
+        if atype == A.ARG_ANYTHING:
+            continue
+        if maybe_null and r.is_null():
+            continue
+        if atype == A.ARG_CONST_MAP_PTR:
+            if r.type != T.CONST_PTR_TO_MAP:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=map_ptr")
+            map_ = r.map
+        elif atype == A.ARG_PTR_TO_CTX:
+            if r.type != T.PTR_TO_CTX:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=ctx")
+            check_ptr_off_reg(env, r, regno, "ctx")
+        elif atype in (A.ARG_PTR_TO_MAP_KEY, A.ARG_PTR_TO_MAP_VALUE):
+            if r.type not in _MEM_OK[:5] or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected={MEM_TYPES}")
+            if map_ is None:
+                raise env.reject(EACCES, "invalid map_ptr to access map->key" if atype == A.ARG_PTR_TO_MAP_KEY
+                                 else "invalid map_ptr to access map->value")
+            size = map_.key_size if atype == A.ARG_PTR_TO_MAP_KEY else map_.value_size
+            write = bool(aflags & F.MEM_WRITE)
+            if size == 0:
+                raise env.reject(EACCES, "invalid zero-sized read")
+            if size or atype == A.ARG_PTR_TO_MAP_VALUE:
+                check_helper_mem(env, regno, size, write, False, bool(aflags & F.MEM_UNINIT))
+        elif atype == A.ARG_PTR_TO_MEM:
+            if r.type not in _MEM_OK or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected={MEM_TYPES}")
+            nxt = proto.args[k + 1][0] if k + 1 < len(proto.args) else None
+            if nxt not in (A.ARG_CONST_SIZE, A.ARG_CONST_SIZE_OR_ZERO):
+                raise env.reject(EINVAL, f"{name} has a memory argument without a size")
+            # checked together with the size argument (check_mem_size_reg)
+        elif atype in (A.ARG_CONST_SIZE, A.ARG_CONST_SIZE_OR_ZERO):
+            zero_ok = atype == A.ARG_CONST_SIZE_OR_ZERO
+            if not r.is_scalar:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=scalar")
+            mem_regno = regno - 1
+            mflags = proto.args[k - 1][1]
+            if r.smin < 0:
+                raise env.reject(EACCES, f"R{regno} min value is negative, either use unsigned or 'var &= const'")
+            if r.umax == 0 and not zero_ok:
+                raise env.reject(EACCES, f"R{regno} invalid zero-sized read: u64=[0,0]")
+            if r.umax >= 1 << 29:
+                raise env.reject(EACCES, f"R{regno} unbounded memory access, use 'var &= const' or "
+                                         "'if (var < const)'")
+            mem = regs[mem_regno]
+            if maybe_null or not (proto.args[k - 1][1] & F.PTR_MAYBE_NULL and mem.is_null()):
+                if r.umin == 0 and zero_ok and r.umax == 0:
+                    pass
+                else:
+                    check_helper_mem(env, mem_regno, r.umax, bool(mflags & F.MEM_WRITE), zero_ok,
+                                     bool(mflags & F.MEM_UNINIT))
+        elif atype == A.ARG_CONST_ALLOC_SIZE_OR_ZERO:
+            if not r.is_scalar:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=scalar")
+            if not r.is_const():
+                raise env.reject(EACCES, f"R{regno} is not a known constant'")
+            alloc_size = r.const_value()
+        elif atype == A.ARG_PTR_TO_RINGBUF_MEM:
+            if r.type != T.PTR_TO_MEM or not r.flags & MEM_RINGBUF or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=ringbuf_mem")
+            if r.off or r.var_off != (0, 0):
+                raise env.reject(EINVAL, f"R{regno} must have zero offset when passed to release func or "
+                                         "trusted arg to kfunc")
+            if not r.ref_obj_id:
+                raise env.reject(EACCES, f"R{regno} must be referenced when passed to release func")
+            release_id = r.ref_obj_id
+        elif atype == A.ARG_PTR_TO_SPIN_LOCK:
+            if r.type != T.PTR_TO_MAP_VALUE or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=map_value, ptr_")
+            m = r.map
+            if getattr(m, "spin_lock_off", -1) is None or getattr(m, "spin_lock_off", -1) < 0:
+                raise env.reject(EINVAL, f"map '{getattr(m, 'name', b'').decode() if isinstance(getattr(m, 'name', b''), bytes) else getattr(m, 'name', '')}' has to have BTF in order to use bpf_spin_lock")
+        elif atype == A.ARG_PTR_TO_CONST_STR:
+            if r.type != T.PTR_TO_MAP_VALUE or not (r.map.map_flags & (1 << 7)):
+                raise env.reject(EACCES, f"R{regno} does not point to a readonly map'")
+        else:
+            raise env.reject(EINVAL, f"{name}: argument type {atype.name} is not supported by the simulated kernel")
+    # check_map_func_compatibility()
+    if map_ is not None:
+        mt = map_.map_type
+        allowed = _MAP_FUNCS.get(mt)
+        needs = _FUNC_MAPS.get(proto.name)
+        if (allowed is not None and proto.name not in allowed) or (needs is not None and mt not in needs):
+            raise env.reject(EINVAL, f"cannot pass map_type {mt} into func {name}#{func_id}")
+    if release_id:
+        ref = next((x for x in env.state.refs if x.id == release_id), None)
+        if ref is None:
+            raise env.reject(EINVAL, f"R1 must be referenced when passed to release func")
+        env.state.refs.remove(ref)
+        for f in env.state.frames:
+            for r in f.regs:
+                if r.ref_obj_id == release_id:
+                    mark_unknown(r)
+            for off, (types, sp) in list(f.stack.items()):
+                if sp is not None and sp.ref_obj_id == release_id:
+                    nsp = Reg()
+                    mark_unknown(nsp)
+                    f.stack[off] = (types, nsp)
+    for r in range(1, 6):
+        mark_not_init(regs[r])
+    r0 = regs[0]
+    ret = proto.ret_type
+    if ret in (RetType.RET_INTEGER,):
+        mark_unknown(r0)
+    elif ret == RetType.RET_VOID:
+        mark_not_init(r0)
+    elif ret == RetType.RET_PTR_TO_MAP_VALUE_OR_NULL:
+        mark_known(r0, 0)
+        r0.type = T.PTR_TO_MAP_VALUE
+        r0.flags = PTR_MAYBE_NULL
+        r0.map = map_
+        r0.id = env.new_id()
+    elif ret == RetType.RET_PTR_TO_RINGBUF_MEM_OR_NULL:
+        mark_known(r0, 0)
+        r0.type = T.PTR_TO_MEM
+        r0.flags = PTR_MAYBE_NULL | MEM_RINGBUF
+        r0.mem_size = alloc_size
+        r0.id = env.new_id()
+        r0.ref_obj_id = r0.id
+        env.state.refs.append(Ref(r0.id, pc))
+    else:
+        mark_known(r0, 0)
+        r0.type = T.PTR_TO_BTF_ID
+    if proto.name == "spin_lock":
+        if env.state.active_lock:
+            raise env.reject(EINVAL, "Locking two bpf_spin_locks are not allowed")
+        env.state.active_lock = 1
+    elif proto.name == "spin_unlock":
+        if not env.state.active_lock:
+            raise env.reject(EINVAL, "bpf_spin_unlock without taking a lock")
+        env.state.active_lock = 0
+    return pc + 1
+
+
+def check_func_call(env: Env, pc: int, i: Insn) -> int:
+    st = env.state
+    if len(st.frames) >= MAX_CALL_FRAMES:
+        raise env.reject(E2BIG, f"the call stack of {len(st.frames) + 1} frames is too deep !")
+    if st.active_lock:
+        raise env.reject(EINVAL, "function calls are not allowed while holding a lock")
+    target = pc + i.imm + 1
+    sub = env.subprog_starts.index(target)
+    caller = st.cur
+    callee = FuncState(len(st.frames), pc, sub)
+    for r in range(1, 6):
+        callee.regs[r] = caller.regs[r].copy()
+    st.frames.append(callee)
+    if env.log.enabled:
+        env.log.write("caller:")
+        env.log.write(f" frame{caller.frameno}: ...")
+        env.log.write("callee:")
+        env.log.write(f" frame{callee.frameno}: R1-R5 passed")
+    check_combined_stack(env)
+    return target
+
+
+def check_combined_stack(env: Env) -> None:
+    total = 0
+    for f in env.state.frames:
+        d = env.stack_depth[f.subprog]
+        total += max((d + 31) // 32 * 32, 32) if d else 32
+    if env.prog_type in (P.BPF_PROG_TYPE_KPROBE, P.BPF_PROG_TYPE_TRACEPOINT, P.BPF_PROG_TYPE_RAW_TRACEPOINT,
+                         P.BPF_PROG_TYPE_PERF_EVENT, P.BPF_PROG_TYPE_TRACING):
+        return  # these use the JIT's private stack (bpf_enable_priv_stack): no combined limit
+    if total > 512 and len(env.state.frames) > 1:
+        raise env.reject(EACCES, f"combined stack size of {len(env.state.frames)} calls is {total}. Too large")
+
+
+def check_exit(env: Env, pc: int) -> int | None:
+    st = env.state
+    if st.active_lock:
+        raise env.reject(EINVAL, "bpf_spin_unlock is missing")
+    r0 = env.check_reg_read(0)
+    if len(st.frames) > 1:
+        callee = st.frames.pop()
+        caller = st.cur
+        caller.regs[0] = r0.copy()
+        for r in range(1, 6):
+            mark_not_init(caller.regs[r])
+        if env.log.enabled:
+            env.log.write(f"returning from callee:\n to caller at {callee.callsite + 1}:")
+        return callee.callsite + 1
+    if st.refs:
+        ref = st.refs[0]
+        raise env.reject(EINVAL, f"Unreleased reference id={ref.id} alloc_insn={ref.insn_idx}")
+    check_return_code(env, r0)
+    return None
+
+
+def check_return_code(env: Env, r0: Reg) -> None:
+    lo_hi: tuple[int, int] | None = None
+    if env.prog_type == P.BPF_PROG_TYPE_CGROUP_SKB:
+        lo_hi = (0, 3) if env.expected_attach_type == 1 else (0, 1)
+    elif env.prog_type in (P.BPF_PROG_TYPE_CGROUP_SOCK, P.BPF_PROG_TYPE_CGROUP_DEVICE,
+                           P.BPF_PROG_TYPE_CGROUP_SYSCTL, P.BPF_PROG_TYPE_SOCK_OPS,
+                           P.BPF_PROG_TYPE_CGROUP_SOCKOPT):
+        lo_hi = (0, 1)
+    if lo_hi is None:
+        return
+    if not r0.is_scalar:
+        raise env.reject(EINVAL, f"At program exit the register R0 is not a known value ({r0.type_str()})")
+    if r0.smin < lo_hi[0] or r0.smax > lo_hi[1]:
+        raise env.reject(EINVAL, f"At program exit the register R0 has smin={r0.smin} smax={r0.smax} "
+                                 f"should have been in [{lo_hi[0]}, {lo_hi[1]}]")

@@ -1,0 +1,338 @@
+"""Memory access checks: check_mem_access() and check_helper_mem_access() of kernel/bpf/verifier.c.
+
+Each pointer type has its own rule: the stack (fixed or variable offsets within the frame's 512 bytes,
+spills and fills), map values (value_size, read-only maps), packet data (the range proven against
+data_end), ctx (the program type's ``is_valid_access``), memory from helpers (``mem_size``).
+Messages are the kernel's.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import tnum as tn
+from .ctx import ctx_access
+from .errors import EACCES, EINVAL
+from .regs import (
+    MEM_RDONLY,
+    S64_MIN,
+    Reg,
+    RegType,
+    mark_known,
+    mark_unknown,
+    reg_bounds_sync,
+)
+from .state import STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, FuncState
+
+if TYPE_CHECKING:
+    from .check import Env
+
+T = RegType
+BPF_MAX_VAR_OFF = 1 << 29
+MAP_STRUCT_SIZE = 64  # the readable head of struct bpf_map in the simulated kernel's MAP region
+MAX_BPF_STACK = 512
+BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_WRONLY_PROG = 1 << 8
+
+
+def _off_str(reg: Reg) -> str:
+    return tn.tnum_str(reg.var_off)
+
+
+def check_ptr_off_reg(env: Env, reg: Reg, regno: int, what: str) -> None:
+    """__check_ptr_off_reg(): ctx and similar pointers must be unmodified when dereferenced or passed."""
+    if reg.off:
+        raise env.reject(EACCES, f"dereference of modified {what} ptr R{regno} off={reg.off} disallowed")
+    if reg.var_off != (0, 0):
+        raise env.reject(EACCES, f"variable {what} access var_off={_off_str(reg)} disallowed")
+
+
+def check_mem_region(env: Env, reg: Reg, regno: int, off: int, size: int, mem_size: int, kind: str,
+                     zero_ok: bool = False) -> None:
+    """check_mem_region_access() + __check_mem_access() for map values and helper memory."""
+    def fail_msg(o: int) -> str:
+        if kind == "map_value":
+            return f"invalid access to map value, value_size={mem_size} off={o} size={size}"
+        if kind == "packet":
+            return (f"invalid access to packet, off={o} size={size}, "
+                    f"R{regno}(id={reg.id},off={reg.off},r={reg.range})")
+        return f"invalid access to memory, mem_size={mem_size} off={o} size={size}"
+
+    def within(o: int) -> bool:
+        return o >= 0 and o + size <= mem_size and (size > 0 or zero_ok)
+
+    if reg.smin < 0 and (reg.smin == S64_MIN or not (-(1 << 31) <= off + reg.smin < (1 << 31))
+                         or reg.smin + off < 0):
+        raise env.reject(EACCES, f"R{regno} min value is negative, either use unsigned index or do a "
+                                 "if (index >=0) check.")
+    if not within(reg.smin + off):
+        env.log_line(fail_msg(reg.smin + off))
+        raise env.reject(EACCES, f"R{regno} min value is outside of the allowed memory range")
+    if reg.umax >= BPF_MAX_VAR_OFF:
+        raise env.reject(EACCES, f"R{regno} unbounded memory access, make sure to bounds check any such access")
+    if not within(reg.umax + off):
+        env.log_line(fail_msg(reg.umax + off))
+        raise env.reject(EACCES, f"R{regno} max value is outside of the allowed memory range")
+
+
+def stack_frame(env: Env, reg: Reg) -> FuncState:
+    return env.state.frames[reg.frameno]
+
+
+def check_stack_bounds(env: Env, reg: Reg, regno: int, off: int, size: int, what: str,
+                       err: int = EACCES) -> tuple[int, int]:
+    """check_stack_access_within_bounds(): the accessed bytes [lo, hi) relative to the frame pointer."""
+    if reg.var_off[1] == 0:
+        lo = off + reg.off + _sval(reg.var_off[0])
+        hi = lo + size
+        if lo < -MAX_BPF_STACK or hi > 0 or size <= 0 and what != " indirect access to":
+            raise env.reject(err, f"invalid{what} stack R{regno} off={lo} size={size}")
+        if lo < -MAX_BPF_STACK or hi > 0:
+            raise env.reject(err, f"invalid{what} stack R{regno} off={lo} size={size}")
+        return lo, hi
+    if reg.smin <= S64_MIN // 2 or reg.smax >= BPF_MAX_VAR_OFF:
+        raise env.reject(EACCES, f"invalid unbounded variable-offset{what} stack R{regno}")
+    lo = off + reg.off + reg.smin
+    hi = off + reg.off + reg.smax + size
+    if lo < -MAX_BPF_STACK or hi > 0:
+        raise env.reject(EINVAL, f"invalid variable-offset{what} stack R{regno} var_off={_off_str(reg)} "
+                                 f"off={off + reg.off} size={size}")
+    return lo, hi
+
+
+def _sval(v: int) -> int:
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _update_depth(env: Env, frame: FuncState, lo: int) -> None:
+    if -lo > frame.allocated_stack:
+        frame.allocated_stack = -lo
+    sub = frame.subprog
+    if -lo > env.stack_depth[sub]:
+        env.stack_depth[sub] = -lo
+
+
+def stack_write(env: Env, frame: FuncState, lo: int, size: int, value: Reg | None, fixed: bool) -> None:
+    """check_stack_write_{fixed,var}_off(): spill a whole register to an aligned slot, or mark bytes."""
+    _update_depth(env, frame, lo)
+    if fixed and size == 8 and lo % 8 == 0 and value is not None and (value.is_pointer or value.is_scalar):
+        frame.stack[lo] = (STACK_SPILL * 8, value.copy())
+        return
+    if fixed and value is not None and value.is_pointer:
+        raise env.reject(EACCES, "invalid size of register spill")
+    zero = fixed and value is not None and value.is_null()
+    byte = STACK_ZERO if zero else STACK_MISC
+    for base in range(lo & ~7, lo + size, 8):
+        types, spilled = frame.stack.get(base, (STACK_INVALID * 8, None))
+        t = list(types)
+        if spilled is not None or STACK_SPILL in t:
+            # a partial overwrite destroys the spilled register
+            t = [STACK_MISC if c == STACK_SPILL else c for c in t]
+        for b in range(8):
+            a = base + b
+            if lo <= a < lo + size:
+                t[b] = byte if fixed else (STACK_MISC if t[b] != STACK_INVALID or True else t[b])
+        frame.stack[base] = ("".join(t), None)
+
+
+def stack_read(env: Env, frame: FuncState, lo: int, size: int, regno: int, dst: Reg | None,
+               sign_ext: bool = False) -> None:
+    """check_stack_read_fixed_off(): fill a spilled register, or read initialised (or, for a privileged
+    loader, uninitialised) bytes as an unknown scalar."""
+    base = lo & ~7
+    types, spilled = frame.stack.get(base, (STACK_INVALID * 8, None))
+    if lo % 8 == 0 and size == 8 and spilled is not None and types == STACK_SPILL * 8:
+        if dst is not None:
+            dst.assign(spilled)
+        return
+    if spilled is not None and types == STACK_SPILL * 8 and not spilled.is_scalar:
+        raise env.reject(EACCES, "invalid size of register fill")
+    all_zero = True
+    for a in range(lo, lo + size):
+        t, sp = frame.stack.get(a & ~7, (STACK_INVALID * 8, None))
+        c = t[a - (a & ~7)]
+        if c != STACK_ZERO:
+            all_zero = False
+        if c == STACK_INVALID and not env.allow_uninit_stack:
+            raise env.reject(EACCES, f"invalid read from stack off {lo}+{a - lo} size {size}")
+    if dst is None:
+        return
+    if all_zero:
+        mark_known(dst, 0)
+        return
+    if spilled is not None and spilled.is_scalar and spilled.is_const() and not sign_ext:
+        # a narrow fill of a spilled constant (little-endian)
+        v = spilled.var_off[0] >> ((lo - base) * 8)
+        mark_known(dst, v & ((1 << (size * 8)) - 1))
+        return
+    mark_unknown(dst)
+    if size < 8 and not sign_ext:
+        dst.var_off = (0, (1 << (size * 8)) - 1)
+        reg_bounds_sync(dst)
+
+
+def check_map_value_access(env: Env, reg: Reg, regno: int, off: int, size: int, write: bool) -> None:
+    m = reg.map
+    if write and m.map_flags & BPF_F_RDONLY_PROG:
+        raise env.reject(EACCES, f"write into map forbidden, value_size={m.value_size} off={off + reg.off} "
+                                 f"size={size}")
+    if not write and m.map_flags & BPF_F_WRONLY_PROG:
+        raise env.reject(EACCES, f"read from map forbidden, value_size={m.value_size} off={off + reg.off} "
+                                 f"size={size}")
+    check_mem_region(env, reg, regno, off + reg.off, size, m.value_size, "map_value")
+
+
+def check_packet_access(env: Env, reg: Reg, regno: int, off: int, size: int) -> None:
+    if reg.smin < 0:
+        raise env.reject(EACCES, f"R{regno} min value is negative, either use unsigned index or do a "
+                                 "if (index >=0) check.")
+    o = off + reg.off
+    if o < 0 or o + size > reg.range:
+        env.log_line(f"invalid access to packet, off={o} size={size}, R{regno}(id={reg.id},off={reg.off},"
+                     f"r={reg.range})")
+        raise env.reject(EACCES, f"R{regno} offset is outside of the packet")
+    if reg.umax >= BPF_MAX_VAR_OFF:
+        raise env.reject(EACCES, f"R{regno} unbounded memory access, make sure to bounds check any such access")
+
+
+def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, value_regno: int,
+                     dst: Reg | None, sign_ext: bool = False) -> None:
+    """check_mem_access(): a load (``dst`` receives the value) or store (``value_regno`` >= 0 or -1 for imm)."""
+    regs = env.state.cur.regs
+    reg = regs[regno]
+    t = reg.type
+    if t == T.NOT_INIT:
+        raise env.reject(EACCES, f"R{regno} !read_ok")
+    if t == T.CONST_PTR_TO_MAP and not reg.maybe_null and not write:
+        # struct bpf_map fields are readable through BTF (btf_struct_access on the map's type)
+        if off + reg.off < 0 or off + reg.off + size > MAP_STRUCT_SIZE or reg.var_off != (0, 0):
+            raise env.reject(EACCES, f"R{regno} invalid mem access '{reg.type_str()}'")
+        if dst is not None:
+            mark_unknown(dst)
+        return
+    if reg.maybe_null or t in (T.SCALAR_VALUE, T.CONST_PTR_TO_MAP, T.PTR_TO_PACKET_END, T.PTR_TO_FUNC) \
+            or t == T.PTR_TO_BTF_ID:
+        raise env.reject(EACCES, f"R{regno} invalid mem access '{reg.type_str()}'")
+    if t == T.PTR_TO_STACK:
+        frame = stack_frame(env, reg)
+        what = " write to" if write else " read from"
+        if reg.var_off[1] == 0 and (_sval(reg.var_off[0]) + reg.off + off) % size:
+            raise env.reject(EACCES, f"misaligned stack access off {_sval(reg.var_off[0])}+{reg.off}+{off} "
+                                     f"size {size}")
+        lo, hi = check_stack_bounds(env, reg, regno, off, size, what)
+        fixed = reg.var_off[1] == 0
+        if write:
+            value = regs[value_regno] if value_regno >= 0 else None
+            if value_regno < 0:
+                value = env.imm_reg
+            stack_write(env, frame, lo, size, value, fixed)
+        elif fixed:
+            _update_depth(env, frame, lo)
+            stack_read(env, frame, lo, size, regno, dst, sign_ext)
+        else:
+            _update_depth(env, frame, lo)
+            for a in range(lo, hi):
+                types, _ = frame.stack.get(a & ~7, (STACK_INVALID * 8, None))
+                if types[a - (a & ~7)] == STACK_INVALID and not env.allow_uninit_stack:
+                    raise env.reject(EACCES, f"invalid variable-offset read from stack R{regno} "
+                                             f"var_off={_off_str(reg)} off={off} size={size}")
+            if dst is not None:
+                mark_unknown(dst)
+        if write and not fixed:
+            pass
+        return
+    if t == T.PTR_TO_MAP_VALUE:
+        check_map_value_access(env, reg, regno, off, size, write)
+        if write and value_regno >= 0 and regs[value_regno].is_pointer and reg.map is not None:
+            pass  # privileged loaders may store pointers into maps
+    elif t == T.PTR_TO_MAP_KEY:
+        check_mem_region(env, reg, regno, off + reg.off, size, reg.map.key_size, "map_key")
+        if write:
+            raise env.reject(EACCES, "write to change key R2 not allowed")
+    elif t == T.PTR_TO_MEM:
+        if write and reg.flags & MEM_RDONLY:
+            raise env.reject(EACCES, f"R{regno} cannot write into {reg.type_str()}")
+        check_mem_region(env, reg, regno, off + reg.off, size, reg.mem_size, "mem")
+    elif t == T.PTR_TO_CTX:
+        check_ptr_off_reg(env, reg, regno, "ctx")
+        acc = ctx_access(env.prog_type, off, size, write)
+        if not acc.ok:
+            raise env.reject(EACCES, f"invalid bpf_context access off={off} size={size}")
+        if dst is not None:
+            if acc.reg_type == T.SCALAR_VALUE:
+                mark_unknown(dst)
+                if size < 8:
+                    dst.var_off = (0, (1 << (size * 8)) - 1)
+                    reg_bounds_sync(dst)
+            else:
+                mark_known(dst, 0)
+                dst.type = acc.reg_type
+                dst.id = env.new_id() if acc.reg_type != T.PTR_TO_PACKET_END else 0
+                dst.id = 0
+                dst.range = 0
+        if write and value_regno >= 0 and regs[value_regno].is_pointer:
+            raise env.reject(EACCES, f"R{value_regno} leaks addr into ctx")
+        return
+    elif t in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+        if write and not env.may_write_packet():
+            raise env.reject(EACCES, "cannot write into packet")
+        if t == T.PTR_TO_PACKET_META and env.prog_type not in env.meta_ok_types:
+            raise env.reject(EACCES, f"R{regno} invalid mem access '{reg.type_str()}'")
+        check_packet_access(env, reg, regno, off, size)
+        if write and value_regno >= 0 and regs[value_regno].is_pointer:
+            raise env.reject(EACCES, f"R{value_regno} leaks addr into packet")
+    else:
+        raise env.reject(EACCES, f"R{regno} invalid mem access '{reg.type_str()}'")
+    if dst is not None:
+        mark_unknown(dst)
+        if size < 8:
+            if sign_ext:
+                bits = size * 8
+                dst.smin, dst.smax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+            else:
+                dst.var_off = (0, (1 << (size * 8)) - 1)
+            reg_bounds_sync(dst)
+
+
+def check_helper_mem(env: Env, regno: int, size: int, write: bool, zero_ok: bool, uninit_ok: bool) -> None:
+    """check_helper_mem_access(): ``size`` bytes at register ``regno`` for a helper argument."""
+    regs = env.state.cur.regs
+    reg = regs[regno]
+    t = reg.type
+    if t == T.PTR_TO_STACK:
+        frame = stack_frame(env, reg)
+        if size == 0 and zero_ok:
+            return
+        lo, hi = check_stack_bounds(env, reg, regno, 0, size, " write to" if write else " read from", EINVAL)
+        _update_depth(env, frame, lo)
+        if not write or not uninit_ok:
+            for a in range(lo, hi):
+                types, sp = frame.stack.get(a & ~7, (STACK_INVALID * 8, None))
+                c = types[a - (a & ~7)]
+                if c == STACK_INVALID and not env.allow_uninit_stack:
+                    raise env.reject(EACCES, f"invalid read from stack R{regno} off {lo}+{a - lo} size {size}")
+        if write:
+            for base in range(lo & ~7, hi, 8):
+                types, sp = frame.stack.get(base, (STACK_INVALID * 8, None))
+                tl = list(types)
+                for b in range(8):
+                    if lo <= base + b < hi or sp is not None:
+                        tl[b] = STACK_MISC if (lo <= base + b < hi or tl[b] == STACK_SPILL) else tl[b]
+                frame.stack[base] = ("".join(tl), None)
+        return
+    if t == T.PTR_TO_MAP_VALUE:
+        check_map_value_access(env, reg, regno, 0, size, write)
+        return
+    if t == T.PTR_TO_MAP_KEY:
+        check_mem_region(env, reg, regno, reg.off, size, reg.map.key_size, "map_key", zero_ok)
+        return
+    if t == T.PTR_TO_MEM:
+        if write and reg.flags & MEM_RDONLY:
+            raise env.reject(EACCES, f"R{regno} cannot write into {reg.type_str()}")
+        check_mem_region(env, reg, regno, reg.off, size, reg.mem_size, "mem", zero_ok)
+        return
+    if t in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+        if write and not env.may_write_packet():
+            raise env.reject(EACCES, "cannot write into packet")
+        check_packet_access(env, reg, regno, 0, size)
+        return
+    raise env.reject(EACCES, f"R{regno} type={reg.type_str()} expected=fp")

@@ -1,0 +1,208 @@
+"""Verifier states: ``struct bpf_func_state`` (registers and stack of one frame) and
+``struct bpf_verifier_state`` (the call chain, acquired references), plus the pruning comparison
+(states_equal / regsafe / stacksafe in kernel/bpf/verifier.c).
+
+Stack slots are keyed by their 8-aligned frame offset (-8, -16, ... -512). A slot is an immutable
+``(types, spilled)`` pair: ``types`` has one character per byte (lowest address first) using the
+log's letters ``?`` invalid, ``m`` misc, ``0`` zero, ``r`` spilled register; ``spilled`` is the
+register saved by an 8-byte spill.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import tnum as tn
+from .regs import Reg, RegType, mark_const_zero_ptr, mark_not_init, reg_str
+
+T = RegType
+STACK_INVALID, STACK_MISC, STACK_ZERO, STACK_SPILL = "?", "m", "0", "r"
+Slot = tuple[str, Reg | None]
+
+
+class FuncState:
+    __slots__ = ("regs", "stack", "frameno", "callsite", "subprog", "allocated_stack")
+
+    def __init__(self, frameno: int, callsite: int, subprog: int) -> None:
+        self.regs = [Reg() for _ in range(11)]
+        self.stack: dict[int, Slot] = {}
+        self.frameno = frameno
+        self.callsite = callsite
+        self.subprog = subprog
+        self.allocated_stack = 0
+        fp = self.regs[10]
+        mark_const_zero_ptr(fp, T.PTR_TO_STACK)
+        fp.frameno = frameno
+
+    def copy(self) -> FuncState:
+        f = FuncState.__new__(FuncState)
+        f.regs = [r.copy() for r in self.regs]
+        f.stack = dict(self.stack)
+        f.frameno, f.callsite, f.subprog = self.frameno, self.callsite, self.subprog
+        f.allocated_stack = self.allocated_stack
+        return f
+
+
+@dataclass(eq=False)
+class Ref:
+    id: int
+    insn_idx: int
+    kind: str = "ptr"  # "ptr" (ringbuf record) or "lock"
+
+
+@dataclass(eq=False)
+class VState:
+    frames: list[FuncState]
+    refs: list[Ref] = field(default_factory=list)
+    active_lock: int = 0  # id of the held bpf_spin_lock's map value, 0 if none
+    active_lock_map: object = None
+    insn_idx: int = 0
+    parent: VState | None = None
+    #: explored-state bookkeeping: how many paths from here are still being explored
+    branches: int = 0
+    may_goto_depth: int = 0
+
+    @property
+    def cur(self) -> FuncState:
+        return self.frames[-1]
+
+    def copy(self) -> VState:
+        return VState([f.copy() for f in self.frames], [Ref(r.id, r.insn_idx, r.kind) for r in self.refs],
+                      self.active_lock, self.active_lock_map, self.insn_idx, self.parent, 0, self.may_goto_depth)
+
+
+def init_state(ctx_type: RegType = T.PTR_TO_CTX) -> VState:
+    f = FuncState(0, -1, 0)
+    r1 = f.regs[1]
+    mark_const_zero_ptr(r1, ctx_type)
+    return VState([f])
+
+
+# -- pruning -----------------------------------------------------------------------------------
+def _range_within(old: Reg, cur: Reg) -> bool:
+    return (old.umin <= cur.umin and cur.umax <= old.umax and old.smin <= cur.smin and cur.smax <= old.smax
+            and old.u32_min <= cur.u32_min and cur.u32_max <= old.u32_max and old.s32_min <= cur.s32_min
+            and cur.s32_max <= old.s32_max)
+
+
+class IdMap:
+    """check_ids(): ids in the old state must map one-to-one onto ids in the current one."""
+
+    def __init__(self) -> None:
+        self.fwd: dict[int, int] = {}
+        self.rev: dict[int, int] = {}
+
+    def check(self, old_id: int, cur_id: int) -> bool:
+        if not old_id and not cur_id:
+            return True
+        if not old_id or not cur_id:
+            return False
+        if self.fwd.get(old_id, cur_id) != cur_id or self.rev.get(cur_id, old_id) != old_id:
+            return False
+        self.fwd[old_id] = cur_id
+        self.rev[cur_id] = old_id
+        return True
+
+
+def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
+    if exact:
+        return (old.type == cur.type and old.flags == cur.flags and old.off == cur.off and old.var_off == cur.var_off
+                and old.umin == cur.umin and old.umax == cur.umax and old.smin == cur.smin and old.smax == cur.smax
+                and old.u32_min == cur.u32_min and old.u32_max == cur.u32_max and old.s32_min == cur.s32_min
+                and old.s32_max == cur.s32_max and old.map is cur.map and old.range == cur.range
+                and old.mem_size == cur.mem_size and ids.check(old.id, cur.id)
+                and ids.check(old.ref_obj_id, cur.ref_obj_id))
+    if old.type == T.NOT_INIT:
+        return True
+    if cur.type != old.type:
+        return False
+    if old.type == T.SCALAR_VALUE:
+        # scalar ids only matter for bounds propagation: an old state with a linked scalar is
+        # more precise, so ids must correspond when the old one has one
+        if old.id and not ids.check(old.id, cur.id):
+            return False
+        return _range_within(old, cur) and tn.contains(old.var_off, cur.var_off)
+    if old.flags != cur.flags or old.off != cur.off or old.map is not cur.map or old.mem_size != cur.mem_size:
+        return False
+    if old.frameno != cur.frameno or old.subprog != cur.subprog:
+        return False
+    if old.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META) and cur.range < old.range:
+        return False
+    if not (_range_within(old, cur) and tn.contains(old.var_off, cur.var_off)):
+        return False
+    if (old.flags & 0x100 or old.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)) and not ids.check(old.id, cur.id):
+        return False
+    return ids.check(old.ref_obj_id, cur.ref_obj_id) if (old.ref_obj_id or cur.ref_obj_id) else True
+
+
+def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool) -> bool:
+    for off, (otypes, ospill) in old.stack.items():
+        cslot = cur.stack.get(off)
+        ctypes_, cspill = cslot if cslot is not None else (STACK_INVALID * 8, None)
+        if exact:
+            if otypes != ctypes_:
+                return False
+        else:
+            for ob, cb in zip(otypes, ctypes_, strict=True):
+                if ob == STACK_INVALID:
+                    continue
+                if ob == STACK_MISC and cb in (STACK_MISC, STACK_ZERO, STACK_INVALID):
+                    continue
+                if ob == STACK_MISC and cb == STACK_SPILL and cspill is not None and cspill.is_scalar:
+                    continue
+                if ob != cb:
+                    return False
+        if ospill is not None and otypes == STACK_SPILL * 8:
+            if cspill is None or not regsafe(ospill, cspill, ids, exact):
+                return False
+    if exact:
+        for off, (ctypes_, _) in cur.stack.items():
+            if off not in old.stack and ctypes_ != STACK_INVALID * 8:
+                return False
+    return True
+
+
+def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, exact: bool = False) -> bool:
+    """Does every safe continuation of ``old`` cover ``cur``? ``live[i]`` lists registers read later
+    in frame i (None: all)."""
+    if len(old.frames) != len(cur.frames) or old.active_lock != cur.active_lock:
+        return False
+    if len(old.refs) != len(cur.refs):
+        return False
+    ids = IdMap()
+    for ro, rc in zip(old.refs, cur.refs, strict=True):
+        if not ids.check(ro.id, rc.id):
+            return False
+    for i, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        if fo.callsite != fc.callsite:
+            return False
+        lv = live[i] if live is not None else None
+        for r in range(10):
+            if lv is not None and r not in lv:
+                continue
+            if not regsafe(fo.regs[r], fc.regs[r], ids, exact):
+                return False
+        if not stacksafe(fo, fc, ids, exact):
+            return False
+    return True
+
+
+def stack_str(f: FuncState) -> str:
+    out: list[str] = []
+    for off in sorted(f.stack, reverse=True):
+        types, spilled = f.stack[off]
+        if types == STACK_INVALID * 8:
+            continue
+        if spilled is not None and types == STACK_SPILL * 8:
+            out.append(f"fp{off}={reg_str(spilled)}")
+        else:
+            out.append(f"fp{off}={types[::-1]}")
+    return " ".join(out)
+
+
+def state_str(f: FuncState) -> str:
+    parts = [f"R{i}={reg_str(r)}" for i, r in enumerate(f.regs) if r.type != T.NOT_INIT]
+    s = stack_str(f)
+    return " ".join(parts + ([s] if s else []))
+
+
+__all__ = ["FuncState", "VState", "Ref", "init_state", "states_equal", "state_str", "mark_not_init"]
