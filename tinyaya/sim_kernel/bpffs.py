@@ -312,8 +312,9 @@ def obj_pin(k: SimKernel, ua: UAttr) -> int:
         raise fail(EINVAL, "file_flags")
     if not (file_flags & BPF_F_PATH_FD) and path_fd:
         raise fail(EINVAL, "path_fd without BPF_F_PATH_FD")
-    obj = k.fds.get(bpf_fd)
-    if not (is_map(obj) or isinstance(obj, BpfProg | BpfLink)):
+    f = k.fds._files.get(bpf_fd)  # bpf_fd_probe_obj: any failure to find a bpf object is EINVAL
+    obj = f.obj if f is not None else None
+    if obj is None or not (is_map(obj) or isinstance(obj, BpfProg | BpfLink)):
         raise fail(EINVAL, f"fd {bpf_fd} is not a map, program or link")
     raw = strncpy_from_user(pathname, PATH_MAX)
     path = k.bpffs.resolve(raw, path_fd if file_flags & BPF_F_PATH_FD else None)

@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..uapi.bpf import BtfLoadAttr, InfoAttr
-from .errors import E2BIG, EACCES, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EPERM, fail
+from ..uapi.bpf import BpfMapType, BtfLoadAttr, InfoAttr
+from .errors import E2BIG, EACCES, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EOPNOTSUPP, EPERM, fail
 from .mapcmds import check_uarg_tail_zero, get_next_id
 from .usermem import copy_from_user, copy_to_user
 from .vlog import VerifierLog, finalize_log
@@ -38,6 +38,9 @@ KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD, KI
 KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC = 9, 10, 11, 12, 13, 14, 15
 KIND_FLOAT, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM64 = 16, 17, 18, 19
 _MODIFIERS = {KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG}
+#: map types whose ``map_check_btf`` accepts a BTF value without a key type
+_KEYLESS_BTF_OK = {BpfMapType.BPF_MAP_TYPE_ARRAY, BpfMapType.BPF_MAP_TYPE_QUEUE, BpfMapType.BPF_MAP_TYPE_STACK,
+                   BpfMapType.BPF_MAP_TYPE_BLOOM_FILTER, BpfMapType.BPF_MAP_TYPE_RINGBUF}
 
 
 @dataclass
@@ -88,17 +91,17 @@ class BtfObject:
             return None
         return None
 
-    def has_spin_lock(self, type_id: int) -> bool:
-        """Whether a struct (through modifiers) has a ``struct bpf_spin_lock`` member at its top level."""
+    def spin_lock_off(self, type_id: int) -> int | None:
+        """The byte offset of a top-level ``struct bpf_spin_lock`` member of a struct, if it has one."""
         t = self._skip_mods(type_id)
         if t is None or t.kind not in (KIND_STRUCT, KIND_UNION):
-            return False
+            return None
         for j in range(t.vlen):
-            _name, mtype, _off = struct.unpack_from("<III", t.extra, 12 * j)
+            _name, mtype, off = struct.unpack_from("<III", t.extra, 12 * j)
             mt = self._skip_mods(mtype)
             if mt is not None and mt.kind == KIND_STRUCT and mt.name == "bpf_spin_lock":
-                return True
-        return False
+                return (off & 0xFFFFFF if t.kind_flag else off) // 8
+        return None
 
     def _skip_mods(self, type_id: int) -> BtfType | None:
         for _ in range(64):
@@ -225,14 +228,22 @@ def btf_load(k: SimKernel, ua: UAttr) -> int:
         raise fail(E2BIG, "BTF larger than 16 MiB")
     k.memlock.charge(a.btf_size)
     try:
-        data = copy_from_user(a.btf, a.btf_size)
+        parse_err: OSError | None = None
+        data = b""
+        types: list[BtfType] = []
         try:
+            data = copy_from_user(a.btf, a.btf_size)
             types = parse_btf(data, log)
-        finally:
-            err = finalize_log(log)
+        except OSError as e:
+            parse_err = e
+        # btf_parse: "overwrite err with -ENOSPC or -EFAULT"
+        err = finalize_log(log)
+        if ua.size >= BtfLoadAttr.btf_log_true_size.offset + 4:
             ua.put_u32(BtfLoadAttr.btf_log_true_size.offset, log.true_size)
         if err:
             raise fail(err, "BTF log")
+        if parse_err is not None:
+            raise parse_err
     except BaseException:
         k.memlock.uncharge(a.btf_size)
         raise
@@ -259,11 +270,26 @@ def map_attach_btf(k: SimKernel, m: Any, btf_fd: int, key_type_id: int, value_ty
             ks = obj.resolve_size(key_type_id)
             if ks is None or ks != m.key_size:
                 raise fail(EINVAL, "btf_key_type_id does not match key_size")
+        elif m.map_type not in _KEYLESS_BTF_OK:
+            raise fail(EINVAL, "map type needs a BTF key type")
         vs = obj.resolve_size(value_type_id)
         if vs is None or vs != m.value_size:
             raise fail(EINVAL, "btf_value_type_id does not match value_size")
-        if obj.has_spin_lock(value_type_id):
-            m.has_spin_lock = True
+        if key_type_id and m.map_type in (BpfMapType.BPF_MAP_TYPE_ARRAY, BpfMapType.BPF_MAP_TYPE_PERCPU_ARRAY):
+            kt = obj._skip_mods(key_type_id)
+            if kt is None or kt.kind != KIND_INT or kt.size_or_type != 4:
+                raise fail(EINVAL, "array key type must be a 32-bit int")  # array_map_check_btf
+        if not key_type_id and m.map_type == BpfMapType.BPF_MAP_TYPE_ARRAY:
+            vt = obj._skip_mods(value_type_id)
+            if m.max_entries != 1 or vt is None or vt.kind != KIND_DATASEC:
+                raise fail(EINVAL, "keyless BTF is only for single-entry global data arrays")
+        off = obj.spin_lock_off(value_type_id)
+        if off is not None:
+            if m.map_flags & (0x80 | 0x100):  # BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
+                raise fail(EACCES, "bpf_spin_lock in a map the program cannot write")
+            if m.map_type not in (BpfMapType.BPF_MAP_TYPE_HASH, BpfMapType.BPF_MAP_TYPE_ARRAY):
+                raise fail(EOPNOTSUPP, "bpf_spin_lock in this map type")
+            m.spin_lock_off = off
     k.obj_get(obj)
     m.btf = obj
     m.btf_key_type_id = key_type_id

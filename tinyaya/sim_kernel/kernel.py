@@ -290,6 +290,9 @@ _DISPATCH: dict[int, Handler] = {
     BpfCmd.BPF_LINK_GET_NEXT_ID: link.link_get_next_id,
     BpfCmd.BPF_LINK_GET_FD_BY_ID: link.link_get_fd_by_id,
     BpfCmd.BPF_RAW_TRACEPOINT_OPEN: link.raw_tracepoint_open,
+    BpfCmd.BPF_PROG_DETACH: link.prog_detach,
+    BpfCmd.BPF_PROG_QUERY: link.prog_query,
+    BpfCmd.BPF_TASK_FD_QUERY: link.task_fd_query,
     BpfCmd.BPF_ENABLE_STATS: prog.enable_stats,
 }
 

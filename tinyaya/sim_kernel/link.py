@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..uapi.bpf import BpfAttachType, BpfLinkType, BpfProgType, InfoAttr
-from .errors import EBADF, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, EPERM, fail
+from .errors import EBADF, EINVAL, ENOENT, ENOSYS, ENOTSUPP, EOPNOTSUPP, EPERM, fail
 from .mapcmds import check_uarg_tail_zero, get_next_id
 from .prog import BpfProg, prog_from_fd
 from .usermem import copy_from_user, copy_to_user, strncpy_from_user
@@ -194,3 +194,52 @@ def link_get_info(k: SimKernel, ua: UAttr, link: BpfLink, uinfo: int, info_len: 
     copy_to_user(uinfo, bytes(out[:info_len]))
     ua.put_u32(InfoAttr.info_len.offset, info_len)
     return 0
+
+
+# -- cgroup-style attachment: the simulated kernel has no cgroups, sockets or netns to attach to --------
+PROG_ATTACH_END = 32  # expected_revision
+PROG_QUERY_END = 64  # query.revision
+TASK_FD_QUERY_END = 48  # task_fd_query.probe_addr
+#: ``attach_type_to_prog_type`` for the attach types whose target is a cgroup fd
+_CGROUP_ATTACH = set(range(0, 4)) | {6} | set(range(8, 16)) | {18, 19, 20, 21, 22} | set(range(29, 33)) | {34}
+
+
+def prog_detach(k: SimKernel, ua: UAttr) -> int:
+    """``bpf_prog_detach``: a cgroup target fd that is not a cgroup is EBADF (there are none here)."""
+    ua.check_unused(PROG_ATTACH_END)
+    _target, attach_bpf_fd, attach_type = struct.unpack_from("<III", ua.raw, 0)
+    if attach_type not in _CGROUP_ATTACH:
+        raise fail(EINVAL, f"attach type {attach_type} is not supported by the simulated kernel")
+    if attach_bpf_fd:
+        prog_from_fd(k, attach_bpf_fd)
+    raise fail(EBADF, "target_fd is not a cgroup")
+
+
+def prog_query(k: SimKernel, ua: UAttr) -> int:
+    """``bpf_prog_query``."""
+    if not k.capable("CAP_NET_ADMIN"):
+        raise fail(EPERM, "BPF_PROG_QUERY needs CAP_NET_ADMIN")
+    ua.check_unused(PROG_QUERY_END)
+    _target, attach_type, query_flags = struct.unpack_from("<III", ua.raw, 0)
+    if query_flags & ~1:
+        raise fail(EINVAL, "query_flags")
+    if attach_type not in _CGROUP_ATTACH:
+        raise fail(EINVAL, f"attach type {attach_type} is not supported by the simulated kernel")
+    raise fail(EBADF, "target_fd is not a cgroup")
+
+
+def task_fd_query(k: SimKernel, ua: UAttr) -> int:
+    """``bpf_task_fd_query``: only this process exists to be queried; its perf/raw-tp fds are not probes
+    of a real task here (ENOTSUPP), others are EBADF."""
+    if not k.capable("CAP_SYS_ADMIN"):
+        raise fail(EPERM, "BPF_TASK_FD_QUERY needs CAP_SYS_ADMIN")
+    ua.check_unused(TASK_FD_QUERY_END)
+    pid, fd, flags = struct.unpack_from("<III", ua.raw, 0)
+    if flags:
+        raise fail(EINVAL, "task_fd_query flags")
+    import os
+
+    if pid != os.getpid():
+        raise fail(ENOENT, f"no task {pid}")
+    k.fds.get(fd)
+    raise fail(ENOTSUPP, "fd is not a probe of this task")

@@ -39,15 +39,19 @@ __all__ = ["is_map", "map_from_fd", "bpf_map_value_size", "bpf_obj_name_cpy", "b
 EBADFD = 77  # what BPF_OBJ_GET_INFO_BY_FD returns for a closed fd
 
 T = BpfMapType
-F_LOCK = MapUpdateFlags.BPF_F_LOCK
+#: flags as plain ints: ``~`` of an IntFlag member stays inside the enum's bits, ``~`` of an int does not
+F_LOCK = int(MapUpdateFlags.BPF_F_LOCK)
+F_RDONLY = int(MapFlags.BPF_F_RDONLY)
+F_WRONLY = int(MapFlags.BPF_F_WRONLY)
+F_NUMA_NODE = int(MapFlags.BPF_F_NUMA_NODE)
 
 #: end offsets of each command's last attr field (``CMD##_LAST_FIELD``, Linux 6.18); bytes past it must be 0
 MAP_CREATE_END = 92  # excl_prog_hash_size
 MAP_ELEM_END = 32  # flags
-MAP_DELETE_END = 32  # flags
+MAP_DELETE_END = 16  # key
 MAP_GET_NEXT_KEY_END = 24  # next_key
 MAP_FREEZE_END = 4  # map_fd
-MAP_BATCH_END = 48  # batch.flags
+MAP_BATCH_END = 56  # batch.flags
 GET_NEXT_ID_END = 8  # next_id
 MAP_GET_FD_BY_ID_END = 12  # open_flags
 INFO_END = 16  # info.info
@@ -114,7 +118,7 @@ def bpf_obj_name_cpy(raw: bytes) -> bytes:
 
 def bpf_get_file_flag(flags: int) -> int:
     """``bpf_get_file_flag``: the fd mode for BPF_F_RDONLY/BPF_F_WRONLY (both: EINVAL)."""
-    rd, wr = flags & MapFlags.BPF_F_RDONLY, flags & MapFlags.BPF_F_WRONLY
+    rd, wr = flags & F_RDONLY, flags & F_WRONLY
     if rd and wr:
         raise fail(EINVAL, "BPF_F_RDONLY and BPF_F_WRONLY together")
     return FMODE_READ if rd else FMODE_WRITE if wr else FMODE_RDWR
@@ -136,7 +140,7 @@ def map_create(k: SimKernel, ua: UAttr) -> int:
     maps: Any = _maps
     ua.check_unused(MAP_CREATE_END)
     a: Any = ua.view(MapCreateAttr)
-    value_type_btf_obj_fd, map_token_fd = struct.unpack_from("<iI", ua.raw, 72)
+    excl_prog_hash, excl_prog_hash_size = struct.unpack_from("<QI", ua.raw, 80)
     token_flag = a.map_flags & BPF_F_TOKEN_FD
     a.map_flags &= ~BPF_F_TOKEN_FD
     if a.btf_vmlinux_value_type_id:
@@ -147,23 +151,23 @@ def map_create(k: SimKernel, ua: UAttr) -> int:
     if a.map_type not in (T.BPF_MAP_TYPE_BLOOM_FILTER, 33) and a.map_extra != 0:
         raise fail(EINVAL, "map_extra is only for bloom filters and arenas")
     mode = bpf_get_file_flag(a.map_flags)
-    if (a.map_flags & MapFlags.BPF_F_NUMA_NODE) and a.numa_node != 0xFFFFFFFF and a.numa_node >= 1:
+    if (a.map_flags & F_NUMA_NODE) and a.numa_node != 0xFFFFFFFF and a.numa_node >= 1:
         raise fail(EINVAL, f"numa node {a.numa_node} is not online")
     if a.map_type >= _NR_MAP_TYPES or a.map_type == 0:
         raise fail(EINVAL, f"unknown map type {a.map_type}")
     check = getattr(maps, "map_alloc_check", None)
     if check is not None:
         check(k, a)
-    if token_flag or map_token_fd:
-        raise fail(EINVAL, "bpf tokens are not supported by the simulated kernel")
+    if token_flag or (a.map_flags & BPF_F_VTYPE_BTF_OBJ_FD):
+        raise fail(EINVAL, "bpf tokens and module BTF are not supported by the simulated kernel")
     if not k.bpf_capable:
         if k.unprivileged_bpf_disabled or a.map_type not in _UNPRIV_MAP_TYPES:
             raise fail(EPERM, "map creation needs CAP_BPF")
-    if value_type_btf_obj_fd and not (a.map_flags & BPF_F_VTYPE_BTF_OBJ_FD):
-        raise fail(EINVAL, "value_type_btf_obj_fd without BPF_F_VTYPE_BTF_OBJ_FD")
+    if excl_prog_hash or excl_prog_hash_size:
+        raise fail(EINVAL, "exclusive maps (excl_prog_hash) are not supported by the simulated kernel")
     m = maps.create_map(k, a)
     try:
-        m.name = bpf_obj_name_cpy(bytes(ua.raw[36:52]))
+        m.name = bpf_obj_name_cpy(bytes(ua.raw[28:44]))  # map_name
         if a.btf_key_type_id or a.btf_value_type_id or a.btf_vmlinux_value_type_id:
             from .btf import map_attach_btf
 
@@ -496,7 +500,7 @@ def map_get_next_id(k: SimKernel, ua: UAttr) -> int:
 def map_get_fd_by_id(k: SimKernel, ua: UAttr) -> int:
     ua.check_unused(MAP_GET_FD_BY_ID_END)
     map_id, open_flags = struct.unpack_from("<I4xI", ua.raw, 0)
-    if open_flags & ~(MapFlags.BPF_F_RDONLY | MapFlags.BPF_F_WRONLY):
+    if open_flags & ~(F_RDONLY | F_WRONLY):
         raise fail(EINVAL, "open_flags")
     if not k.capable("CAP_SYS_ADMIN"):
         raise fail(EPERM, "GET_FD_BY_ID needs CAP_SYS_ADMIN")
@@ -537,7 +541,7 @@ def map_get_info(k: SimKernel, ua: UAttr, m: Any, uinfo: int, info_len: int) -> 
     info.key_size = m.key_size
     info.value_size = m.value_size
     info.max_entries = m.max_entries
-    info.map_flags = getattr(m, "map_flags", 0) & ~(MapFlags.BPF_F_RDONLY | MapFlags.BPF_F_WRONLY)
+    info.map_flags = int(getattr(m, "map_flags", 0)) & ~(F_RDONLY | F_WRONLY)
     info.name = getattr(m, "name", b"")
     btf_obj = getattr(m, "btf", None)
     if btf_obj is not None:

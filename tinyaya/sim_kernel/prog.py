@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..isa.insn import Insn, decode, encode, ld_imm64_value
 from ..isa.opcodes import LD_IMM64
-from ..uapi.bpf import BpfProgInfo, BpfProgType, InfoAttr, ProgLoadAttr, PseudoSrc, TestRunAttr
+from ..uapi.bpf import BpfMapType, BpfProgInfo, BpfProgType, InfoAttr, ProgLoadAttr, PseudoSrc, TestRunAttr
 from .errors import E2BIG, EINVAL, ENOSPC, ENOTSUPP, EPERM, fail
 from .mapcmds import bpf_obj_name_cpy, check_uarg_tail_zero, get_next_id, is_map
 from .usermem import copy_from_user, copy_to_user, strncpy_from_user
@@ -123,7 +123,10 @@ class BpfProg:
 
 
 def bpf_prog_calc_tag(insns: list[Insn]) -> bytes:
-    """``bpf_prog_calc_tag``: SHA-1 of the instructions with map fd immediates zeroed, first 8 bytes."""
+    """``bpf_prog_calc_tag``: the instructions with map fd immediates zeroed, hashed; the first 8 bytes.
+
+    Linux 6.18 hashes with SHA-256 (it was SHA-1 before the signed-programs work).
+    """
     dst = []
     was_ld_map = False
     for ins in insns:
@@ -137,7 +140,7 @@ def bpf_prog_calc_tag(insns: list[Insn]) -> bytes:
         else:
             was_ld_map = False
         dst.append(ins)
-    return hashlib.sha1(encode(dst)).digest()[:8]
+    return hashlib.sha256(encode(dst)).digest()[:8]
 
 
 def prog_from_fd(k: SimKernel, fd: int) -> BpfProg:
@@ -214,13 +217,20 @@ def _prog_load_charged(k: SimKernel, ua: UAttr, a: Any, expected: int, fd_array_
                    created_by_uid=k.uid, attach_btf_id=a.attach_btf_id, charged=charge, kernel=k)
     log = VerifierLog.from_attr(a.log_level, a.log_buf, a.log_size)
     try:
+        check_err: OSError | None = None
         try:
             _bpf_check(k, ua, a, prog, log, fd_array_cnt)
-        finally:
-            err = finalize_log(log)
+        except OSError as e:
+            check_err = e
+        # bpf_check: "preserve original error even if log finalization is successful", but a log
+        # that did not fit (ENOSPC) or could not be written (EFAULT) is what the caller sees
+        err = finalize_log(log)
+        if ua.size >= ProgLoadAttr.log_true_size.offset + 4:
             ua.put_u32(ProgLoadAttr.log_true_size.offset, log.true_size)
         if err:
             raise fail(err, "verifier log")
+        if check_err is not None:
+            raise check_err
     except BaseException:
         for m in prog.used_maps:
             k.obj_put(m)
@@ -236,7 +246,31 @@ def _prog_load_charged(k: SimKernel, ua: UAttr, a: Any, expected: int, fd_array_
 
 
 def _bpf_check(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog, fd_array_cnt: int) -> None:
-    """``bpf_check`` up to and around the verifier proper."""
+    """``bpf_check`` up to and around the verifier proper.
+
+    A failure before the verifier proper still ends the log with the
+    statistics line, as ``bpf_check``'s ``skip_full_check`` path does.
+    """
+    try:
+        _before_verifier(k, a, prog, log, fd_array_cnt)
+    except OSError:
+        log.write(STATS_LINE_ZERO)
+        raise
+    try:
+        import importlib
+
+        verify = importlib.import_module(".verifier", __package__).verify
+    except (ImportError, AttributeError):
+        return  # no verifier yet: programs load unverified
+    verify(k, prog, log)
+
+
+#: ``print_verification_stats`` when nothing was processed
+STATS_LINE_ZERO = ("processed 0 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 "
+                   "mark_read 0\n")
+
+
+def _before_verifier(k: SimKernel, a: Any, prog: BpfProg, log: VerifierLog, fd_array_cnt: int) -> None:
     if fd_array_cnt:
         fds = copy_from_user(a.fd_array, 4 * fd_array_cnt)
         for (fd,) in struct.iter_unpack("<i", fds):
@@ -248,13 +282,6 @@ def _bpf_check(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog,
     _check_btf_info(k, a, prog, log)
     prog.tag = bpf_prog_calc_tag(prog.orig_insns)
     resolve_pseudo_ldimm64(k, prog, log, a.fd_array)
-    try:
-        import importlib
-
-        verify = importlib.import_module(".verifier", __package__).verify
-    except (ImportError, AttributeError):
-        return  # no verifier yet: programs load unverified
-    verify(k, prog, log)
 
 
 def _check_btf_info(k: SimKernel, a: Any, prog: BpfProg, log: VerifierLog) -> None:
@@ -347,7 +374,7 @@ def resolve_pseudo_ldimm64(k: SimKernel, prog: BpfProg, log: VerifierLog, fd_arr
                 log.write(f"direct value offset of {off} is not allowed\n")
                 raise fail(EINVAL, "direct value offset")
             value_addr = getattr(m, "value_addr", None)
-            if value_addr is None:
+            if value_addr is None or m.map_type != BpfMapType.BPF_MAP_TYPE_ARRAY:
                 log.write("no direct value access support for this map type\n")
                 raise fail(EINVAL, "no direct value access")
             try:

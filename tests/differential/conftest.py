@@ -1,0 +1,55 @@
+"""Fixtures of the differential tests: ``kernels`` is a ``Pair`` of a fresh SimKernel and the real kernel.
+
+Tests using it are marked ``linux`` and skip with the reason where bpf() is
+not permitted. ``TINYAYA_FUZZ_EXAMPLES`` sets the example count of the
+hypothesis tests (default 40).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from diffharness import Pair  # noqa: E402
+
+FUZZ_EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
+
+
+def _linux_or_skip() -> object:
+    try:
+        from tinyaya.linux import LinuxKernel, linux_bpf_available
+    except ImportError as e:  # pragma: no cover
+        pytest.skip(f"tinyaya.linux is not available: {e}")
+    ok, reason = linux_bpf_available()
+    if not ok:
+        pytest.skip(reason)
+    return LinuxKernel()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.linux)
+
+
+@pytest.fixture
+def kernels(tmp_path: Path) -> Iterator[Pair]:
+    from tinyaya.sim_kernel import SimKernel
+
+    linux = _linux_or_skip()
+    made: list[SimKernel] = []
+
+    def factory() -> SimKernel:
+        k = SimKernel(bpffs_root=tmp_path / "bpffs")
+        made.append(k)
+        return k
+
+    yield Pair(factory, linux)
+    for k in made:
+        k.shutdown()
