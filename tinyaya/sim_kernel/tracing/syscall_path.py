@@ -44,6 +44,7 @@ AT_FDCWD = -100 & M64
 Step = Callable[[Any, int, int, tuple[int, ...], int], None]
 Regs = Callable[[Any, tuple[int, ...]], tuple[int, int, int, int, int, int]]
 _RAW_TP_ARGS = struct.Struct("<QQ")
+_U64 = struct.Struct("<Q")
 
 
 def _same(ret: int) -> int:
@@ -117,15 +118,26 @@ def _kprobe_step(m: Machine, progs: list[Attachment], ip: int, regs: Regs, ret_f
     addrs = m.ctx_addrs
     ips = m.current_ips
     run = m.tracing.run_progs
+    ip_offset = 8 * 16
+    # probes at function+offset see their own ip: then each program runs with its own
+    ip = progs[0][2] if progs else ip
+    one_ip = all(a[2] == ip for a in progs)
 
     def step(task: Task, cpu: int, nr: int, args: tuple[int, ...], ret: int) -> None:
         di, si, dx, cx, r8, r9 = regs(task, args)
         ax = (ret_fn(ret) & M64) if ret_fn is not None else 0
         sp = task.kstack_sp
-        pack(bufs[cpu], 0, 0, 0, 0, 0, sp + 0x40, 0, 0, 0, r9, r8, ax, cx, dx, si, di, nr, ip, KERNEL_CS,
+        buf = bufs[cpu]
+        pack(buf, 0, 0, 0, 0, 0, sp + 0x40, 0, 0, 0, r9, r8, ax, cx, dx, si, di, nr, ip, KERNEL_CS,
              EFLAGS_IF, sp, KERNEL_SS)
         ips[cpu] = ip
-        run(progs, addrs[cpu], cpu)
+        if one_ip:
+            run(progs, addrs[cpu], cpu)
+            return
+        for a in progs:
+            _U64.pack_into(buf, ip_offset, a[2])
+            ips[cpu] = a[2]
+            run([a], addrs[cpu], cpu)
     return step
 
 
