@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ from tinyaya.maps import (
 )
 from tinyaya.uapi.bpf import BpfMapType as T
 from tinyaya.uapi.bpf import MapUpdateFlags as F
+
+COUNT = Path(__file__).parents[2] / "tests/linux/fixtures/count_syscalls.o"
 
 
 def create(kernel: Any, t: int, ks: int, vs: int, n: int, **kw: Any) -> MapData:
@@ -172,14 +175,33 @@ def test_map_of_maps(kernel: Any) -> None:
         inner.close()
 
 
-def test_program_array_bounds(kernel: Any) -> None:
-    with create(kernel, T.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4) as md:
+def test_program_array(kernel: Any) -> None:
+    from tinyaya import EbpfLoader
+
+    with create(kernel, T.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4) as md, \
+            EbpfLoader(kernel=kernel).load_file(COUNT) as ebpf:
         p = ProgramArray(md)
         assert list(p.indices()) == []
         with pytest.raises(OutOfBounds):
             p.set(9, 3)
         with pytest.raises(SyscallError):
             p.set(0, md.fd)  # a map fd is not a program
+        prog = ebpf.program("ret_len")
+        prog.load()
+        p.set(2, prog)
+        assert list(p.indices()) == [2]
+        assert p.get(2) == prog.id
+        p.clear_index(2)
+        assert list(p.indices()) == []
+
+
+def test_lru_percpu_hash(kernel: Any) -> None:
+    with create(kernel, T.BPF_MAP_TYPE_LRU_PERCPU_HASH, 4, 8, 16) as md:
+        h = PerCpuHashMap(md, key=u32, value=u64)
+        for i in range(40):
+            h.insert(i, [i] * h.ncpus)
+        assert 0 < len(list(h.keys())) <= 16
+        assert h.get(39) == [39] * h.ncpus
 
 
 def test_frozen_map_rejects_writes(kernel: Any) -> None:

@@ -130,7 +130,9 @@ def test_program_lifecycle_errors(kernel: Any) -> None:
     with load_counter(kernel, 0) as ebpf:
         with pytest.raises(ProgramNotFound, match="count_syscalls"):
             ebpf.program("nope")
-        tp = ebpf.program_mut("count_syscalls")
+        tp = TracePoint.try_from(ebpf.program_mut("count_syscalls"))
+        with pytest.raises(ProgramError.UnexpectedProgramType):
+            KProbe.try_from(tp)
         with pytest.raises(NotLoaded):
             tp.attach("raw_syscalls", "sys_enter")
         tp.load()
@@ -162,6 +164,13 @@ def test_take_map_hands_over_ownership(kernel: Any) -> None:
     counts.insert(1, 2)
     assert counts.get(1) == 2
     md.close()
+
+
+def test_verifier_log_level_keeps_the_log(kernel: Any) -> None:
+    with EbpfLoader(kernel=kernel).verifier_log_level(2).load_file(COUNT) as ebpf:
+        prog = ebpf.program("ret_len")
+        prog.load()
+        assert "processed" in prog.verifier_log
 
 
 def test_set_max_entries(kernel: Any) -> None:

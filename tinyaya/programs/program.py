@@ -21,6 +21,7 @@ from .errors import (
     NotAttached,
     NotLoaded,
     ProgramSyscallError,
+    UnexpectedProgramType,
     Unsupported,
 )
 from .links import Link, LinkId
@@ -74,6 +75,13 @@ class Program:
         self._next_link_id = 1
         #: called with the program after a successful load (the loader fills PROG_ARRAY slots with it)
         self.on_load: list[Callable[[Program], None]] = []
+
+    @classmethod
+    def try_from(cls, program: Program) -> Any:
+        """aya's ``let p: &mut KProbe = program.try_into()?``: the same object, checked to be a ``cls``."""
+        if not isinstance(program, cls):
+            raise UnexpectedProgramType(program.name, cls.__name__, type(program).__name__)
+        return program
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
