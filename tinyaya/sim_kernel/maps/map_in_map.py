@@ -70,6 +70,7 @@ class MapInMap(BpfMap):
     def __init__(self, kernel: Any, attr: Any, *, inner_map: Any = None, **_: Any) -> None:
         super().__init__(kernel, attr)
         self.is_array = self.map_type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS
+        self.slots: dict[Any, Any] = {}  # index (array) or key bytes (hash) -> inner map, in insertion order
         try:
             if inner_map is None:
                 inner_map = fd_object(kernel, int(attr.inner_map_fd).to_bytes(4, "little"))
@@ -80,7 +81,6 @@ class MapInMap(BpfMap):
         except BaseException:
             self.release()
             raise
-        self.slots: dict[Any, Any] = {}  # index (array) or key bytes (hash) -> inner map, in insertion order
 
     def free(self) -> None:
         old, self.slots = self.slots, {}
