@@ -37,7 +37,7 @@ from ..isa.insn import decode, encode
 from .errors import EACCES, EEXIST, EINVAL, ENOENT, ENOTDIR, EPERM, fail
 from .fdtable import FMODE_RDWR
 from .link import BpfLink
-from .mapcmds import bpf_get_file_flag, is_map
+from .mapcmds import bpf_get_file_flag, is_map, register_map
 from .prog import BpfProg
 from .usermem import strncpy_from_user
 
@@ -262,9 +262,13 @@ class BpfFs:
 
             maps: Any = _maps
             try:
-                obj = maps.open_pinned(self.kernel, str(path))
+                obj = register_map(self.kernel, maps.open_pinned(self.kernel, str(path)))
             except (ValueError, KeyError) as e:
                 raise fail(EACCES, f"{path} is not a bpf object: {e}")
+            except OSError as e:
+                if e.errno == EINVAL:
+                    raise fail(EACCES, f"{path} is not a bpf object: {e}")
+                raise
         self.kernel.fds.hold(obj, uref=True)
         self.pinned[key] = (obj, (st.st_dev, st.st_ino))
         return obj

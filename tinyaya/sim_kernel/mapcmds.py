@@ -175,11 +175,16 @@ def map_create(k: SimKernel, ua: UAttr) -> int:
     except OSError:
         _destroy_map(m)
         raise
+    return k.fds.install(register_map(k, m), mode)
+
+
+def register_map(k: SimKernel, m: Any) -> Any:
+    """Publish a new map object: give it an id (``bpf_map_alloc_id``) and the id-freeing release."""
     if not hasattr(m, "frozen"):
         m.frozen = False
     m.id = k.map_ids.alloc(m)
     _wrap_release(k, m)
-    return k.fds.install(m, mode)
+    return m
 
 
 def _destroy_map(m: Any) -> None:
