@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import prog
+from vmfakes import prog
 
 M64 = (1 << 64) - 1
 

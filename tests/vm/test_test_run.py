@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from conftest import prog
+from vmfakes import prog
 
 ENOTSUPP = 524
 

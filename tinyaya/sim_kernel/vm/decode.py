@@ -144,7 +144,16 @@ def _load(d: int, s: int, off: int, size: int, fmt: str, signed: bool, nxt: int,
     unpack = struct.Struct(fmt).unpack_from
     CTX = RegionKind.CTX
     if s == 10 and -STACK_FRAME <= off <= -size:
-        # frame-pointer relative: always this run's stack (R[14] its buffer, R[15] its base)
+        # frame-pointer relative: always this run's stack (R[14] its buffer, R[15] its base, R[16..18]
+        # its u64/u32/u16 views for aligned slots; frames are 512-byte aligned)
+        if not signed and off % size == 0:
+            view = {8: 16, 4: 17, 2: 18, 1: 14}[size]
+            shift = {8: 3, 4: 2, 2: 1, 1: 0}[size]
+
+            def op_fp_aligned(R: list[Any]) -> int:
+                R[d] = R[view][(R[10] + off - R[15]) >> shift]
+                return nxt
+            return op_fp_aligned
         if signed:
             def op_fp_sx(R: list[Any]) -> int:
                 R[d] = unpack(R[14], R[10] + off - R[15])[0] & M64
@@ -191,7 +200,28 @@ def _store(d: int, s: int | None, imm: int, off: int, fmt: str, mask: int, nxt: 
     """``*(size *)(dst + off) = src`` (STX) or ``= imm`` (ST)."""
     rget: Callable[[int], Any] = regions.get
     pack = struct.Struct(fmt).pack_into
-    fp = d == 10 and -STACK_FRAME <= off <= -struct.calcsize(fmt)
+    size = struct.calcsize(fmt)
+    fp = d == 10 and -STACK_FRAME <= off <= -size
+    if fp and off % size == 0:
+        view = {8: 16, 4: 17, 2: 18, 1: 14}[size]
+        shift = {8: 3, 4: 2, 2: 1, 1: 0}[size]
+        if s is None:
+            value_a = imm & mask
+
+            def op_fpa_imm(R: list[Any]) -> int:
+                R[view][(R[10] + off - R[15]) >> shift] = value_a
+                return nxt
+            return op_fpa_imm
+        if size == 8:
+            def op_fpa64(R: list[Any]) -> int:
+                R[16][(R[10] + off - R[15]) >> 3] = R[s]
+                return nxt
+            return op_fpa64
+
+        def op_fpa(R: list[Any]) -> int:
+            R[view][(R[10] + off - R[15]) >> shift] = R[s] & mask
+            return nxt
+        return op_fpa
     if s is None:
         value = imm & mask
         if fp:

@@ -27,13 +27,17 @@ from .fault import BpfFault, LdAbsExit, SwitchCode, TailCall, VmTrap
 DEFAULT_BUDGET = 1 << 26
 BPF_MAX_LOOPS = 8 * 1024 * 1024  # include/linux/bpf.h, the may_goto counter
 MAX_TAIL_CALL_CNT = 33  # include/linux/bpf.h
+M64 = sem.M64
+#: R[0..10] registers, 11 RunEnv, 12 frames, 13 budget, 14/15 stack buffer/base, 16-18 its u64/u32/u16 views
+REGS_LEN = 19
+_ZERO10 = [0] * 10
 
 _UNPACK = {(1, False): struct.Struct("<B"), (2, False): struct.Struct("<H"), (4, False): struct.Struct("<I"),
            (8, False): struct.Struct("<Q"), (1, True): struct.Struct("<b"), (2, True): struct.Struct("<h"),
            (4, True): struct.Struct("<i"), (8, True): struct.Struct("<q")}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RunEnv:
     """What helpers see of the running program (``R[11]``): the kernel, the CPU, the program, the context."""
 
@@ -86,22 +90,24 @@ class Vm:
     # -- running ----------------------------------------------------------------------------------------
     def _acquire(self, cpu: int) -> RunEnv:
         depth = self._depth.get(cpu, 0)
-        states = self._states.setdefault(cpu, [])
+        states = self._states.get(cpu)
+        if states is None:
+            states = self._states[cpu] = []
         if depth == len(states):
             stack = self.aspace.add(bytearray(MAX_CALL_FRAMES * STACK_FRAME), RegionKind.STACK,
                                     f"stack cpu{cpu}" + (f" nest{depth}" if depth else ""))
-            regs: list[Any] = [0] * 16
+            regs: list[Any] = [0] * REGS_LEN
             env = RunEnv(self, cpu, regs, stack)
             regs[11] = env
             regs[12] = []
             regs[14] = stack.buf
             regs[15] = stack.base
+            regs[16] = stack.buf.cast("Q")
+            regs[17] = stack.buf.cast("I")
+            regs[18] = stack.buf.cast("H")
             states.append(env)
         self._depth[cpu] = depth + 1
         return states[depth]
-
-    def _release(self, cpu: int) -> None:
-        self._depth[cpu] -= 1
 
     def run(self, prog: Any, ctx_addr: int, cpu: int, *, args: tuple[int, ...] = ()) -> int:
         """Run ``prog`` with r1 = ``ctx_addr`` (and r2.. = ``args``) on ``cpu``; return r0 or raise BpfFault."""
@@ -112,20 +118,56 @@ class Vm:
         env = self._acquire(cpu)
         try:
             R = env.regs
-            R[0:11] = (0, ctx_addr & sem.M64, *(a & sem.M64 for a in args[:4]), 0, 0, 0, 0, 0, 0, 0, 0)[:10] + \
-                (env.stack.base + STACK_FRAME,) if args else (0, ctx_addr & sem.M64, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                              env.stack.base + STACK_FRAME)
-            R[12].clear()
+            R[:10] = _ZERO10
+            R[1] = ctx_addr & M64
+            if args:
+                for i, a in enumerate(args[:4]):
+                    R[2 + i] = a & M64
+            R[10] = R[15] + STACK_FRAME
+            if R[12]:
+                R[12].clear()
             R[13] = self.budget
             env.prog = prog
             env.ctx_addr = ctx_addr
             env.tail_calls = 0
             env.may_goto_left = BPF_MAX_LOOPS
-            if env.code_progs:
-                env.code_progs.clear()
-            return self._execute(env, code, 0)
+            pc = 0
+            # the dispatch loop, inlined for the common case; anything unusual continues in _execute
+            try:
+                while True:
+                    pc = code[pc](R)
+            except IndexError as e:
+                if pc == len(code):
+                    return R[0]
+                raise self._fault(env, code, pc, e)
+            except Exception as e:  # noqa: BLE001 - tail calls, callbacks' exits and faults
+                if env.code_progs:
+                    env.code_progs.clear()
+                return self._resume(env, code, pc, e)
         finally:
             self._depth[cpu] -= 1
+
+    def _resume(self, env: RunEnv, code: list[Op], pc: int, exc: Exception) -> int:
+        """Handle what stopped the inlined loop (a tail call, a return into another program, an
+        LD_ABS exit or a fault) and carry on in ``_execute``."""
+        R = env.regs
+        if isinstance(exc, TailCall):
+            prog = env.tail_target
+            code = self.code_for(prog)
+            env.prog = prog
+            env.code_progs[id(code)] = prog
+            return self._execute(env, code, 0)
+        if isinstance(exc, SwitchCode):
+            assert env.switch_code is not None
+            code = env.switch_code
+            env.prog = env.code_progs.get(id(code), env.prog)
+            return self._execute(env, code, exc.args[0])
+        if isinstance(exc, LdAbsExit):
+            R[0] = 0
+            return 0
+        if isinstance(exc, BpfFault):
+            raise exc
+        raise self._fault(env, code, pc, exc)
 
     def _execute(self, env: RunEnv, code: list[Op], pc: int) -> int:
         """The dispatch loop. Exit is ``pc == len(code)``, detected by the IndexError it causes."""
