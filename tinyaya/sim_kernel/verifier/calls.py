@@ -184,7 +184,7 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
     if release_id:
         ref = next((x for x in env.state.refs if x.id == release_id), None)
         if ref is None:
-            raise env.reject(EINVAL, f"R1 must be referenced when passed to release func")
+            raise env.reject(EINVAL, "R1 must be referenced when passed to release func")
         env.state.refs.remove(ref)
         for f in env.state.frames:
             for r in f.regs:
@@ -195,8 +195,8 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
                     nsp = Reg()
                     mark_unknown(nsp)
                     f.stack[off] = (types, nsp)
-    for r in range(1, 6):
-        mark_not_init(regs[r])
+    for k in range(1, 6):
+        mark_not_init(regs[k])
     r0 = regs[0]
     ret = proto.ret_type
     if ret in (RetType.RET_INTEGER,):

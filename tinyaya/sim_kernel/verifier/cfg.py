@@ -6,7 +6,7 @@ from __future__ import annotations
 from tinyaya.isa import Insn
 from tinyaya.isa import opcodes as op
 
-from .errors import EINVAL, VerifierReject
+from .errors import EINVAL
 from .log import VerifierLog
 
 

@@ -142,7 +142,7 @@ class Env:
         n = len(insns)
         self.seen = [False] * n
         self.log.write(f"0: {state_str(self.state.cur)}")
-        pc = 0
+        pc: int | None = 0
         while True:
             if pc is None:
                 self.update_branch_counts(self.parent)
@@ -155,6 +155,7 @@ class Env:
                 self.cur_states -= 1
                 if self.log.enabled:
                     self.log.write(f"from {st.insn_idx} to {pc}: {state_str(st.cur)}")
+            assert pc is not None
             self.insn_processed += 1
             if self.insn_processed > BPF_COMPLEXITY_LIMIT_INSNS:
                 raise self.reject(E2BIG, f"BPF program is too large. Processed {self.insn_processed} insn")

@@ -111,9 +111,10 @@ def _skb(prog_type: int, off: int, size: int, write: bool) -> CtxAccess:
 
 def ctx_size(prog_type: int) -> int:
     """The ctx size PROG_TEST_RUN and the VM can use (0 if the type has no fixed layout)."""
-    return {P.BPF_PROG_TYPE_KPROBE: PT_REGS_SIZE, P.BPF_PROG_TYPE_PERF_EVENT: PT_REGS_SIZE + 16,
+    sizes: dict[int, int] = {P.BPF_PROG_TYPE_KPROBE: PT_REGS_SIZE, P.BPF_PROG_TYPE_PERF_EVENT: PT_REGS_SIZE + 16,
             P.BPF_PROG_TYPE_XDP: XDP_MD_SIZE, P.BPF_PROG_TYPE_RAW_TRACEPOINT: 8 * MAX_BPF_FUNC_ARGS,
-            P.BPF_PROG_TYPE_TRACEPOINT: PERF_MAX_TRACE_SIZE}.get(prog_type, SK_BUFF_SIZE)
+            P.BPF_PROG_TYPE_TRACEPOINT: PERF_MAX_TRACE_SIZE}
+    return sizes.get(prog_type, SK_BUFF_SIZE)
 
 
 def ctx_access(prog_type: int, off: int, size: int, write: bool) -> CtxAccess:
