@@ -16,8 +16,9 @@ records them so a runner can do the same. Files under ``negative/`` are expected
 (to assemble, load or run); ``ConformanceTest.negative`` says so.
 
 Usage: ``conformance_dir()`` is the suite's directory or None (tests skip with a reason), and
-``load_all()`` parses every file. Import as ``conformance_data`` (``tests/`` on sys.path, as
-``tests/isa/conftest.py`` arranges) or as ``tests.conformance_data`` under ``python -m pytest``.
+``load_all()`` parses every file. Import it as ``conformance_data`` with ``tests/`` on sys.path
+(``sys.path.insert(0, str(Path(__file__).resolve().parents[1]))`` from a ``tests/<layer>/`` module,
+as tests/isa does), or as ``tests.conformance_data`` under ``python -m pytest`` from the repo root.
 """
 from __future__ import annotations
 

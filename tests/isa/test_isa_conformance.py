@@ -1,7 +1,12 @@
 """Every program of the bpf_conformance suite assembles, and round-trips through both disassembly styles."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared helper
 from conformance_data import ConformanceTest, conformance_dir, load_all, parse_data
 
 from tinyaya.isa import AsmError, Insn, assemble, disasm

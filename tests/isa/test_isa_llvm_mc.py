@@ -9,8 +9,12 @@ import io
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared helper
 from conformance_data import conformance_dir, load_all
 from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, assume, given, settings
