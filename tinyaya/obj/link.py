@@ -152,8 +152,9 @@ class _Linker:
         if sec is None:
             raise self._err(RelocationSectionNotFound, f"symbol '{sym.name}' is in section {sym.section_index}, "
                             "which does not exist", fn, j, sym.name, section_index=sym.section_index)
+        addend = rel.addend or 0  # RELA: S + A; REL: the addend is the instruction's own imm
         if sec.is_executable:
-            addr = sym.value + ins.imm
+            addr = sym.value + ins.imm + addend
             if addr % 8:
                 raise self._err(InvalidRelocationOffset, f"function pointer to '{sym.name}'+{ins.imm} is not "
                                 "aligned", fn, j, sym.name)
@@ -171,7 +172,7 @@ class _Linker:
                             "which holds no map, data or code", fn, j, sym.name)
         if candidates[0].origin is MapOrigin.DATA:
             mdef = candidates[0]
-            offset = sym.value + ins.imm
+            offset = sym.value + ins.imm + addend
             if not 0 <= offset <= mdef.value_size:
                 raise self._err(InvalidRelocationOffset, f"offset {offset} is outside '{mdef.name}' "
                                 f"({mdef.value_size} bytes)", fn, j, sym.name)

@@ -372,7 +372,7 @@ class Btf:
             if t.kind != BtfKind.DATASEC or t.name not in sizes:
                 continue
             rec = hdr_len + type_off + t.offset
-            if t.size != sizes[t.name]:
+            if t.size != sizes[t.name] and sizes[t.name] <= 0xFFFFFFFF:
                 struct.pack_into(e + "I", buf, rec + 8, sizes[t.name])
                 changed = True
             for i, vs in enumerate(t.secinfo):
@@ -380,7 +380,7 @@ class Btf:
                 if var is None or var.kind != BtfKind.VAR:
                     continue
                 off = offsets.get((t.name, var.name))
-                if off is not None and off != vs.offset:
+                if off is not None and off != vs.offset and off <= 0xFFFFFFFF:
                     struct.pack_into(e + "I", buf, rec + 12 + 12 * i + 4, off)
                     changed = True
         return Btf.parse(bytes(buf), self.big_endian) if changed else self
