@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyaya.obj import MalformedObject, ObjError, Object, RelocationError, describe, link_program
+from tinyaya.obj import MalformedObject, Object, ObjError, RelocationError, describe, link_program
 from tinyaya.obj.elf import Elf
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
