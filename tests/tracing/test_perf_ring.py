@@ -71,7 +71,8 @@ def test_samples_are_raw_records_padded_to_8(kernel) -> None:
 
 def test_overflow_reports_lost_with_the_right_count_and_no_corruption(kernel) -> None:
     _, ev, mem = open_output(kernel)  # one data page
-    payload = lambda i: struct.pack("<Q", i) * 7  # 56 bytes: 8 + 4 + 60 (padded) = 72-byte records
+    def payload(i):
+        return struct.pack("<Q", i) * 7  # 56 bytes: 8 + 4 + 60 (padded) = 72-byte records
     written = []
     lost_expected = 0
     for i in range(200):
