@@ -6,6 +6,7 @@ asked to run its workload, which is what a real machine does by itself.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -172,13 +173,24 @@ class LoadSession:
         kind = a.kind
         if kind == "default":
             return prog.attach_default()
-        if kind in ("kprobe", "kretprobe"):
-            if not hasattr(prog, "attach") or prog.__class__.__name__ not in ("KProbe",):
-                bad_input(f"program {name!r} is a {prog.__class__.__name__}, not a kprobe; it can't attach to {a.target}")
-            return prog.attach(a.target, a.offset, retprobe=(kind == "kretprobe"))
-        if kind == "tracepoint":
-            cat, _, tp = a.target.partition(":")
-            return prog.attach(cat, tp)
+        try:
+            if kind in ("kprobe", "kretprobe"):
+                if prog.__class__.__name__ != "KProbe":
+                    bad_input(f"program {name!r} is a {prog.__class__.__name__}, not a kprobe; "
+                              f"it can't attach to {a.target}")
+                return prog.attach(a.target, a.offset, retprobe=(kind == "kretprobe"))
+            if kind == "tracepoint":
+                if prog.__class__.__name__ != "TracePoint":
+                    bad_input(f"program {name!r} is a {prog.__class__.__name__}, not a tracepoint program; "
+                              f"it can't attach to {a.target}")
+                cat, _, tp = a.target.partition(":")
+                return prog.attach(cat, tp)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                what = "kernel function" if kind != "tracepoint" else "tracepoint"
+                hint = " (see `tinyaya ksyms`)" if self.o.backend == "sim" and what == "kernel function" else ""
+                bad_input(f"no {what} named {a.target!r}{hint}")
+            raise
         bad_input(f"unknown attach kind {kind!r}")
 
     def _attached_names(self) -> list[tuple[str, str]]:
