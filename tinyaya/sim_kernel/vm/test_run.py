@@ -210,6 +210,10 @@ def _run_skb(vm: Vm, prog: Any, pt: int, data_in: bytes, ctx_in: bytes | None, r
     if struct.unpack_from("<I", fields, SKB_GSO_SEGS)[0] > GSO_MAX_SEGS:
         raise fail(EINVAL, "gso_segs out of range")
 
+    # bpf_prog_test_run_skb pulls the network header of IPv4/IPv6 frames: too short is -EINVAL
+    l3 = {0x0800: 20, 0x86DD: 40}.get(int.from_bytes(data_in[12:14], "big"), 0)
+    if len(data_in) - ETH_HLEN < l3:
+        raise fail(EINVAL, "the frame is shorter than its IP header")
     pc = packet_ctx(vm, 0, "skb")
     pc.set_packet(data_in, headroom)
     if not is_l2:
@@ -219,7 +223,8 @@ def _run_skb(vm: Vm, prog: Any, pt: int, data_in: bytes, ctx_in: bytes | None, r
     ctx = pc.ctx
     ctx.buf[:] = fields
     dst = data_in[:6]
-    pkt_type = 1 if dst == b"\xff" * 6 else 2 if dst[0] & 1 else 0 if dst == bytes(6) else 3
+    # eth_type_trans on the loopback device: its address and its "broadcast" address are all zero
+    pkt_type = 0 if dst == bytes(6) else 2 if dst[0] & 1 else 3
     proto = int.from_bytes(data_in[12:14], "big")
     if proto < 0x600:
         proto = 0x0004  # ETH_P_802_2
