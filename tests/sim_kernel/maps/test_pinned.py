@@ -155,7 +155,9 @@ def test_second_process_never_sees_torn_values(other: Any, tmp_path: Path, map_t
         assert proc.stdout.readline() == b"ready\n"
         m = open_pinned(other, path)
         values_seen = set()
-        for i in range(3000):
+        i = 0
+        while i < 3000 or (len(values_seen) <= 2 and i < 2_000_000):  # until the writer is seen writing
+            i += 1
             key = u32(i % nkeys)
             try:
                 v = m.sys_lookup(key)
@@ -167,7 +169,8 @@ def test_second_process_never_sees_torn_values(other: Any, tmp_path: Path, map_t
     finally:
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-    committed = [int(x) for x in out.split()[:-1] if x.isdigit()]  # the last line may be cut short
+    lines = out.split(b"\n")[:-1]  # what follows the last newline may be cut short
+    committed = [int(x) for x in lines if x.isdigit()]
     assert committed
     last = committed[-1]
     # every key holds its last committed value, or the update the writer was in (rolled forward)
@@ -179,8 +182,8 @@ def test_second_process_never_sees_torn_values(other: Any, tmp_path: Path, map_t
                 expect.add(n & 0xFF)
         try:
             v = m.sys_lookup(u32(k))
-        except OSError:
-            assert map_type == HASH and (last + 1) % 7 == 0 and (last + 1) % nkeys == k
+        except OSError:  # killed between a delete and its re-insert (not committed)
+            assert map_type == HASH and any(n % 7 == 0 and n % nkeys == k for n in range(last + 1, last + 3))
             continue
         assert v == bytes([v[0]]) * 256
         assert v[0] in expect, f"key {k}: {v[0]} not in {expect} (last committed {last})"
