@@ -34,9 +34,9 @@ def raw(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def parse_err(data: bytes, cls: type[ObjError], path: str = "bad.o") -> ObjError:
+def parse_err(data: bytes, cls: type[ObjError], path: str = "bad.o", strict: bool = False) -> ObjError:
     with pytest.raises(cls) as e:
-        Object.parse(data, path)
+        Object.parse(data, path, strict=strict)
     assert not isinstance(e.value, MalformedObject), e.value
     assert path in str(e.value)
     return e.value
@@ -175,8 +175,15 @@ def test_unknown_program_section() -> None:
     table = bytes(p.data[shstr.offset:shstr.offset + shstr.size])
     at = table.index(b"\0action\0") + 1
     p.data[shstr.offset + at:shstr.offset + at + 6] = b"bogus_"
-    e = parse_err(p.bytes(), UnknownProgramSection)
+    e = parse_err(p.bytes(), UnknownProgramSection, strict=True)
     assert e.section == "bogus_"
+    # by default the program is kept (as libbpf keeps it, type UNSPEC) and refused at link time
+    obj = Object.parse(p.bytes(), "bad.o")
+    prog = obj.programs["act_main"]
+    assert not prog.section.known and int(prog.section.prog_type) == 0 and obj.warnings
+    with pytest.raises(UnknownProgramSection, match="bogus_") as e2:
+        link_program(obj, "act_main", map_fds={})
+    assert "bad.o" in str(e2.value)
 
 
 def test_bad_btf_names_section() -> None:
@@ -209,5 +216,5 @@ def test_truncation_at_every_offset(name: str) -> None:
         for prog in obj.programs:  # a prefix that parses must also link or fail typed
             try:
                 link_program(obj, prog, map_fds={m: 3 for m in obj.maps})
-            except RelocationError:
+            except (RelocationError, UnknownProgramSection):
                 pass

@@ -12,7 +12,15 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyaya.obj import MalformedObject, Object, ObjError, RelocationError, describe, link_program
+from tinyaya.obj import (
+    MalformedObject,
+    Object,
+    ObjError,
+    RelocationError,
+    UnknownProgramSection,
+    describe,
+    link_program,
+)
 from tinyaya.obj.elf import Elf
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
@@ -84,7 +92,7 @@ def exercise(name: str, data: bytes) -> None:
         try:
             lp = link_program(obj, prog, map_fds=fds)
             lp.insn_bytes()
-        except RelocationError as e:
+        except (RelocationError, UnknownProgramSection) as e:
             str(e)
 
 

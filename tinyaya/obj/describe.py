@@ -63,6 +63,7 @@ def describe_program(p: Program) -> dict[str, Any]:
         "offset": p.address,
         "size": p.size,
         "needs_core": p.needs_core,
+        "known_section": s.known,
     }
 
 
@@ -157,4 +158,5 @@ def describe(obj: Object) -> dict[str, Any]:
         "relocations": relocations,
         "btf": None if obj.btf is None else {"types": len(obj.btf) - 1},
         "core_relocations": sum(len(v) for v in obj.btf_ext.core_relos.values()) if obj.btf_ext else 0,
+        "warnings": list(obj.warnings),
     }

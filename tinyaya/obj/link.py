@@ -26,6 +26,7 @@ from .errors import (
     RelocationSectionNotFound,
     UnknownFunction,
     UnknownProgram,
+    UnknownProgramSection,
     UnknownSymbol,
     UnsupportedRelocation,
 )
@@ -209,6 +210,9 @@ def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_co
     prog = obj.programs.get(name)
     if prog is None:
         raise UnknownProgram(f"program '{name}' not found", path=obj.path, symbol=name)
+    if not prog.section.known:
+        raise UnknownProgramSection(f"cannot load program '{name}': unknown program section '{prog.section_name}'",
+                                    path=obj.path, section=prog.section_name, symbol=name)
     main = obj.function_at(prog.section_index, prog.address)
     if main is None:  # pragma: no cover - programs always have their function
         raise UnknownProgram(f"program '{name}' has no code", path=obj.path, symbol=name)

@@ -43,7 +43,7 @@ from .model import (
     Relocation,
     Symbol,
 )
-from .sections import parse_program_section
+from .sections import ProgramSection, UnknownProgramSection, parse_program_section, unknown_program_section
 
 KERNEL_VERSION_ANY = 0xFFFF_FFFE
 
@@ -71,14 +71,21 @@ class Object:
     text_section_index: int | None = None
     path: str | None = None
     e_machine: int = 247
+    warnings: list[str] = field(default_factory=list)
 
     # --- construction ----------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, data: bytes, path: str | None = None) -> Object:
-        """Parse object bytes. Raises only ``ParseError``/``RelocationError`` subclasses."""
+    def parse(cls, data: bytes, path: str | None = None, *, strict: bool = False) -> Object:
+        """Parse object bytes. Raises only ``ParseError``/``RelocationError`` subclasses.
+
+        An executable section whose name no program table knows becomes a program of
+        kind ``"unknown"`` (``BPF_PROG_TYPE_UNSPEC``, as libbpf keeps it) that
+        ``link_program`` refuses with ``UnknownProgramSection``; ``strict=True`` raises
+        ``UnknownProgramSection`` at parse time instead (aya-obj's behaviour).
+        """
         try:
-            return _parse(bytes(data), path)
+            return _parse(bytes(data), path, strict)
         except ObjError as e:
             if e.path is None:
                 e.path = path
@@ -88,13 +95,13 @@ class Object:
             raise MalformedObject(f"malformed object ({type(e).__name__}: {e})", path=path)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Object:
+    def from_file(cls, path: str | Path, *, strict: bool = False) -> Object:
         """Read and parse a file (the one I/O convenience of this package)."""
         try:
             data = Path(path).read_bytes()
         except OSError as e:
             raise InvalidElf(f"cannot read object: {e.strerror or e}", path=str(path))
-        return cls.parse(data, str(path))
+        return cls.parse(data, str(path), strict=strict)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -149,7 +156,7 @@ class Object:
 # --- parsing ------------------------------------------------------------------------------------
 
 
-def _parse(data: bytes, path: str | None) -> Object:
+def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
     elf = Elf(data)
     endian = Endianness.BIG if elf.big_endian else Endianness.LITTLE
     license = "GPL"
@@ -189,10 +196,19 @@ def _parse(data: bytes, path: str | None) -> Object:
 
     functions: dict[tuple[int, int], Function] = {}
     programs: dict[str, Program] = {}
+    warnings: list[str] = []
     for sec in elf.sections:
         if not sec.is_executable or sec.size == 0 or sec.type != SHT_PROGBITS:
             continue
-        psec = None if sec.index == text_index else parse_program_section(sec.name)
+        psec: ProgramSection | None = None
+        if sec.index != text_index:
+            try:
+                psec = parse_program_section(sec.name)
+            except UnknownProgramSection:
+                if strict:
+                    raise
+                psec = unknown_program_section(sec.name)
+                warnings.append(f"section '{sec.name}': unknown program section; its programs cannot be loaded")
         for fn in _functions(elf, sec, symbols, btf_ext):
             functions[(sec.index, fn.address)] = fn
             if psec is None:
@@ -226,6 +242,7 @@ def _parse(data: bytes, path: str | None) -> Object:
         endianness=endian, license=license, kernel_version=kernel_version, programs=programs, maps=maps,
         functions=functions, symbols=symbols, relocations=relocations, sections=elf.sections, btf=btf,
         btf_ext=btf_ext, variables=variables, text_section_index=text_index, path=path, e_machine=elf.e_machine,
+        warnings=warnings,
     )
 
 

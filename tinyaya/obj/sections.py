@@ -59,6 +59,7 @@ class ProgramSection:
     multi: bool = False
     attach_btf: bool = False
     binary_path: str | None = None
+    known: bool = True
 
     @property
     def tracepoint_category(self) -> str | None:
@@ -251,6 +252,12 @@ def parse_program_section(name: str) -> ProgramSection:
     raise UnknownProgramSection(f"unknown program section '{name}'", section=name)
 
 
+def unknown_program_section(name: str) -> ProgramSection:
+    """The placeholder for an executable section no table knows (libbpf keeps such programs with
+    BPF_PROG_TYPE_UNSPEC; loading one is an error)."""
+    return ProgramSection(name=name, kind="unknown", prog_type=P.BPF_PROG_TYPE_UNSPEC, known=False)
+
+
 def _build(name: str, d: _SecDef, extra: str) -> ProgramSection:
     target: str | None = extra or None
     offset = 0
@@ -289,4 +296,5 @@ def _build(name: str, d: _SecDef, extra: str) -> ProgramSection:
     )
 
 
-__all__ = ["ProgramSection", "SECTION_DEFS", "parse_program_section", "UnknownProgramSection"]
+__all__ = ["ProgramSection", "SECTION_DEFS", "parse_program_section", "unknown_program_section",
+           "UnknownProgramSection"]
