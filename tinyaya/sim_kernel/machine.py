@@ -53,6 +53,7 @@ USER_IP = 0x7F3A_1C2B_4D5E  # where a libc `syscall` instruction would be
 _ENOSYS = -38
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_ENTRY_REGS = struct.Struct("<9Q")
 CLONE_THREAD = 0x10000
 _FD_RETURNING = frozenset({"open", "openat", "openat2", "creat", "socket", "dup", "accept", "accept4",
                            "epoll_create", "epoll_create1", "eventfd", "eventfd2", "memfd_create", "timerfd_create",
@@ -98,6 +99,8 @@ class Task:
         self.cur_nr = 0
         self.cur_ret = 0
         self._write_task_struct()
+        PT_REGS_STRUCT.pack_into(self.buf, self.regs_off, 0, 0, 0, 0, 0, 0, EFLAGS_IF, 0, 0, 0, _ENOSYS & M64,
+                                 USER_IP, 0, 0, 0, 0, USER_IP, USER_CS, EFLAGS_IF, process.user_sp, USER_SS)
 
     @property
     def comm_str(self) -> str:
@@ -323,6 +326,12 @@ class Machine:
         self.syscall_exit(task, nr, args, ret)
         return ret
 
+    def plans(self) -> tuple[list[Any], list[Any]]:
+        """The entry and exit steps per syscall number (index ``NR_syscalls``: an unknown number), current."""
+        if self._plan_version != self.tracing.version:
+            self._replan()
+        return self._enters, self._exits
+
     def syscall_enter(self, task: Task, nr: int, args: tuple[int, ...]) -> None:
         """The entry half (for a replayed ``<unfinished ...>`` line)."""
         if self._plan_version != self.tracing.version:
@@ -330,14 +339,17 @@ class Machine:
         idx = nr if 0 <= nr < NR_syscalls else NR_syscalls
         self.syscall_counts[idx] += 1
         steps = self._enters[idx]
-        if steps is None:
-            return
+        if steps is not None:
+            self.fire_enter(task, nr, args, steps)
+
+    def fire_enter(self, task: Task, nr: int, args: tuple[int, ...], steps: list[Any]) -> None:
+        """Save the user registers (``pt_regs`` at the top of the kernel stack) and run the entry steps."""
         cpu = task.cpu
         self.current[cpu] = task
         task.cur_nr = nr
-        PT_REGS_STRUCT.pack_into(task.buf, task.regs_off, 0, 0, 0, 0, 0, 0, EFLAGS_IF, args[3], args[5], args[4],
-                                 _ENOSYS & M64, USER_IP, args[2], args[1], args[0], nr, USER_IP, USER_CS,
-                                 EFLAGS_IF, task.process.user_sp, USER_SS)
+        # r10 r9 r8 ax cx dx si di orig_ax; the rest was written when the task was created
+        _ENTRY_REGS.pack_into(task.buf, task.regs_off + 56, args[3], args[5], args[4], _ENOSYS & M64, USER_IP,
+                              args[2], args[1], args[0], nr)
         for step in steps:
             step(task, cpu, nr, args, 0)
         self.current[cpu] = None
@@ -347,8 +359,10 @@ class Machine:
         if self._plan_version != self.tracing.version:
             self._replan()
         steps = self._exits[nr if 0 <= nr < NR_syscalls else NR_syscalls]
-        if steps is None:
-            return
+        if steps is not None:
+            self.fire_exit(task, nr, args, ret, steps)
+
+    def fire_exit(self, task: Task, nr: int, args: tuple[int, ...], ret: int, steps: list[Any]) -> None:
         cpu = task.cpu
         self.current[cpu] = task
         task.cur_nr = nr

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..vm.fault import BpfFault
 from .kallsyms import DRAGONOS_SYSCALL_HANDLE
 from .pt_regs import EFLAGS_IF, KERNEL_CS, KERNEL_SS, PT_REGS_STRUCT
 from .syscalls import BY_NR, NR_syscalls
@@ -122,6 +123,11 @@ def _kprobe_step(m: Machine, progs: list[Attachment], ip: int, regs: Regs, ret_f
     # probes at function+offset see their own ip: then each program runs with its own
     ip = progs[0][2] if progs else ip
     one_ip = all(a[2] == ip for a in progs)
+    # the common case, one program: call the VM directly (the list cannot change without a new plan)
+    tr = m.tracing
+    vm_run = m.kernel.vm.run
+    cookies = tr.cookies
+    single, cookie = (progs[0][0], progs[0][1]) if len(progs) == 1 else (None, 0)
 
     def step(task: Task, cpu: int, nr: int, args: tuple[int, ...], ret: int) -> None:
         di, si, dx, cx, r8, r9 = regs(task, args)
@@ -131,6 +137,13 @@ def _kprobe_step(m: Machine, progs: list[Attachment], ip: int, regs: Regs, ret_f
         pack(buf, 0, 0, 0, 0, 0, sp + 0x40, 0, 0, 0, r9, r8, ax, cx, dx, si, di, nr, ip, KERNEL_CS,
              EFLAGS_IF, sp, KERNEL_SS)
         ips[cpu] = ip
+        if single is not None:
+            cookies[cpu] = cookie
+            try:
+                vm_run(single, addrs[cpu], cpu)
+            except BpfFault as e:
+                tr.record_fault(single, cpu, e)
+            return
         if one_ip:
             run(progs, addrs[cpu], cpu)
             return

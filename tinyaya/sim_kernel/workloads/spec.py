@@ -104,7 +104,7 @@ class WorkloadRunner:
                 args = (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5])
                 for t in tasks:
                     ret = sc.ret if sc.ret is not None else machine.default_ret(t, nr, args)
-                    templates.append((t, nr, args, ret, sc.duration_ns, ""))
+                    templates.append((t, nr, args, ret, sc.duration_ns, "special" if nr in _SPECIAL else ""))
                     weights.append(sc.rate / len(tasks))
             for cmd in ps.spawn:
                 templates.append((p.leader, _SPAWN, (0,) * 6, 0, 0, cmd))
@@ -159,9 +159,10 @@ class WorkloadRunner:
         m = self.machine
         clock = m.clock
         gap = self.gap_ns
-        enter = m.syscall_enter
-        exit_ = m.syscall_exit
-        special = m.syscall
+        enters, exits = m.plans()  # programs cannot attach or detach while a step runs
+        fire_enter = m.fire_enter
+        fire_exit = m.fire_exit
+        tally = [0] * len(enters)
         done = 0
         while done < budget:
             if self._spawning is not None:
@@ -170,27 +171,45 @@ class WorkloadRunner:
                 except StopIteration:
                     self._spawning = None
                     continue
-                nr = self._last_nr
-                counts[nr] = counts.get(nr, 0) + 1
+                tally[self._last_nr] += 1
+                m.syscall_counts[self._last_nr] -= 1  # counted below with the others
                 done += 1
+                enters, exits = m.plans()
                 continue
-            if self._pos >= len(self._batch):
-                self._batch = self.rng.choices(self.templates, cum_weights=self.cum_weights, k=_BATCH)
-                self._pos = 0
-            task, nr, args, ret, dur, cmd = self._batch[self._pos]
-            self._pos += 1
-            if nr == _SPAWN:
-                self._spawning = self._spawn(task, cmd)
-                continue
-            clock.ktime_ns += gap
-            if nr in _SPECIAL:
-                special(task, nr, args, ret)
-            else:
-                enter(task, nr, args)
-                clock.ktime_ns += dur
-                exit_(task, nr, args, ret)
-            counts[nr] = counts.get(nr, 0) + 1
-            done += 1
+            batch = self._batch
+            pos = self._pos
+            if pos >= len(batch):
+                batch = self._batch = self.rng.choices(self.templates, cum_weights=self.cum_weights, k=_BATCH)
+                pos = 0
+            end = min(len(batch), pos + budget - done)
+            while pos < end:
+                task, nr, args, ret, dur, cmd = batch[pos]
+                pos += 1
+                if cmd:
+                    if nr == _SPAWN:
+                        self._spawning = self._spawn(task, cmd)
+                        break
+                    clock.ktime_ns += gap
+                    m.syscall(task, nr, args, ret)
+                    m.syscall_counts[nr] -= 1  # counted below with the others
+                    enters, exits = m.plans()
+                else:
+                    clock.ktime_ns += gap
+                    steps = enters[nr]
+                    if steps is not None:
+                        fire_enter(task, nr, args, steps)
+                    clock.ktime_ns += dur
+                    steps = exits[nr]
+                    if steps is not None:
+                        fire_exit(task, nr, args, ret, steps)
+                tally[nr] += 1
+                done += 1
+            self._pos = pos
+        sc = m.syscall_counts
+        for nr, c in enumerate(tally):
+            if c:
+                counts[nr] = counts.get(nr, 0) + c
+                sc[nr] += c
         return done
 
     def _spawn(self, parent: Task, cmd: str) -> Iterator[None]:
