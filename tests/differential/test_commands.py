@@ -689,3 +689,34 @@ def test_pin_and_get_errors(kernels, tmp_path):
 
     kernels.compare(scenario)
     assert sorted(p.name for p in outside.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("data_size_out", [0, 4, 14, 64, 200])
+def test_test_run_socket_filter_data_out(kernels, data_size_out):
+    """bpf_test_finish: truncated data with ENOSPC, the full size in data_size_out, retval written."""
+    pytest.importorskip("tinyaya.sim_kernel.vm")
+
+    def scenario(s: Side):
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, insn(0xB7, 0, 0, 0, 7) + insn(0x95))
+        fd = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        pkt = bytes(range(64))
+        out = s.buf(256)
+        r = s.bpf(C.BPF_PROG_TEST_RUN, run_attr(fd, data_in=s.buf(pkt), data_size_in=len(pkt),
+                                                data_out=out, data_size_out=data_size_out, repeat=1))
+        return [r.outcome, r.u32(4), r.u32(12), s.read(out, min(max(data_size_out, 64), 256))]
+
+    kernels.compare(scenario)
+
+
+@pytest.mark.parametrize("duration", [0, 0x55])
+def test_test_run_raw_tracepoint_writes_only_retval(kernels, duration):
+    pytest.importorskip("tinyaya.sim_kernel.vm")
+
+    def scenario(s: Side):
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_RAW_TRACEPOINT, insn(0xB7, 0, 0, 0, 3) + insn(0x95))
+        fd = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        attr = run_attr(fd, ctx_in=s.buf(16), ctx_size_in=16, duration=duration, data_size_out=0x77)
+        r = s.bpf(C.BPF_PROG_TEST_RUN, attr)
+        return [r.outcome, r.u32(4), r.u32(36), r.u32(12)]
+
+    kernels.compare(scenario)

@@ -106,8 +106,11 @@ class _PinnedProg(BpfProg):
         struct.pack_into("<Q", self._stats, _STATS_OFF + 16, v)
 
 
-def _share_stats(prog: BpfProg, path: Path) -> None:
-    """Move ``prog``'s statistics into the pin file's header (a shared mapping)."""
+def _share_stats(prog: BpfProg, path: Path, *, init: bool) -> None:
+    """Back ``prog``'s statistics by the pin file's header (a shared mapping).
+
+    ``init``: the pinning kernel moves its counts into the file; an opener takes the file's.
+    """
     if isinstance(prog, _PinnedProg):
         return
     cnt, ns, miss = prog.run_cnt, prog.run_time_ns, prog.recursion_misses
@@ -121,7 +124,8 @@ def _share_stats(prog: BpfProg, path: Path) -> None:
     prog.__class__ = _PinnedProg
     assert isinstance(prog, _PinnedProg)
     prog._stats = mm
-    prog.run_cnt, prog.run_time_ns, prog.recursion_misses = cnt, ns, miss
+    if init:
+        prog.run_cnt, prog.run_time_ns, prog.recursion_misses = cnt, ns, miss
 
 
 def _prog_record(prog: BpfProg) -> dict[str, Any]:
@@ -147,7 +151,7 @@ def _prog_from_record(k: SimKernel, rec: dict[str, Any]) -> BpfProg:
                    func_info=bytes.fromhex(rec["func_info"]), func_info_rec_size=rec["func_info_rec_size"],
                    line_info=bytes.fromhex(rec["line_info"]), line_info_rec_size=rec["line_info_rec_size"],
                    verified_insns=rec["verified_insns"], xlated=decode(bytes.fromhex(rec["xlated"])), kernel=k)
-    prog.compiled["foreign"] = True  # opened from another process's pin: inspectable, not runnable
+    prog.foreign = True  # opened from another process's pin: inspectable, not runnable
     return prog
 
 
@@ -202,7 +206,7 @@ class BpfFs:
             os.chmod(path, 0o600)
         elif isinstance(obj, BpfProg):
             self._write_pin(path, PROG_MAGIC, _prog_record(obj))
-            _share_stats(obj, path)
+            _share_stats(obj, path, init=True)
         elif isinstance(obj, BpfLink):
             rec = {"link_type": obj.link_type, "attach_type": obj.attach_type, "target": str(obj.target),
                    "cookie": obj.cookie, "prog": _prog_record(obj.prog) if obj.prog is not None else None}
@@ -282,7 +286,7 @@ class BpfFs:
         if magic == PROG_MAGIC:
             prog = _prog_from_record(k, rec)
             prog.id = k.prog_ids.alloc(prog)
-            _share_stats(prog, path)
+            _share_stats(prog, path, init=False)
             return prog
         link = BpfLink(rec["link_type"], None, rec["attach_type"], target=rec["target"], cookie=rec["cookie"],
                        kernel=k)

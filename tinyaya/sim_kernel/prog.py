@@ -96,6 +96,8 @@ class BpfProg:
     charged: int = 0
     #: set once the last reference is gone
     released: bool = False
+    #: opened from another process's pin: a record of that program (info, insns, stats), not runnable here
+    foreign: bool = False
     kernel: Any = None
 
     @property
@@ -524,8 +526,12 @@ def prog_test_run(k: SimKernel, ua: UAttr) -> int:
     if bool(a.ctx_size_in) != bool(a.ctx_in) or bool(a.ctx_size_out) != bool(a.ctx_out):
         raise fail(EINVAL, "ctx_in/ctx_out and their sizes must be given together")
     prog = prog_from_fd(k, a.prog_fd)
+    if prog.foreign:
+        raise fail(ENOTSUPP, "a program opened from another process's pin cannot run here")
     if a.data_size_in > _MAX_TEST_DATA or a.ctx_size_in > _MAX_TEST_DATA:
         raise fail(EINVAL, "test data too large")
+    if a.duration and prog.prog_type in (PT.BPF_PROG_TYPE_RAW_TRACEPOINT, PT.BPF_PROG_TYPE_SYSCALL):
+        raise fail(EINVAL, "duration is an output of this test run")  # bpf_prog_test_run_raw_tp/_syscall
     data_in = copy_from_user(a.data_in, a.data_size_in) if a.data_in else b""
     ctx_in = copy_from_user(a.ctx_in, a.ctx_size_in) if a.ctx_in else None
     try:
@@ -533,31 +539,35 @@ def prog_test_run(k: SimKernel, ua: UAttr) -> int:
     except ImportError:
         raise fail(ENOTSUPP, "no execution engine")
     res = vm.test_run(prog, data_in, ctx_in, int(a.repeat), int(a.flags), int(a.cpu), int(a.data_size_out),
-                      int(a.ctx_size_out))
-    retval = int(getattr(res, "retval", 0)) & 0xFFFFFFFF
-    duration = int(getattr(res, "duration", 0)) & 0xFFFFFFFF
-    data_out = getattr(res, "data_out", None)
-    ctx_out = getattr(res, "ctx_out", None)
-    err = 0
-    if data_out is not None:
-        size = len(data_out)
-        copy_size = size
-        if a.data_size_out and copy_size > a.data_size_out:
-            copy_size = a.data_size_out
-            err = ENOSPC
-        if a.data_out:
-            copy_to_user(a.data_out, data_out[:copy_size])
-        ua.put_u32(TestRunAttr.data_size_out.offset, size)
+                      int(a.ctx_size_out), batch_size=int(a.batch_size), want_data_out=bool(a.data_out),
+                      want_ctx_out=bool(a.ctx_out))
+    retval = int(res.retval) & 0xFFFFFFFF
+    if prog.prog_type in (PT.BPF_PROG_TYPE_RAW_TRACEPOINT, PT.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE,
+                          PT.BPF_PROG_TYPE_TRACING):
+        ua.put_u32(TestRunAttr.retval.offset, retval)  # bpf_prog_test_run_raw_tp: retval only
+        return 0
+    if prog.prog_type == PT.BPF_PROG_TYPE_SYSCALL or getattr(res, "ctx_to_ctx_in", False):
+        ua.put_u32(TestRunAttr.retval.offset, retval)  # bpf_prog_test_run_syscall: ctx back into ctx_in
+        if res.ctx_out is not None and a.ctx_in:
+            copy_to_user(a.ctx_in, bytes(res.ctx_out)[:a.ctx_size_in])
+        return 0
+    # bpf_test_finish: the (truncated) data, then the full size, retval and duration; ENOSPC if truncated
+    data_out = bytes(res.data_out or b"")
+    full = int(getattr(res, "data_size_out", len(data_out)))
+    if a.data_out:
+        copy_to_user(a.data_out, data_out[:a.data_size_out] if a.data_size_out else data_out)
+    ua.put_u32(TestRunAttr.data_size_out.offset, full)
     ua.put_u32(TestRunAttr.retval.offset, retval)
-    ua.put_u32(TestRunAttr.duration.offset, duration)
-    if err:
-        raise fail(err, "data_out too small")
-    if ctx_out is not None and a.ctx_out:
-        size = len(ctx_out)
-        copy_size = min(size, a.ctx_size_out)
-        copy_to_user(a.ctx_out, ctx_out[:copy_size])
-        ua.put_u32(TestRunAttr.ctx_size_out.offset, size)
-        if size > a.ctx_size_out:
+    ua.put_u32(TestRunAttr.duration.offset, int(getattr(res, "duration", 0)))
+    if a.data_size_out and full > a.data_size_out:
+        raise fail(ENOSPC, "data_out too small")
+    # bpf_ctx_finish
+    if res.ctx_out is not None and a.ctx_out:
+        ctx_out = bytes(res.ctx_out)
+        ctx_full = int(getattr(res, "ctx_size_out", len(ctx_out)))
+        copy_to_user(a.ctx_out, ctx_out[:a.ctx_size_out])
+        ua.put_u32(TestRunAttr.ctx_size_out.offset, ctx_full)
+        if ctx_full > a.ctx_size_out:
             raise fail(ENOSPC, "ctx_out too small")
     return 0
 
