@@ -22,7 +22,7 @@ from tinyaya.obj.model import R_BPF_64_64
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/syscall_ebpf/syscall_ebpf-ebpf/syscall_ebpf.o"
-LINKABLE = ["btf_maps.o", "calls.o", "calls.bpfeb.o", "calls.v1.o", "calls.v4.o", "globals.o", "globals.bpfeb.o",
+LINKABLE = ["btf_maps.o", "kconfig.o", "calls.o", "calls.bpfeb.o", "calls.v1.o", "calls.v4.o", "globals.o", "globals.bpfeb.o",
             "isa.v1.o", "isa.v2.o", "isa.v3.o", "isa.v4.o", "legacy_aya.o", "legacy_aya.bpfeb.o",
             "legacy_iproute2.o", "legacy_libbpf.o", "nosym.o", "samesec.o", "sections.o"]
 

@@ -41,6 +41,7 @@ from .model import (
     MapReference,
     Relocation,
 )
+from .externs import KCONFIG_SECTION
 from .object import Object
 
 BPF_CALL_INSN = 0x85  # BPF_JMP | BPF_CALL
@@ -146,9 +147,16 @@ class _Linker:
         ins, nxt = self.insns[base + j], self.insns[base + j + 1]
         sym = self._symbol(fn, j, rel)
         if not sym.is_defined:
+            var = self.obj.variables.get(sym.name)
+            kconfig = self.obj.maps.get(KCONFIG_SECTION)
+            if var is not None and var.section_name == KCONFIG_SECTION and kconfig is not None:
+                fd = self._fd(kconfig, fn, j)  # libbpf: RELO_EXTERN_LD64 -> BPF_PSEUDO_MAP_VALUE into .kconfig
+                self.insns[base + j] = ins.replace(src=BPF_PSEUDO_MAP_VALUE, imm=fd)
+                self.insns[base + j + 1] = nxt.replace(imm=var.offset)
+                self.map_refs.append(MapReference(base + j, kconfig.name, var.offset))
+                return
             raise self._err(UnknownSymbol, f"ld_imm64 refers to undefined symbol '{sym.name}' (extern "
-                            ".kconfig/.ksyms variables are not supported)", fn, j, sym.name,
-                            symbol_index=sym.index)
+                            ".ksyms variables are not supported)", fn, j, sym.name, symbol_index=sym.index)
         sec = self.obj.section(sym.section_index)
         if sec is None:
             raise self._err(RelocationSectionNotFound, f"symbol '{sym.name}' is in section {sym.section_index}, "

@@ -30,6 +30,7 @@ from .errors import (
     ParseError,
     SymbolNotFound,
 )
+from .externs import parse_kconfig
 from .maps import is_data_section, is_legacy_maps_section, parse_btf_maps, parse_data_map, parse_legacy_maps
 from .model import (
     CoreReloRef,
@@ -237,6 +238,11 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
                 continue
             maps[sec.name] = parse_data_map(elf, sec, btf)
             variables.update(_variables(sec, symbols, btf))
+
+    kconfig, kvars = parse_kconfig(btf, symbols)
+    if kconfig is not None:
+        maps[kconfig.name] = kconfig
+        variables.update(kvars)
 
     return Object(
         endianness=endian, license=license, kernel_version=kernel_version, programs=programs, maps=maps,
