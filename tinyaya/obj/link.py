@@ -30,6 +30,7 @@ from .errors import (
     UnknownSymbol,
     UnsupportedRelocation,
 )
+from .externs import KCONFIG_SECTION
 from .model import (
     CoreReloRef,
     FuncInfo,
@@ -41,7 +42,6 @@ from .model import (
     MapReference,
     Relocation,
 )
-from .externs import KCONFIG_SECTION
 from .object import Object
 
 BPF_CALL_INSN = 0x85  # BPF_JMP | BPF_CALL
