@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/syscall_ebpf/syscall_ebpf/main.py --duration 3
+	$(PY) examples/syscall_ebpf/syscall_ebpf/main.py --duration 3 --log-level warn
 
 lint: $(STAMP)
 	$(PY) -m ruff check tinyaya

@@ -83,6 +83,7 @@ class LoadSession:
         self.bpf: Any = None
         self.logger: Any = None
         self.links: list[tuple[Any, Any]] = []
+        self.attached: dict[str, str] = {}
         self.maps: dict[str, Any] = {}
         self.map_meta: dict[str, tuple[int, int, int]] = {}
         self.started = time.monotonic()
@@ -134,12 +135,9 @@ class LoadSession:
         if not any(name == "AYA_LOGS" for name, _ in self.bpf.maps()):
             return
         try:
-            self.logger = EbpfLogger.init(self.bpf, callback=self._on_log)
+            self.logger = EbpfLogger.init(self.bpf, logger=_NullLogger())
         except Exception as e:  # noqa: BLE001 - aya's main.rs only warns when the logger can't start
             self._logs.append(f"warning: failed to initialize eBPF logger: {e}")
-
-    def _on_log(self, record: Any) -> None:
-        self._logs.append(str(getattr(record, "message", record)))
 
     def _selected(self) -> list[tuple[str, Any]]:
         progs = list(self.bpf.programs())
@@ -169,36 +167,61 @@ class LoadSession:
             self.links.append((prog, link))
 
     def _attach(self, name: str, prog: Any) -> Any:
+        """Attach as the options say, or to the section's own target (``kprobe/FN``, ``tracepoint/CAT/NAME``)."""
+        from ..programs.probe import ProbeKind
+
         a = self.o.attach
-        kind = a.kind
+        kind, target, offset = a.kind, a.target, a.offset
+        cls = prog.__class__.__name__
+        section = getattr(prog, "section", None)
         if kind == "default":
-            return prog.attach_default()
+            kind, target, offset = self._default_target(name, cls, section)
         try:
             if kind in ("kprobe", "kretprobe"):
-                if prog.__class__.__name__ != "KProbe":
-                    bad_input(f"program {name!r} is a {prog.__class__.__name__}, not a kprobe; "
-                              f"it can't attach to {a.target}")
-                return prog.attach(a.target, a.offset, retprobe=(kind == "kretprobe"))
-            if kind == "tracepoint":
-                if prog.__class__.__name__ != "TracePoint":
-                    bad_input(f"program {name!r} is a {prog.__class__.__name__}, not a tracepoint program; "
-                              f"it can't attach to {a.target}")
-                cat, _, tp = a.target.partition(":")
-                return prog.attach(cat, tp)
+                if cls != "KProbe":
+                    bad_input(f"program {name!r} is a {cls}, not a kprobe; it can't attach to {target}")
+                prog.kind = ProbeKind.KRetProbe if kind == "kretprobe" else ProbeKind.KProbe
+                link = prog.attach(target, offset)
+            elif kind == "tracepoint":
+                if cls != "TracePoint":
+                    bad_input(f"program {name!r} is a {cls}, not a tracepoint program; it can't attach to {target}")
+                cat, _, tp = target.partition(":")
+                link = prog.attach(cat, tp)
+            elif kind == "raw_tracepoint":
+                link = prog.attach(target)
+            else:
+                bad_input(f"unknown attach kind {kind!r}")
         except OSError as e:
             if e.errno == errno.ENOENT:
-                what = "kernel function" if kind != "tracepoint" else "tracepoint"
+                what = "tracepoint" if kind in ("tracepoint", "raw_tracepoint") else "kernel function"
                 hint = " (see `tinyaya ksyms`)" if self.o.backend == "sim" and what == "kernel function" else ""
-                bad_input(f"no {what} named {a.target!r}{hint}")
+                bad_input(f"no {what} named {target!r}{hint}")
             raise
-        bad_input(f"unknown attach kind {kind!r}")
+        self.attached[name] = f"{kind}:{target}" + (f"+{offset}" if offset else "")
+        return link
+
+    def _default_target(self, name: str, cls: str, section: Any) -> tuple[str, str, int]:
+        sec = getattr(section, "name", "?")
+        target = getattr(section, "attach_target", None)
+        if cls == "KProbe":
+            if not target:
+                bad_input(f"program {name!r} (section {sec!r}) names no kernel function: give --kprobe FN")
+            return ("kretprobe" if getattr(section, "is_retprobe", False) else "kprobe", target,
+                    int(getattr(section, "offset", 0) or 0))
+        if cls == "TracePoint":
+            if not target or "/" not in target:
+                bad_input(f"program {name!r} (section {sec!r}) names no tracepoint: give --tracepoint CAT:NAME")
+            cat, _, tp = target.partition("/")
+            return "tracepoint", f"{cat}:{tp}", 0
+        if cls == "RawTracePoint":
+            if not target:
+                bad_input(f"program {name!r} (section {sec!r}) names no raw tracepoint")
+            return "raw_tracepoint", target, 0
+        bad_input(f"program {name!r} is a {cls} (section {sec!r}); `tinyaya load` attaches kprobes and "
+                  f"tracepoints — use `tinyaya run` to test-run it")
 
     def _attached_names(self) -> list[tuple[str, str]]:
-        out = []
-        for prog, _ in self.links:
-            a = self.o.attach
-            out.append((prog.name, f"{a.kind}:{a.target}" if a.kind != "default" else "default"))
-        return out
+        return list(self.attached.items())
 
     def _pin(self) -> None:
         from ..sys import bpf as sysbpf
@@ -266,7 +289,9 @@ class LoadSession:
         if self.kernel is None:
             return
         if self.logger is not None:
-            self.logger.poll()
+            for rec in self.logger.poll():
+                level = getattr(rec.level, "name", str(rec.level)).upper()
+                self._logs.append(f"[{level} {rec.target}] {rec.message}")
         try:
             data = self.kernel.read_file("/sys/kernel/tracing/trace_pipe")
         except OSError:
@@ -374,3 +399,12 @@ class LoadSession:
                 self.bpf.close()
         finally:
             self.lock.release()
+
+
+class _NullLogger:
+    """EbpfLogger's records go to the live view, not to Python logging."""
+
+    name = "tinyaya.load"
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's name
+        return False
