@@ -16,6 +16,7 @@ from tinyaya.maps import AsyncPerfEventArray, HashMap, MapData, PerfEventArray, 
 from tinyaya.obj import ParseError, SymbolNotFound
 from tinyaya.programs import (
     AlreadyLoaded,
+    EbpfError,
     EbpfLogger,
     FileError,
     KProbe,
@@ -261,3 +262,18 @@ def test_async_perf_event_array(kernel: Any, driver: Driver) -> None:
 
     got = asyncio.run(asyncio.wait_for(main(), 30))
     assert [struct.unpack_from("<Q", s)[0] for s in got] == [GETPPID] * 3
+
+
+OBJ_FIXTURES = ROOT / "tests/fixtures/obj"
+
+
+def test_big_endian_object_is_a_clear_error(kernel: Any) -> None:
+    with pytest.raises(EbpfError.EndiannessMismatch, match="big-endian"):
+        Ebpf.load_file(OBJ_FIXTURES / "legacy_aya.bpfeb.o", kernel=kernel)
+
+
+def test_sectionless_program_gets_a_valid_kernel_name(kernel: Any) -> None:
+    with Ebpf.load_file(OBJ_FIXTURES / "nosym.o", kernel=kernel) as ebpf:
+        (name, prog), = ebpf.programs()
+        prog.load()
+        assert name == "socket/raw" and prog.info().name == b"socket_raw"

@@ -184,3 +184,15 @@ def test_pins_in_a_private_bpffs(linux_kernel: LinuxKernel, tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
     assert not list(root.iterdir())  # the bpffs lived only in the child's namespace
+
+
+@pytest.mark.parametrize("name", ["p_tp_btf", "p_iter_task", "p_syscall_prog"])
+def test_btf_typed_and_sleepable_programs_load(linux_kernel: LinuxKernel, name: str) -> None:
+    """tp_btf and iter need attach_btf_id from vmlinux BTF; SYSCALL programs must be sleepable."""
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("no /sys/kernel/btf/vmlinux")
+    objs = Path(__file__).parents[1] / "fixtures/obj"
+    with EbpfLoader(kernel=linux_kernel).allow_unsupported_maps().load_file(objs / "sections.o") as ebpf:
+        prog = ebpf.program_mut(name)
+        prog.load()
+        assert prog.info().type == prog.prog_type

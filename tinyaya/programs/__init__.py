@@ -13,6 +13,7 @@ from .errors import (
     AlreadyLoaded,
     AttachError,
     EbpfError,
+    EndiannessMismatch,
     FileError,
     LoadError,
     MapCreateError,
@@ -43,7 +44,7 @@ from .program import Program, TestRunResult
 
 __all__ = [
     "AyaLogError", "AyaLogLevel", "AyaLogRecord", "decode_record", "DEFAULT_PIN_DIR", "default_pin_dir", "Ebpf", "EbpfLoader",
-    "AlreadyAttached", "AlreadyLoaded", "AttachError", "EbpfError", "FileError", "LoadError", "MapCreateError",
+    "AlreadyAttached", "AlreadyLoaded", "AttachError", "EbpfError", "EndiannessMismatch", "FileError", "LoadError", "MapCreateError",
     "NotAttached", "NotLoaded", "ProgramError", "ProgramNotFound", "ProgramSyscallError", "UnexpectedProgramType",
     "Unsupported", "UnsupportedMap", "PerfEvent", "RawTracePoint", "SchedClassifier", "SocketFilter",
     "TcAttachType", "TracePoint", "Xdp", "XdpFlags", "program_class", "FdLink", "Link", "LinkId", "PerfLink",

@@ -17,6 +17,7 @@ import errno
 import logging
 import mmap
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,16 @@ from ..kernel import Kernel, possible_cpus
 from ..maps.base import MapData, _default_kernel
 from ..maps.errors import NotFound
 from ..uapi.bpf import BpfMapType
-from .errors import EbpfError, FileError, MapCreateError, ProgramNotFound, UnexpectedPinningType, UnsupportedMap
+from .btf_target import VmlinuxBtf
+from .errors import (
+    EbpfError,
+    EndiannessMismatch,
+    FileError,
+    MapCreateError,
+    ProgramNotFound,
+    UnexpectedPinningType,
+    UnsupportedMap,
+)
 from .kinds import program_class
 from .program import Program
 
@@ -223,6 +233,8 @@ class EbpfLoader:
     def _load(self, data: bytes, path: str | None) -> Ebpf:
         kernel = self._kernel if self._kernel is not None else _default_kernel()
         obj = _obj.Object.parse(data, path)
+        if obj.big_endian != (sys.byteorder == "big"):
+            raise EndiannessMismatch(path or "<bytes>", "big" if obj.big_endian else "little", sys.byteorder)
         for name, value in self._globals.items():
             obj.override_global(name, self._global_bytes(obj, name, value), must_exist=self._globals_must_exist[name])
         ncpus = len(possible_cpus(kernel))
@@ -339,6 +351,7 @@ class EbpfLoader:
                   ) -> dict[str, Program]:
         fds = {name: md.fd for name, md in maps.items()}
         programs: dict[str, Program] = {}
+        vmlinux = VmlinuxBtf(kernel)
         for name, oprog in obj.programs.items():
             linked = _obj.link_program(obj, name, map_fds=fds)
             section = oprog.section
@@ -348,7 +361,7 @@ class EbpfLoader:
                 name, kernel, linked=linked, section=section, prog_type=int(section.prog_type),
                 license=oprog.license or obj.license, kern_version=oprog.kernel_version or obj.kernel_version or 0,
                 expected_attach_type=int(eat) if eat is not None else 0,
-                verifier_log_level=self._verifier_log_level, btf_fd=btf_fd,
+                verifier_log_level=self._verifier_log_level, btf_fd=btf_fd, vmlinux=vmlinux,
             )
         # PROG_ARRAY initialisers (``.maps`` values): filled as each program gets loaded
         for name, mdef in obj.maps.items():

@@ -11,7 +11,7 @@ __all__ = [
     "ProgramError", "AlreadyLoaded", "NotLoaded", "AlreadyAttached", "NotAttached", "LoadError",
     "AttachError", "UnexpectedProgramType", "ProgramNotFound", "ProgramSyscallError", "Unsupported",
     "InvalidName", "EbpfError", "FileError", "ParseFailed", "RelocationFailed", "UnsupportedMap",
-    "MapCreateError", "UnexpectedPinningType",
+    "MapCreateError", "UnexpectedPinningType", "EndiannessMismatch",
 ]
 
 
@@ -127,6 +127,7 @@ class EbpfError(Exception):
     UnsupportedMap: type[UnsupportedMap]
     MapError: type[MapCreateError]
     UnexpectedPinningType: type[UnexpectedPinningType]
+    EndiannessMismatch: type[EndiannessMismatch]
 
 
 class FileError(EbpfError, OSError):
@@ -162,6 +163,15 @@ class MapCreateError(EbpfError, OSError):
         return str(self.args[1])
 
 
+class EndiannessMismatch(EbpfError):
+    """A big-endian object (``-target bpfeb``) on a little-endian kernel, or the reverse."""
+
+    def __init__(self, path: str, obj_order: str, kernel_order: str) -> None:
+        super().__init__(f"{path} is a {obj_order}-endian object (bpf{'eb' if obj_order == 'big' else 'el'}) "
+                         f"but the kernel is {kernel_order}-endian: rebuild it with -target bpf")
+        self.path = path
+
+
 class UnexpectedPinningType(EbpfError):
     def __init__(self, name: str, value: int) -> None:
         super().__init__(f"map {name} has an unexpected pinning type {value}")
@@ -169,5 +179,5 @@ class UnexpectedPinningType(EbpfError):
 
 for _ecls, _eattr in ((FileError, "FileError"), (ParseFailed, "ParseError"), (RelocationFailed, "RelocationError"),
                     (UnsupportedMap, "UnsupportedMap"), (MapCreateError, "MapError"),
-                    (UnexpectedPinningType, "UnexpectedPinningType")):
+                    (UnexpectedPinningType, "UnexpectedPinningType"), (EndiannessMismatch, "EndiannessMismatch")):
     setattr(EbpfError, _eattr, _ecls)

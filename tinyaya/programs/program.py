@@ -9,12 +9,14 @@ every attach returns a link id, which ``detach`` and ``take_link`` take.
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import sys as bpfsys
 from ..kernel import Kernel
-from ..uapi.bpf import BpfProgInfo, BpfProgType
+from ..uapi.bpf import BpfProgInfo, BpfProgType, ProgLoadFlags
+from .btf_target import VmlinuxBtf, btf_target_name
 from .errors import (
     AlreadyLoaded,
     LoadError,
@@ -32,6 +34,24 @@ if TYPE_CHECKING:
 __all__ = ["Program", "TestRunResult"]
 
 TestRunResult = bpfsys.TestRunResult
+
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def kernel_prog_name(name: str) -> str:
+    """The name BPF_PROG_LOAD gets: characters the kernel rejects (``bpf_obj_name_cpy`` allows
+    alphanumerics, ``_`` and ``.``) become ``_``, and it is cut to BPF_OBJ_NAME_LEN - 1 bytes."""
+    return _NAME_OK.sub("_", name)[:15]
+
+
+def _section_flags(section: ProgramSection | None, prog_type: int) -> int:
+    flags = 0
+    if (section is not None and section.sleepable) or prog_type == BpfProgType.BPF_PROG_TYPE_SYSCALL:
+        flags |= ProgLoadFlags.BPF_F_SLEEPABLE
+    if section is not None and section.frags:
+        flags |= ProgLoadFlags.BPF_F_XDP_HAS_FRAGS
+    return int(flags)
 
 
 class Program:
@@ -54,6 +74,8 @@ class Program:
         verifier_log_level: int = 0,
         fd: int | None = None,
         btf_fd: int | None = None,
+        prog_flags: int | None = None,
+        vmlinux: VmlinuxBtf | None = None,
     ) -> None:
         self.name = name
         self.kernel = kernel
@@ -73,6 +95,10 @@ class Program:
         self.pinned_path: str | None = None
         self._links: dict[LinkId, Link] = {}
         self._next_link_id = 1
+        #: BPF_F_SLEEPABLE for ``.s`` sections and SYSCALL programs, BPF_F_XDP_HAS_FRAGS for ``.frags``
+        self.prog_flags = prog_flags if prog_flags is not None else _section_flags(section, self.prog_type)
+        #: the kernel's BTF, for the attach_btf_id of fentry/fexit/tp_btf/lsm/iter programs
+        self.vmlinux = vmlinux
         #: called with the program after a successful load (the loader fills PROG_ARRAY slots with it)
         self.on_load: list[Callable[[Program], None]] = []
 
@@ -103,7 +129,8 @@ class Program:
         log: list[str] = []
         linked = self.linked
         common: dict[str, Any] = dict(
-            name=self.name, expected_attach_type=self.expected_attach_type, kern_version=self.kern_version,
+            name=kernel_prog_name(self.name), expected_attach_type=self.expected_attach_type,
+            kern_version=self.kern_version, prog_flags=self.prog_flags, attach_btf_id=self._attach_btf_id(),
             log_level=self.verifier_log_level, log_out=log,
         )
         btf: dict[str, Any] = {}
@@ -127,6 +154,14 @@ class Program:
         self.verifier_log = log[0] if log else ""
         for hook in self.on_load:
             hook(self)
+
+    def _attach_btf_id(self) -> int:
+        sec = self.section
+        if sec is None or not sec.attach_btf or not sec.attach_target or self.vmlinux is None:
+            return 0
+        if btf_target_name(sec.kind, sec.attach_target) is None:
+            return 0
+        return self.vmlinux.attach_btf_id(sec.kind, sec.attach_target)
 
     def unload(self) -> None:
         """Detach every link this program still owns and close its fd."""
