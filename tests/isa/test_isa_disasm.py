@@ -156,7 +156,7 @@ def _any_insn() -> st.SearchStrategy[Insn]:
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(_any_insn(), max_size=8))
 def test_any_slots_disassemble_without_error(insns: list[Insn]) -> None:
-    for style in ("llvm", "conformance"):
+    for style in ("llvm", "conformance", "kernel"):
         for mcpu in ("generic", "v4"):
             lines = disasm_lines(insns, style=style, mcpu=mcpu, lossless=True)  # type: ignore[arg-type]
             assert all(isinstance(t, str) and t for _, t in lines)

@@ -25,6 +25,10 @@ Two syntaxes:
   use uBPF's (``ldabsw 0x4``, ``ldindw %r1, 0x4``) or small extensions
   (``may_goto +3``, ``lddw %r1, map_fd(5)``); ``tinyaya.isa.asm`` reads all of them.
 
+* ``style="kernel"`` prints what Linux's verifier log and ``bpftool prog dump
+  xlated`` show (kernel/bpf/disasm.c print_bpf_insn): ``(b7) r0 = 1``,
+  ``(85) call bpf_map_lookup_elem#1``, ``(2d) if r1 > r2 goto pc+3``.
+
 A program counter is a slot index; a ``ld_imm64`` takes two slots and is
 printed at its first slot.
 """
@@ -35,8 +39,9 @@ from typing import Literal
 
 from . import opcodes as op
 from .insn import Insn
+from .kdisasm import HelperName, kernel_insn
 
-Style = Literal["llvm", "conformance"]
+Style = Literal["llvm", "conformance", "kernel"]
 Symbolize = Callable[[int, Insn], "str | None"]
 TargetLabel = Callable[[int], "str | None"]
 
@@ -388,6 +393,7 @@ def disasm_insn(
     mcpu: str = "generic",
     target_label: TargetLabel | None = None,
     lossless: bool = False,
+    helper_name: HelperName | None = None,
 ) -> str:
     """Text of the instruction at slot ``pc``.
 
@@ -395,10 +401,15 @@ def disasm_insn(
     immediate (``events`` gives ``r1 = events ll``; a text containing `` = `` is
     taken as the whole instruction); ``target_label(slot)`` may return the text
     llvm-objdump puts in ``<...>`` after a jump (``goto +0x3 <LBB0_2>``).
-    ``lossless=True`` prints the two fields LLVM drops (see the module doc).
+    ``lossless=True`` prints the fields LLVM drops (see the module doc).
+    ``style="kernel"`` prints Linux's print_bpf_insn() text (``(b7) r0 = 1``, see
+    ``tinyaya.isa.kdisasm``); ``helper_name(id)`` names helper calls there and
+    ``symbolize`` gives the text after ``rN = `` of a ld_imm64.
     """
     if style == "conformance":
         return _conformance(insns, pc)
+    if style == "kernel":
+        return kernel_insn(insns, pc, symbolize=symbolize, helper_name=helper_name)
     return _llvm(insns, pc, symbolize, mcpu, target_label, lossless)
 
 
@@ -410,13 +421,15 @@ def disasm_lines(
     mcpu: str = "generic",
     target_label: TargetLabel | None = None,
     lossless: bool = False,
+    helper_name: HelperName | None = None,
 ) -> list[tuple[int, str]]:
     """``(pc, text)`` per instruction; the second slot of a ld_imm64 has no line."""
     out: list[tuple[int, str]] = []
     pc = 0
     while pc < len(insns):
         out.append((pc, disasm_insn(
-            insns, pc, symbolize=symbolize, style=style, mcpu=mcpu, target_label=target_label, lossless=lossless
+            insns, pc, symbolize=symbolize, style=style, mcpu=mcpu, target_label=target_label, lossless=lossless,
+            helper_name=helper_name,
         )))
         if style == "llvm" and insns[pc].code == op.LD_IMM64 and not _llvm_ld_imm64_ok(insns, pc):
             pc += 1  # llvm-objdump steps over an undecodable first slot alone
@@ -433,8 +446,10 @@ def disasm(
     mcpu: str = "generic",
     target_label: TargetLabel | None = None,
     lossless: bool = False,
+    helper_name: HelperName | None = None,
 ) -> list[str]:
     """One line of text per instruction (a ld_imm64 is one line for its two slots)."""
     return [t for _, t in disasm_lines(
-        insns, symbolize=symbolize, style=style, mcpu=mcpu, target_label=target_label, lossless=lossless
+        insns, symbolize=symbolize, style=style, mcpu=mcpu, target_label=target_label, lossless=lossless,
+        helper_name=helper_name,
     )]
