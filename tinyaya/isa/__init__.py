@@ -1,8 +1,9 @@
 """The eBPF instruction set: one definition shared by obj, the VM, the verifier and the tools.
 
 ``opcodes`` holds the constants and name tables, ``insn`` the slot encoding,
-``disasm`` the disassembler (llvm-objdump-19 and bpf_conformance syntaxes) and
-``asm`` the assembler for both syntaxes. Note that ``tinyaya.isa.disasm`` is
+``disasm`` the disassembler (llvm-objdump-19, bpf_conformance and, through
+``kdisasm``, the kernel's print_bpf_insn syntax) and ``asm`` the assembler for
+the first two. Note that ``tinyaya.isa.disasm`` is
 the function; the module is ``tinyaya.isa.disasm`` in ``sys.modules`` (import
 names from it with ``from tinyaya.isa.disasm import ...``).
 """
