@@ -8,6 +8,7 @@ program named after it), ``.text`` functions as subprograms, maps from
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import struct
 from dataclasses import dataclass, field
@@ -273,15 +274,13 @@ def _functions(elf: Elf, sec: Section, symbols: list[Symbol], ext: BtfExt | None
         spans = [(sec.name, 0, sec.size, True)]
     else:
         spans = []
-        seen: set[int] = set()
-        for i, s in enumerate(syms):
-            if s.value in seen:
-                continue
-            seen.add(s.value)
-            nxt = next((t.value for t in syms[i + 1:] if t.value > s.value), sec.size)
+        firsts = [s for i, s in enumerate(syms) if i == 0 or syms[i - 1].value != s.value]
+        for i, s in enumerate(firsts):  # one function per address; its end is the next one's start
+            nxt = firsts[i + 1].value if i + 1 < len(firsts) else sec.size
             size = s.size if s.size else nxt - s.value
             spans.append((s.name, s.value, size, s.bind != Symbol.STB_LOCAL))
     out = []
+    sec_ext = _SectionExt(ext, sec.name)
     for name, addr, size, is_global in spans:
         if addr % 8 or size % 8:
             raise InvalidProgramCode(f"function at {addr} of {size} bytes is not 8-byte aligned",
@@ -293,23 +292,37 @@ def _functions(elf: Elf, sec: Section, symbols: list[Symbol], ext: BtfExt | None
             insns = tuple(decode(code[addr:addr + size], elf.big_endian))
         except InsnDecodeError as e:
             raise InvalidProgramCode(str(e), section=sec.name, symbol=name)
-        fi, li, cr = _ext_for(ext, sec.name, addr, size)
+        fi, li, cr = sec_ext.for_function(addr, size)
         out.append(Function(name, sec.index, sec.name, addr, size, insns, is_global, fi, li, cr))
     return out
 
 
-def _ext_for(ext: BtfExt | None, sec_name: str, addr: int, size: int
-             ) -> tuple[tuple[FuncInfo, ...], tuple[LineInfo, ...], tuple[CoreReloRef, ...]]:
-    if ext is None:
-        return (), (), ()
-    lo, hi = addr, addr + size
-    fi = tuple(FuncInfo((r.insn_off - lo) // 8, r.type_id) for r in ext.func_info.get(sec_name, ())
-               if lo <= r.insn_off < hi)
-    li = tuple(LineInfo((r.insn_off - lo) // 8, r.file_name_off, r.line_off, r.line_col, r.file_name, r.line)
-               for r in ext.line_info.get(sec_name, ()) if lo <= r.insn_off < hi)
-    cr = tuple(CoreReloRef((r.insn_off - lo) // 8, r.type_id, r.access_str, int(r.kind))
-               for r in ext.core_relos.get(sec_name, ()) if lo <= r.insn_off < hi)
-    return fi, li, cr
+class _SectionExt:
+    """One section's BTF.ext records, sorted by insn_off once, sliced per function with bisect."""
+
+    def __init__(self, ext: BtfExt | None, sec_name: str) -> None:
+        def prep(records: list) -> tuple[list, list[int]]:
+            records = sorted(records, key=lambda r: r.insn_off)
+            return records, [r.insn_off for r in records]
+
+        self.fi = prep(ext.func_info.get(sec_name, []) if ext else [])
+        self.li = prep(ext.line_info.get(sec_name, []) if ext else [])
+        self.cr = prep(ext.core_relos.get(sec_name, []) if ext else [])
+
+    @staticmethod
+    def _slice(prepared: tuple[list, list[int]], lo: int, hi: int) -> list:
+        records, keys = prepared
+        return records[bisect.bisect_left(keys, lo):bisect.bisect_left(keys, hi)]
+
+    def for_function(self, addr: int, size: int
+                     ) -> tuple[tuple[FuncInfo, ...], tuple[LineInfo, ...], tuple[CoreReloRef, ...]]:
+        lo, hi = addr, addr + size
+        fi = tuple(FuncInfo((r.insn_off - lo) // 8, r.type_id) for r in self._slice(self.fi, lo, hi))
+        li = tuple(LineInfo((r.insn_off - lo) // 8, r.file_name_off, r.line_off, r.line_col, r.file_name, r.line)
+                   for r in self._slice(self.li, lo, hi))
+        cr = tuple(CoreReloRef((r.insn_off - lo) // 8, r.type_id, r.access_str, int(r.kind))
+                   for r in self._slice(self.cr, lo, hi))
+        return fi, li, cr
 
 
 def _check_code_relocations(sec: Section, rels: tuple[Relocation, ...]) -> None:
