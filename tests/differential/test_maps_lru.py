@@ -1,0 +1,38 @@
+"""LRU pressure against the real kernel: what Linux guarantees, not which victim it picks.
+
+Linux's LRU lists are per CPU or approximate (reference bits, batch shrinking),
+so the exact victim differs; what must agree is that a full LRU map accepts
+every insert, never holds more than max_entries, and keeps the newest key.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from diffharness import Side
+from test_maps_types import LRU, LRUP, NO_COMMON_LRU, Ops, create, ncpus
+
+
+@pytest.mark.parametrize("map_type,flags", [(LRU, 0), (LRU, NO_COMMON_LRU), (LRUP, 0)],
+                         ids=["lru", "lru-percpu-lists", "lru-percpu-hash"])
+def test_lru_pressure(kernels: Any, map_type: int, flags: int) -> None:
+    def scenario(s: Side) -> list[Any]:
+        vs = 8 * ncpus(s) if map_type == LRUP else 8
+        max_entries = 64
+        o = Ops(s, s.fd(create(s, map_type, 8, 8, max_entries, flags)), 8, vs)
+        results = [o.update(i.to_bytes(8, "little"), i.to_bytes(8, "little").ljust(vs, b"\0"), i % 2)
+                   for i in range(2000)]
+        keys = o.keys()
+        newest = (1999).to_bytes(8, "little")
+        return [set(results), 0 < len(keys) <= max_entries, newest in keys,
+                o.lookup(newest)[:8] == newest, o.update(newest, bytes(vs), 1), o.update(newest, bytes(vs), 2)]
+    kernels.compare(scenario)
+
+
+def test_lru_replacing_existing_keys_in_a_full_map(kernels: Any) -> None:
+    def scenario(s: Side) -> list[Any]:
+        o = Ops(s, s.fd(create(s, LRU, 4, 8, 16)), 4, 8)
+        first = [o.update(i.to_bytes(4, "little"), bytes(8)) for i in range(16)]
+        again = {o.update(i.to_bytes(4, "little"), b"x" * 8) for i in range(64, 80)}
+        return [set(first), again, len(o.keys()) <= 16, o.lookup((79).to_bytes(4, "little"))]
+    kernels.compare(scenario)
