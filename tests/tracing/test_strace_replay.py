@@ -18,7 +18,8 @@ def independent_counts(path: Path) -> Counter[str]:
     """Count syscall entries: every line `[pid] [timestamp] name(` that is not a `<... resumed>` line."""
     counts: Counter[str] = Counter()
     for line in path.read_text().splitlines():
-        m = re.match(r"^(?:\[pid\s+\d+\]\s*|\d+\s+)?(?:[\d:.]+\s+)?([a-z_][a-z0-9_]*)\(", line)
+        m = re.match(r"^\s*(?:\[pid\s+\d+\]\s*|\d+\s+)?(?:[\d:.]+\s+)?(?:\[[0-9a-f?]+\]\s+)?([a-z_][a-z0-9_]*)\(",
+                     line)
         if m:
             counts[m.group(1)] += 1
     return counts
@@ -40,6 +41,14 @@ def test_line_forms() -> None:
     assert pl.ret == 3 and pl.args[0] == "AT_FDCWD</tmp>"
     pl = parse_line('1 write(1, "f() = 3", 7) = 7')
     assert pl.ret == 7 and pl.args == ["1", '"f() = 3"', "7"]
+    pl = parse_line("     0.000123 getpid() = 5")  # -r without -f: padded
+    assert (pl.kind, pl.pid, pl.relative, pl.ret) == ("call", None, True, 5)
+    pl = parse_line("42 [00007f0b1c2d3e4f] close(3) = 0")  # -i
+    assert (pl.pid, pl.name, pl.ret) == (42, "close", 0)
+    pl = parse_line("42 restart_syscall(<... resuming interrupted read ...>) = 0")
+    assert (pl.name, pl.ret) == ("restart_syscall", 0)
+    pl = parse_line('7 connect(3<TCP:[1]>, {sa_family=AF_INET}, 16) = 0<TCP:[10.0.0.1:5->10.0.0.2:80]>')
+    assert pl.ret == 0
     for skip in ("1 --- SIGCHLD {si_signo=SIGCHLD} ---", "1 +++ exited with 0 +++", "strace: Process 1 attached"):
         assert parse_line(skip).kind == "skip"
     assert split_args('{a=1, b=[2, 3]}, "x,y", 4') == ["{a=1, b=[2, 3]}", '"x,y"', "4"]

@@ -10,11 +10,13 @@ structures and arrays a pointer to a scratch buffer, and the return value
 Forms understood (strace(1)): ``PID  name(args) = ret`` (``-f -o FILE``),
 ``[pid PID] name(...)`` (``-f`` to stderr), no pid (a single process);
 timestamps from ``-t``, ``-tt``, ``-ttt`` and ``-r`` advance the clock by the
-time between lines; ``-T`` durations (``<0.000012>``) are ignored; ``-y`` fd
+time between lines; ``-T`` durations (``<0.000012>``) and ``-i`` instruction pointers are ignored; ``-y`` fd
 annotations (``3</etc/passwd>``) are stripped. ``name(... <unfinished ...>``
 fires the entry probes and ``<... name resumed> ...) = ret`` the exit probes.
 Signal lines (``--- SIGCHLD ... ---``), exit lines (``+++ exited with 0 +++``)
-and strace's own messages are skipped. A ``clone`` with ``CLONE_THREAD``
+and strace's own messages are skipped; a ``strace: Process N attached`` notice
+that strace wrote into the middle of a line (tracing to stderr) is cut out and
+the line joined again. A ``clone`` with ``CLONE_THREAD``
 makes the child a thread of its parent's process (a pre-pass finds these, so a
 child that speaks before its parent's clone returns is placed correctly).
 """
@@ -44,8 +46,11 @@ class StraceError(ValueError):
         self.line = line
 
 
-_PREFIX = re.compile(r"^(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)?"
-                     r"(?:(\d{1,2}:\d{2}:\d{2}(?:\.\d+)?|\d+\.\d+)\s+)?")
+_PREFIX = re.compile(r"^\s*(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)?"
+                     r"(?:(\d{1,2}:\d{2}:\d{2}(?:\.\d+)?|\d+\.\d+)\s+)?"
+                     r"(?:\[[0-9a-f?]{8,16}\]\s+)?")
+#: strace's own notices, which strace writes into the middle of a line when tracing to stderr
+_NOTICE = re.compile(r"strace: Process \d+ (?:attached|detached|resumed|suspended)\n")
 _CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)$")
 _RESUMED = re.compile(r"^<\.\.\.\s+([a-z_][a-z0-9_]*)\s+resumed>\s?(.*)$")
 _RETVAL = re.compile(r"(-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(E[A-Z0-9_]+))?")
@@ -272,17 +277,22 @@ class StraceReplay:
                 raise StraceError("no such strace log", source=str(p))
             except OSError as e:
                 raise StraceError(f"cannot read strace log: {e}", source=str(p))
-            self.lines = text.splitlines()
+            self.lines = _NOTICE.sub("", text).splitlines()
         elif isinstance(source, str):
-            self.lines = source.splitlines()
+            self.lines = _NOTICE.sub("", source).splitlines()
         else:
-            self.lines = [str(x).rstrip("\n") for x in source]  # type: ignore[union-attr]
+            self.lines = _NOTICE.sub("", "".join(f"{str(x).rstrip(chr(10))}\n" for x in source)  # type: ignore[union-attr]
+                                     ).splitlines()
         self.pos = 0
         self.skipped: list[tuple[int, str]] = []
         self.tasks: dict[int, Task] = {}
         self._pending: dict[int, tuple[int, tuple[int, ...]]] = {}
         self._last_ts: float | None = None
         self._threads, self._parents = self._prepass()
+        # strace (to stderr) drops the [pid N] prefix while only one process is traced: unprefixed lines
+        # belong to the one still alive, else to the first process (a parent that is nobody's child)
+        self._root = next((p for p in self._parents.values() if p not in self._parents), None)
+        self._alive: set[int] = set()
         self.totals = RunResult()
         self.progress: Callable[[int, int], None] | None = None
 
@@ -317,7 +327,17 @@ class StraceReplay:
                     threads[pl.ret] = pl.pid
         return threads, parents
 
+    def _resolve(self, pid: int | None) -> int | None:
+        if pid is not None:
+            return pid
+        if len(self._alive) == 1:
+            return next(iter(self._alive))
+        return self._root
+
     def _task(self, pid: int | None) -> Task:
+        pid = self._resolve(pid)
+        if pid is not None:
+            self._alive.add(pid)
         key = -1 if pid is None else pid
         t = self.tasks.get(key)
         if t is not None and t.alive:
@@ -374,7 +394,9 @@ class StraceReplay:
             self.pos += 1
             pl = parse_line(raw)
             if pl.kind == "skip":
-                if raw.strip() and pl.reason not in ("signal, exit or strace message",):
+                if "+++ exited" in raw or "+++ killed" in raw:
+                    self._alive.discard(self._resolve(pl.pid))  # type: ignore[arg-type]
+                elif raw.strip() and pl.reason not in ("signal, exit or strace message",):
                     self._skip(lineno, pl.reason, raw)
                 continue
             if pl.relative and pl.ts is not None:
@@ -388,6 +410,12 @@ class StraceReplay:
             task = self._task(pl.pid)
             if pl.kind == "resumed":
                 pend = self._pending.pop(task.pid, None)
+                if pend is None and pl.pid is None:
+                    # an unprefixed resumed line: the call is pending in exactly one task
+                    cands = [p for p, v in self._pending.items() if v[0] == nr or v[0] < 0]
+                    if len(cands) == 1:
+                        task = self.machine.tasks.get(cands[0]) or task
+                        pend = self._pending.pop(cands[0])
                 if pend is None:
                     self._skip(lineno, f"resumed {pl.name} without its unfinished line", raw)
                     continue
