@@ -1,9 +1,7 @@
 """``tinyaya load``: load an object, attach its programs, drive a workload and show the maps live."""
 from __future__ import annotations
 
-import os
 import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,7 @@ from typing import Any
 import click
 
 from . import runner
-from .errors import bad_input, failed
+from .errors import bad_input
 from .pins import ensure_file
 
 
@@ -75,10 +73,21 @@ def load_cmd(obj: str | None, kprobe: str | None, kretprobe: str | None, tracepo
     )
     if opts.events is None and opts.duration is None and not opts.replay and not sys.stdout.isatty():
         opts.duration = 10.0  # a pipe gets a bounded run by default
+    _sigterm_as_interrupt()
     with runner.LoadSession(opts) as session:
         view = _View(session, quiet)
         session.run(view.tick)
         view.final()
+
+
+def _sigterm_as_interrupt() -> None:
+    """`kill PID` stops a load the way Ctrl-C does: the summary is printed and the state saved."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _parse_globals(items: tuple[str, ...]) -> dict[str, bytes | int]:
@@ -153,4 +162,3 @@ class _View:
 
 COMMANDS = [load_cmd]
 
-_ = (os, time, failed)
