@@ -16,6 +16,7 @@ from tinyaya.maps import AsyncPerfEventArray, HashMap, MapData, PerfEventArray, 
 from tinyaya.obj import ParseError, SymbolNotFound
 from tinyaya.programs import (
     AlreadyLoaded,
+    AttachError,
     EbpfError,
     EbpfLogger,
     FileError,
@@ -277,3 +278,16 @@ def test_sectionless_program_gets_a_valid_kernel_name(kernel: Any) -> None:
         (name, prog), = ebpf.programs()
         prog.load()
         assert name == "socket/raw" and prog.info().name == b"socket_raw"
+
+
+def test_kprobe_unknown_function_is_one_line(kernel: Any) -> None:
+    with Ebpf.load_file(EXAMPLE, kernel=kernel) as ebpf:
+        prog = ebpf.program_mut("syscall_ebpf")
+        prog.load()
+        with pytest.raises(AttachError) as ei:
+            prog.attach("no_such_kernel_function", 0)
+        msg = str(ei.value)
+        assert "\n" not in msg
+        if kernel.backend == "sim":
+            assert "no_such_kernel_function" in msg
+        assert not prog.links
