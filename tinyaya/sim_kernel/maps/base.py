@@ -244,8 +244,7 @@ class BpfMap:
 
     # -- mmap ------------------------------------------------------------------------------------
     def mmap(self, length: int, prot: int, flags: int, offset: int = 0) -> memoryview:
-        from ..errors import ENODEV
-        raise fail(ENODEV, "map cannot be mmap'd")
+        raise fail(ENOTSUPP, "map type cannot be mmap'd")  # bpf_map_mmap without map_mmap
 
     def munmap(self, mem: memoryview) -> None:
         if not mem.readonly and self.writecnt:
