@@ -185,3 +185,29 @@ def test_trace_printk_lines(kernel) -> None:
     assert re.fullmatch(rf"\s+getpid-loop-{proc.pid}\s* \[001\] \S{{5}} +\d+\.\d{{6}}: bpf_trace_printk: "
                         rf"getpid from {proc.pid}", lines[0])
     assert kernel.read_file("/sys/kernel/tracing/trace_pipe") == b""  # consumed
+
+
+EXAMPLE = FIXTURES.parent.parent.parent / "examples" / "syscall_ebpf" / "syscall_ebpf-ebpf" / "syscall_ebpf.o"
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="the syscall_ebpf example object is not built")
+@pytest.mark.parametrize("target", ["sys_enter", "dragonos_kernel::syscall::Syscall::handle"])
+def test_the_example_counts_every_non_write_syscall_of_a_log(target: str) -> None:
+    from tinyaya.sim_kernel.tracing.syscalls import BY_NAME
+
+    programs = pytest.importorskip("tinyaya.programs", reason="the programs API is not there yet")
+    k = sim_kernel()
+    bpf = programs.Ebpf.load_file(EXAMPLE, kernel=k)
+    p = bpf.program_mut("syscall_ebpf")
+    p.load()
+    p.attach(target, 0)
+    log = STRACE_LOGS[0]
+    k.machine.replay(log).run()
+    got = {}
+    key = None
+    fd = bpf.map("SYSCALL_LIST").fd
+    from tinyaya import sys as bpfsys
+    while (key := bpfsys.bpf_map_get_next_key(k, fd, key, 4)) is not None:
+        got[struct.unpack("<I", key)[0]] = struct.unpack("<I", bpfsys.bpf_map_lookup_elem(k, fd, key, 4))[0]
+    expected = {BY_NAME[n].nr: c for n, c in independent_counts(log).items() if n != "write"}
+    assert got == expected
