@@ -291,3 +291,27 @@ def test_kprobe_unknown_function_is_one_line(kernel: Any) -> None:
         if kernel.backend == "sim":
             assert "no_such_kernel_function" in msg
         assert not prog.links
+
+
+def test_perf_ring_overflow_reports_lost_exactly(kernel: Any, driver: Driver) -> None:
+    """One data page holds ~128 samples; 300 events overflow it. Every event is either read intact
+    or counted in a PERF_RECORD_LOST (written by the kernel once the reader has made room)."""
+    with load_counter(kernel, driver.tgid, watch=GETPPID) as ebpf:
+        tp = ebpf.program_mut("count_syscalls")
+        tp.load()
+        perf = PerfEventArray(ebpf.map("PERF_EVENTS"))
+        perf.open_all(page_count=1)
+        try:
+            link = tp.attach("raw_syscalls", "sys_enter")
+            driver.getppid(300)
+            first, ev1 = perf.read_all()
+            driver.getppid(1)  # the next event carries the LOST record in front of it
+            tp.detach(link)
+            second, ev2 = perf.read_all()
+        finally:
+            perf.close()
+    samples = first + second
+    lost = ev1.lost + ev2.lost
+    assert lost > 0
+    assert len(samples) + lost == 301
+    assert all(len(s) == 20 and struct.unpack_from("<Q", s)[0] == GETPPID for s in samples)
