@@ -315,3 +315,13 @@ def test_perf_ring_overflow_reports_lost_exactly(kernel: Any, driver: Driver) ->
     assert lost > 0
     assert len(samples) + lost == 301
     assert all(len(s) == 20 and struct.unpack_from("<Q", s)[0] == GETPPID for s in samples)
+
+
+def test_pinning_by_name_on_sim(kernel: Any) -> None:
+    if kernel.backend != "sim":
+        pytest.skip("real-kernel pinning runs in a private bpffs in tests/linux")
+    from .pinning_scenario import run
+
+    root = default_pin_dir(kernel)
+    os.makedirs(root, exist_ok=True)
+    run(kernel, root)

@@ -196,3 +196,18 @@ def test_btf_typed_and_sleepable_programs_load(linux_kernel: LinuxKernel, name: 
         prog = ebpf.program_mut(name)
         prog.load()
         assert prog.info().type == prog.prog_type
+
+
+def test_pinning_by_name_in_a_private_bpffs(linux_kernel: LinuxKernel, tmp_path: Path) -> None:
+    root = tmp_path / "bpffs"
+    root.mkdir()
+    script = tmp_path / "pinning.py"
+    script.write_text("import sys\nfrom tinyaya.linux import LinuxKernel\nfrom api.pinning_scenario import run\n"
+                      "run(LinuxKernel(), sys.argv[1])\nprint('ok')\n")
+    tests_dir = Path(__file__).parents[1]
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+           f'mount -t bpf bpf "{root}" && exec "{sys.executable}" "{script}" "{root}"']
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": f"{tests_dir.parent}:{tests_dir}"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
