@@ -188,3 +188,14 @@ def test_second_process_never_sees_torn_values(other: Any, tmp_path: Path, map_t
         assert v == bytes([v[0]]) * 256
         assert v[0] in expect, f"key {k}: {v[0]} not in {expect} (last committed {last})"
     m.release()
+
+
+def test_freeze_is_shared_through_the_pin(kernel: Any, other: Any, tmp_path: Path) -> None:
+    m = create_map(kernel, attr(HASH, 4, 4, 4))
+    pin_map(m, tmp_path / "h")
+    o = open_pinned(other, tmp_path / "h")
+    assert not o.frozen
+    m.freeze()
+    assert o.frozen and err(o.sys_update, u32(1), u32(1), 0) == "EPERM"
+    m.release()
+    o.release()

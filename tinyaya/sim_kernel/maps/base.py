@@ -124,7 +124,7 @@ class BpfMap:
         self.btf: Any = None
         self.btf_key_type_id = int(attr.btf_key_type_id)
         self.btf_value_type_id = int(attr.btf_value_type_id)
-        self.frozen = False
+        self._frozen = False
         #: writable mmaps alive (``map->writecnt``): freezing is EBUSY while there are some
         self.writecnt = 0
         #: offset of a ``struct bpf_spin_lock`` in the value, when BTF says there is one
@@ -139,6 +139,21 @@ class BpfMap:
     def addr(self) -> int:
         """The map's kernel address (what ``ld_imm64`` with BPF_PSEUDO_MAP_FD loads)."""
         return self.region.base
+
+    @property
+    def frozen(self) -> bool:
+        """``map->frozen``; for a map shared through a pin, frozen by any process that shares it."""
+        storage = getattr(self, "storage", None)
+        if self._frozen or storage is None or not getattr(storage, "shared", False):
+            return self._frozen
+        return bool(storage.hdr.frozen)
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        self._frozen = bool(value)
+        storage = getattr(self, "storage", None)
+        if storage is not None and getattr(storage, "shared", False):
+            storage.hdr.frozen = int(self._frozen)
 
     @property
     def has_spin_lock(self) -> bool:
