@@ -213,7 +213,8 @@ def kernel_bpf():
     ("calls.v1.o", "xdp_second", True), ("calls.v1.o", "xdp_first", False), ("calls.v4.o", "xdp_second", True),
     ("globals.o", "use_globals", True), ("globals.o", "use_globals", False), ("legacy_aya.o", "syscall_ebpf", False),
     ("legacy_libbpf.o", "sock", False), ("isa.v4.o", "isa_mix", True), ("isa.v1.o", "isa_mix", False),
-    ("btf_maps.o", "tail_a", True), ("samesec.o", "tc_prog", True),
+    ("btf_maps.o", "tail_a", True), ("btf_maps.o", "entry", True), ("samesec.o", "tc_prog", True),
+    ("kconfig.o", "read_kconfig", True), ("legacy_iproute2.o", "cls_main", False),
 ])
 def test_real_kernel_accepts_linked_program(kernel_bpf, name: str, prog: str, with_btf: bool) -> None:
     obj = Object.from_file(FIXTURES / name)
@@ -223,10 +224,14 @@ def test_real_kernel_accepts_linked_program(kernel_bpf, name: str, prog: str, wi
         map_fds = {}
         for m in obj.maps.values():
             r = m.resolved(ncpus=os.cpu_count() or 1)
-            if r.inner is not None:
-                continue
+            inner_fd = 0
+            if r.inner is not None:  # map-in-map: the kernel takes a template inner map
+                i = r.inner
+                inner_fd = kernel_bpf.map_create(int(i.map_type), i.key_size, i.value_size, i.max_entries,
+                                                 i.map_flags)
+                opened.append(inner_fd)
             map_fds[m.name] = kernel_bpf.map_create(int(r.map_type), r.key_size, r.value_size, r.max_entries,
-                                                    r.map_flags, map_extra=r.map_extra)
+                                                    r.map_flags, inner_map_fd=inner_fd, map_extra=r.map_extra)
             opened.append(map_fds[m.name])
         lp = link_program(obj, prog, map_fds=map_fds)
         btf_fd = 0

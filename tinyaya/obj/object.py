@@ -186,8 +186,9 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
                 e.section = ".BTF.ext"
                 raise
     symbols = elf.symbols
+    kconfig, kvars = parse_kconfig(btf, symbols)
     if btf is not None:
-        btf = _fixup_datasecs(btf, elf, symbols)
+        btf = _fixup_datasecs(btf, elf, symbols, kconfig, kvars)
     for sym in symbols:
         if sym.section_index >= len(elf.sections) and sym.section_index < 0xFF00:
             raise InvalidSymbol(f"symbol {sym.index} refers to section {sym.section_index}, out of range "
@@ -240,7 +241,6 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
             maps[sec.name] = parse_data_map(elf, sec, btf)
             variables.update(_variables(sec, symbols, btf))
 
-    kconfig, kvars = parse_kconfig(btf, symbols)
     if kconfig is not None:
         maps[kconfig.name] = kconfig
         variables.update(kvars)
@@ -352,11 +352,15 @@ def _variables(sec: Section, symbols: list[Symbol], btf: Btf | None) -> dict[str
     return out
 
 
-def _fixup_datasecs(btf: Btf, elf: Elf, symbols: list[Symbol]) -> Btf:
+def _fixup_datasecs(btf: Btf, elf: Elf, symbols: list[Symbol], kconfig: MapDef | None,
+                    kvars: dict[str, GlobalVariable]) -> Btf:
     sizes = {s.name: s.size for s in elf.sections if s.index}
     offsets: dict[tuple[str, str], int] = {}
+    if kconfig is not None:  # libbpf: the .kconfig DATASEC describes the synthesised map
+        sizes[kconfig.section_name] = kconfig.value_size
+        offsets.update(((v.section_name, v.name), v.offset) for v in kvars.values())
     for sym in symbols:
         sec = elf.section(sym.section_index)
         if sec is not None and sym.type == Symbol.STT_OBJECT and sym.name:
             offsets[(sec.name, sym.name)] = sym.value
-    return btf.with_datasec_layout(sizes, offsets)
+    return btf.with_datasec_layout(sizes, offsets, frozenset(kvars))

@@ -350,7 +350,7 @@ class Btf:
                     if s.offset < last or s.offset + s.size > t.size or not s.size:
                         raise BtfError(f"[{t.id}] DATASEC {t.name} Invalid offset+size", type_id=t.id)
                     last = s.offset + s.size
-            elif t.kind == BtfKind.VAR and t.linkage > 2:
+            elif t.kind == BtfKind.VAR and t.linkage > 1:
                 raise BtfError(f"[{t.id}] VAR {t.name} Linkage not supported", type_id=t.id)
             elif t.kind == BtfKind.FUNC and t.linkage > 2:
                 raise BtfError(f"[{t.id}] FUNC {t.name} Invalid func linkage", type_id=t.id)
@@ -359,16 +359,22 @@ class Btf:
             elif t.kind == BtfKind.ARRAY:
                 self.size_of(t.id)
 
-    def with_datasec_layout(self, sizes: dict[str, int], offsets: dict[tuple[str, str], int]) -> Btf:
+    def with_datasec_layout(self, sizes: dict[str, int], offsets: dict[tuple[str, str], int],
+                            allocate: frozenset[str] = frozenset()) -> Btf:
         """A copy whose DATASEC sizes and variable offsets come from the ELF (libbpf
         ``btf_fixup_datasec``, aya ``Btf::fixup_and_sanitize``): clang leaves DATASEC size 0 and
         often every variable offset 0. ``sizes`` is section name -> size, ``offsets`` is
-        (section, variable) -> symbol value. The raw bytes are patched, so ``raw`` stays loadable."""
+        (section, variable) -> symbol value. VARs named in ``allocate`` (``__kconfig`` externs) become
+        ``BTF_VAR_GLOBAL_ALLOCATED``, as libbpf makes them (the kernel refuses extern VARs).
+        The raw bytes are patched, so ``raw`` stays loadable."""
         e = ">" if self.big_endian else "<"
         hdr_len, type_off = struct.unpack_from(e + "I", self.raw, 4)[0], struct.unpack_from(e + "I", self.raw, 8)[0]
         buf = bytearray(self.raw)
         changed = False
         for t in self.types[1:]:
+            if t.kind == BtfKind.VAR and t.name in allocate and t.linkage == 2:
+                struct.pack_into(e + "I", buf, hdr_len + type_off + t.offset + 12, 1)
+                changed = True
             if t.kind != BtfKind.DATASEC or t.name not in sizes:
                 continue
             rec = hdr_len + type_off + t.offset
@@ -383,6 +389,13 @@ class Btf:
                 if off is not None and off != vs.offset and off <= 0xFFFFFFFF:
                     struct.pack_into(e + "I", buf, rec + 12 + 12 * i + 4, off)
                     changed = True
+            # the kernel wants a DATASEC's variables in increasing offset order (btf_datasec_resolve)
+            entries = [struct.unpack_from(e + "III", buf, rec + 12 + 12 * i) for i in range(len(t.secinfo))]
+            ordered = sorted(entries, key=lambda v: v[1])
+            if ordered != entries:
+                for i, v in enumerate(ordered):
+                    struct.pack_into(e + "III", buf, rec + 12 + 12 * i, *v)
+                changed = True
         return Btf.parse(bytes(buf), self.big_endian) if changed else self
 
     # --- queries ---------------------------------------------------------------------------
