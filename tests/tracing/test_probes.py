@@ -279,3 +279,50 @@ def test_perf_event_open_attr_checks(kernel) -> None:
         kernel.perf_event_open(attr, -1, 0, -1, 0)
     assert e.value.errno == errno.ENOENT
     assert PT_REGS_OFFSET["si"] == 104
+
+
+def _libc() -> tuple[str, int] | None:
+    """The host's libc and the file offset of getppid, found independently of tinyaya (pyelftools)."""
+    from elftools.elf.elffile import ELFFile
+
+    for path in ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"):
+        try:
+            with open(path, "rb") as f:
+                elf = ELFFile(f)
+                sym = elf.get_section_by_name(".dynsym").get_symbol_by_name("getppid")[0]
+                vaddr = sym["st_value"]
+                for seg in elf.iter_segments():
+                    if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= vaddr < seg["p_vaddr"] + seg["p_filesz"]:
+                        return path, vaddr - seg["p_vaddr"] + seg["p_offset"]
+        except (OSError, TypeError, AttributeError):
+            continue
+    return None
+
+
+def test_uprobe_on_libc_wrapper_fires_around_the_syscall(kernel) -> None:
+    found = _libc()
+    if found is None:
+        pytest.skip("no x86-64 glibc on this machine")
+    path, off = found
+    vm = recording(kernel)
+    for name, ret in (("u", False), ("uret", True)):
+        _, pfd = install_prog(kernel, KPROBE, name)
+        efd = bpfsys.perf_event_open_probe(kernel, path, off, retprobe=ret, pmu="uprobe")
+        bpfsys.perf_event_ioc_set_bpf(kernel, efd, pfd)
+    kprobe(kernel, "sys_enter", "k")
+    other, _ = install_prog(kernel, KPROBE, "only_b")
+    efd = bpfsys.perf_event_open_probe(kernel, path, off, pmu="uprobe", pid=4242)  # a pid filter
+    kernel.ioctl(efd, PERF_EVENT_IOC_SET_BPF, kernel.fds.install(other))
+    a = kernel.machine.process(comm="a")
+    a.syscall("getpid")
+    a.syscall("getppid", ret=1)
+    b = kernel.machine.process(comm="b", pid=4242)
+    b.syscall("getppid", ret=-1)
+    assert [(r.prog, r.pid) for r in vm.runs] == [
+        ("k", a.pid), ("u", a.pid), ("k", a.pid), ("uret", a.pid),
+        ("u", b.pid), ("only_b", b.pid), ("k", b.pid), ("uret", b.pid)]
+    assert regs(vm.runs[3].ctx)["ax"] == 1 and regs(vm.runs[7].ctx)["ax"] == M64  # -1: glibc's errno convention
+    assert regs(vm.runs[1].ctx)["cs"] == 0x33
+    with pytest.raises(OSError) as e:
+        bpfsys.perf_event_open_probe(kernel, "/no/such/binary", 0, pmu="uprobe")
+    assert e.value.errno == errno.ENOENT

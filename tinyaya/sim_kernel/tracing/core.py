@@ -47,6 +47,7 @@ from .perf_event import SUPPORTED_SAMPLE_TYPE, PerfEvent, PerfEventKind
 from .sysfs import read_tracing_file
 from .trace_pipe import TracePipe
 from .tracepoints import RAW_TP_ARGS, Tracepoint, build_tracepoints
+from .uprobes import UprobeSite, resolve_offset, syscall_of
 
 __all__ = ["Tracing", "KprobeSite", "RawTracepointLink", "KPROBE_PMU_TYPE", "UPROBE_PMU_TYPE",
            "BPF_TRACE_MAX_PROGS", "Attachment"]
@@ -113,6 +114,8 @@ class Tracing:
         self.raw_tracepoints: dict[str, list[Attachment]] = {name: [] for name in RAW_TP_ARGS}
         #: function name -> its kprobes (only functions that have or had a probe)
         self.kprobes: dict[str, KprobeSite] = {}
+        #: (binary path, file offset) -> its uprobes
+        self.uprobes: dict[tuple[str, int], UprobeSite] = {}
         self.trace_pipe = TracePipe()
         #: bumped on every attach/detach; the machine rebuilds its plans when it changes
         self.version = 0
@@ -160,9 +163,7 @@ class Tracing:
         elif a.type == KPROBE_PMU_TYPE:
             ev = self._open_kprobe(a, common)
         elif a.type == UPROBE_PMU_TYPE:
-            path = self._user_string(int(a.config1), 4096) if a.config1 else b""
-            raise fail(ENOENT, f"uprobe on {path.decode(errors='replace')!r}: the simulated machine has no such "
-                               "binary")
+            ev = self._open_uprobe(a, common)
         else:
             raise fail(ENOENT, f"no PMU of type {a.type}")
         self._next_event_id += 1
@@ -226,6 +227,28 @@ class Tracing:
         kind = PerfEventKind.KRETPROBE if retprobe else PerfEventKind.KPROBE
         return PerfEvent(self, kind, site=site, offset=offset, **common)
 
+    def _open_uprobe(self, a: PerfEventAttr, common: dict[str, Any]) -> PerfEvent:
+        """``perf_uprobe_init``: config1 = path, config2 = file offset, config bit 0 = retprobe."""
+        if a.config & ~((0xFFFFFFFF << 32) | 1):
+            raise fail(EINVAL, f"uprobe config {a.config:#x}: only bit 0 (retprobe) and 32-63 (ref_ctr_offset)")
+        if not a.config1:
+            raise fail(EINVAL, "uprobe without a path")
+        path = self._user_string(int(a.config1), 4096).decode(errors="surrogateescape")
+        offset = int(a.config2)
+        try:
+            vaddr, names = resolve_offset(path, offset)
+        except FileNotFoundError:
+            raise fail(ENOENT, f"uprobe: no such file {path!r}")
+        except ValueError as e:
+            raise fail(EINVAL, f"uprobe: {e}")
+        except OSError as e:
+            raise fail(e.errno or ENOENT, f"uprobe on {path!r}: {e.strerror}")
+        site = self.uprobes.get((path, offset))
+        if site is None:
+            site = self.uprobes[(path, offset)] = UprobeSite(path, offset, vaddr, names, syscall_of(names))
+        kind = PerfEventKind.URETPROBE if a.config & 1 else PerfEventKind.UPROBE
+        return PerfEvent(self, kind, site=site, offset=offset, **common)
+
     def forget(self, ev: PerfEvent) -> None:
         self.events.pop(ev.id, None)
 
@@ -250,8 +273,17 @@ class Tracing:
             raise fail(EEXIST, f"{perf_event!r} already has a program")
         ptype = int(getattr(prog, "prog_type", -1))
         kind = perf_event.kind
-        lst: list[Attachment]
+        lst: list[Any]
         ip = 0
+        if kind in (PerfEventKind.UPROBE, PerfEventKind.URETPROBE):
+            if ptype not in _KPROBE_PROG:
+                raise fail(EINVAL, "a uprobe takes a BPF_PROG_TYPE_KPROBE program")
+            usite = perf_event.site
+            assert isinstance(usite, UprobeSite)
+            lst = usite.ret if kind is PerfEventKind.URETPROBE else usite.entry
+            if len(lst) >= BPF_TRACE_MAX_PROGS:
+                raise fail(E2BIG, f"{BPF_TRACE_MAX_PROGS} programs already attached here")
+            return self._attach_entry(perf_event, prog, lst, (prog, cookie, usite.ip, perf_event.pid))
         if kind in (PerfEventKind.KPROBE, PerfEventKind.KRETPROBE):
             if ptype not in _KPROBE_PROG:
                 raise fail(EINVAL, "a kprobe takes a BPF_PROG_TYPE_KPROBE program")
@@ -274,7 +306,10 @@ class Tracing:
             lst = []  # sampling of software events is not simulated: the program never runs
         if len(lst) >= BPF_TRACE_MAX_PROGS:
             raise fail(E2BIG, f"{BPF_TRACE_MAX_PROGS} programs already attached here")
-        entry: Attachment = (prog, cookie, ip)
+        return self._attach_entry(perf_event, prog, lst, (prog, cookie, ip))
+
+    def _attach_entry(self, perf_event: PerfEvent, prog: Any, lst: list[Any], entry: tuple[Any, ...],
+                      ) -> Callable[[], None]:
         lst.append(entry)
         self._hold(prog)
         perf_event.prog = prog

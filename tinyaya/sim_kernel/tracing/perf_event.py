@@ -36,6 +36,7 @@ from .perf_ring import PerfRing
 if TYPE_CHECKING:
     from .core import KprobeSite, Tracing
     from .tracepoints import Tracepoint
+    from .uprobes import UprobeSite
 
 __all__ = ["PerfEvent", "PerfEventKind"]
 
@@ -51,6 +52,8 @@ class PerfEventKind(Enum):
     TRACEPOINT = "tracepoint"
     KPROBE = "kprobe"
     KRETPROBE = "kretprobe"
+    UPROBE = "uprobe"
+    URETPROBE = "uretprobe"
 
 
 class PerfEvent:
@@ -58,7 +61,7 @@ class PerfEvent:
 
     def __init__(self, tracing: Tracing, kind: PerfEventKind, *, event_id: int, cpu: int, pid: int,
                  enabled: bool, sample_type: int = 0, sample_period: int = 1,
-                 site: KprobeSite | Tracepoint | None = None, offset: int = 0, config: int = 0) -> None:
+                 site: KprobeSite | Tracepoint | UprobeSite | None = None, offset: int = 0, config: int = 0) -> None:
         self.tracing = tracing
         self.kind = kind
         self.id = event_id

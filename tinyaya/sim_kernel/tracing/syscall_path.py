@@ -11,6 +11,8 @@ entry
   3. kprobe ``__x64_sys_<name>(const struct pt_regs *regs)``;
   4. kprobes on the deeper functions of its path (``do_sys_openat2``, ``vfs_read``…),
      outermost first, each with its own C arguments in rdi, rsi, rdx, rcx, r8, r9;
+   (a uprobe on the libc function that wraps the syscall fires before all of these,
+   a uretprobe after all of the exit events: see ``uprobes.py``)
 exit
   5. kretprobes (rax = return value) innermost first, then ``__x64_sys_<name>`` and
      ``Syscall::handle``;
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..vm.fault import BpfFault
 from .kallsyms import DRAGONOS_SYSCALL_HANDLE
-from .pt_regs import EFLAGS_IF, KERNEL_CS, KERNEL_SS, PT_REGS_STRUCT
+from .pt_regs import EFLAGS_IF, KERNEL_CS, KERNEL_SS, PT_REGS_STRUCT, USER_CS, USER_SS
 from .syscalls import BY_NR, NR_syscalls
 from .tracepoints import RAW_SYSCALLS_ENTER, RAW_SYSCALLS_EXIT, SYSCALL_EXIT
 
@@ -154,6 +156,32 @@ def _kprobe_step(m: Machine, progs: list[Attachment], ip: int, regs: Regs, ret_f
     return step
 
 
+def _uprobe_step(m: Machine, progs: list[tuple[Any, int, int, int]], ip: int, retprobe: bool) -> Step:
+    """A uprobe on the libc wrapper of the syscall: user registers, the pid filter of each perf event."""
+    pack = PT_REGS_STRUCT.pack_into
+    bufs = m.ctx_bufs
+    addrs = m.ctx_addrs
+    ips = m.current_ips
+    tr = m.tracing
+    vm_run = m.kernel.vm.run
+    cookies = tr.cookies
+
+    def step(task: Task, cpu: int, nr: int, a: tuple[int, ...], ret: int) -> None:
+        ax = ((ret if ret >= 0 else -1) & M64) if retprobe else 0
+        pack(bufs[cpu], 0, 0, 0, 0, 0, 0, 0, EFLAGS_IF, 0, a[5], a[4], ax, a[3], a[2], a[1], a[0], M64, ip,
+             USER_CS, EFLAGS_IF, task.process.user_sp, USER_SS)
+        ips[cpu] = ip
+        for prog, cookie, _ip, pid in progs:
+            if pid >= 0 and pid != task.tgid and pid != task.pid:
+                continue
+            cookies[cpu] = cookie
+            try:
+                vm_run(prog, addrs[cpu], cpu)
+            except BpfFault as e:
+                tr.record_fault(prog, cpu, e)
+    return step
+
+
 def _record_step(m: Machine, progs: list[Attachment], fill: Callable[[Any, int, Task, int, tuple[int, ...], int],
                                                                       None]) -> Step:
     bufs = m.ctx_bufs
@@ -219,10 +247,20 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
     def dragonos_regs(t: Task, a: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
         return t.regs_addr, t.cur_nr, t.regs_addr + 0x70, 6, 0, 0
 
+    u_enter: dict[int, list[Step]] = {}
+    u_exit: dict[int, list[Step]] = {}
+    for us in tr.uprobes.values():
+        if us.nr is None:
+            continue
+        if us.entry:
+            u_enter.setdefault(us.nr, []).append(_uprobe_step(m, us.entry, us.ip, False))
+        if us.ret:
+            u_exit.setdefault(us.nr, []).append(_uprobe_step(m, us.ret, us.ip, True))
+
     enters: list[list[Step] | None] = []
     exits: list[list[Step] | None] = []
     for nr in range(NR_syscalls + 1):
-        en = list(enter_common)
+        en = u_enter.get(nr, []) + enter_common
         ex: list[Step] = []
         sc = BY_NR.get(nr)
         if sc is not None and sc.args is not None:
@@ -264,6 +302,7 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
                     SYSCALL_EXIT.pack_into(buf, 0, tid, 0, 0, task.pid, nr, ret)
                 ex.append(_record_step(m, tpx.progs, fill_sx))  # type: ignore[arg-type]
         ex.extend(exit_common)
+        ex.extend(u_exit.get(nr, ()))
         enters.append(en or None)
         exits.append(ex or None)
     return enters, exits
