@@ -7,14 +7,15 @@ pressure has its own test in test_maps_lru.py.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from conftest import FUZZ_EXAMPLES
 from diffharness import Side
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_maps_types import ARRAY, HASH, LRU, NO_PREALLOC, PARR, PHASH, Ops, create, ncpus
 
+FUZZ_EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
 KEYS = st.integers(0, 5)
 OPS = st.lists(
     st.one_of(

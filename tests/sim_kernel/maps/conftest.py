@@ -1,7 +1,6 @@
 """Fixtures for the map unit tests: a fresh SimKernel and a one-line map factory."""
 from __future__ import annotations
 
-import errno
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tinyaya.uapi.bpf import MapCreateAttr
-
 sys.path.insert(0, str(Path(__file__).parent))
+
+from maps_helpers import attr  # noqa: E402
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ def kernel(tmp_path: Path) -> Iterator[Any]:
     k = SimKernel(bpffs_root=tmp_path / "bpffs")
     yield k
     k.shutdown()
-
-
-def attr(map_type: int, key_size: int, value_size: int, max_entries: int, map_flags: int = 0, *,
-         map_extra: int = 0, inner_map_fd: int = 0, numa_node: int = 0) -> Any:
-    return MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size, max_entries=max_entries,
-                         map_flags=map_flags, map_extra=map_extra, inner_map_fd=inner_map_fd, numa_node=numa_node)
 
 
 @pytest.fixture
@@ -44,15 +37,3 @@ def mk(kernel: Any) -> Iterator[Callable[..., Any]]:
     yield make
     for m in made:
         m.release()
-
-
-def err(fn: Callable[..., Any], *a: Any) -> Any:
-    """The errno name ``fn(*a)`` fails with, or its result."""
-    try:
-        return fn(*a)
-    except OSError as e:
-        return errno.errorcode.get(e.errno or 0, f"E{e.errno}")
-
-
-def u32(v: int) -> bytes:
-    return (v & 0xFFFFFFFF).to_bytes(4, "little")

@@ -5,7 +5,7 @@ import mmap
 from typing import Any
 
 import pytest
-from conftest import err, u32
+from maps_helpers import err, u32
 
 ARRAY, PARR = 2, 6
 
@@ -120,7 +120,7 @@ def test_big_array_costs_nothing_until_touched(mk: Any, kernel: Any) -> None:
 
 
 def test_array_over_memlock_is_enomem(kernel: Any) -> None:
-    from conftest import attr
+    from maps_helpers import attr
 
     from tinyaya.sim_kernel.maps import create_map
 

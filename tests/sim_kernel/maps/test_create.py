@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import attr, err
+from maps_helpers import attr, err
 
 from tinyaya.sim_kernel.maps import create_map
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import attr, err, u32
+from maps_helpers import attr, err, u32
 
 from tinyaya.sim_kernel.maps import create_map
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import err, u32
+from maps_helpers import err, u32
 
 HASH, PHASH = 1, 5
 

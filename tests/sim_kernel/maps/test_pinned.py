@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import attr, err, u32
+from maps_helpers import attr, err, u32
 
 from tinyaya.sim_kernel.maps import create_map, open_pinned, pin_map
 

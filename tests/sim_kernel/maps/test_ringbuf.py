@@ -5,7 +5,7 @@ import mmap
 import struct
 from typing import Any
 
-from conftest import err
+from maps_helpers import err
 
 RB = 27
 PAGE = 4096
