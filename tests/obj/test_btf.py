@@ -10,6 +10,7 @@ import pytest
 
 from tinyaya.obj import Object
 from tinyaya.obj.btf import Btf, BtfError, BtfKind, dump_raw
+from tinyaya.obj.btf.ext import format_core_relo
 from tinyaya.obj.elf import Elf
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
@@ -87,12 +88,28 @@ def test_btf_ext_func_and_line_info() -> None:
     assert any("square(ctx->rdi)" in li.line for li in prog.line_info)
 
 
-def test_core_relocations_parsed() -> None:
+def test_core_relocations_parsed_and_described() -> None:
     obj = Object.from_file(FIXTURES / "core.o")
-    assert obj.btf_ext is not None
-    (relo,) = obj.btf_ext.core_relos["fentry/wake_up_new_task"]
-    assert relo.access_str == "0:1" and relo.kind_name == "FIELD_BYTE_OFFSET"
-    assert obj.programs["read_tgid"].needs_core
+    assert obj.btf is not None and obj.btf_ext is not None
+    relos = obj.btf_ext.core_relos["fentry/wake_up_new_task"]
+    prog = obj.programs["read_tgid"]
+    assert prog.needs_core and len(prog.core_relos) == len(relos) == 9
+    texts = {format_core_relo(obj.btf, r.type_id, r.access_str, int(r.kind)) for r in relos}
+    assert texts == {
+        "FIELD_BYTE_OFFSET struct task_struct.signal (0:2)",
+        "FIELD_BYTE_OFFSET struct signal_struct.nr_threads (0:0)",
+        "FIELD_EXISTS struct task_struct.comm (0:3)",
+        "FIELD_BYTE_OFFSET struct task_struct.comm[1] (0:3:1)",
+        "TYPE_EXISTS struct signal_struct (0)",
+        "TYPE_SIZE struct task_struct (0)",
+        "ENUMVAL_EXISTS enum pid_type::PIDTYPE_TGID (1)",
+        "ENUMVAL_VALUE enum pid_type::PIDTYPE_TGID (1)",
+        "FIELD_BYTE_OFFSET struct task_struct.tgid (0:1)",
+    }
+    # each record points at an instruction of the program
+    for c in prog.core_relos:
+        assert 0 <= c.insn_off < prog.insn_count
+    assert format_core_relo(obj.btf, 99999, "0:1", 0).startswith("FIELD_BYTE_OFFSET [99999]")
 
 
 def _hdr(type_len: int, str_len: int, **kw: int) -> bytes:

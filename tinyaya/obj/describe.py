@@ -11,6 +11,7 @@ from typing import Any
 
 from ..uapi.bpf import BpfAttachType, BpfMapType, BpfProgType, MapFlags
 from .btf import BtfError
+from .btf.ext import format_core_relo
 from .model import MapDef, Program, Relocation
 from .object import Object
 
@@ -42,7 +43,16 @@ def _type_name(obj: Object, type_id: int) -> str | None:
         return None
 
 
-def describe_program(p: Program) -> dict[str, Any]:
+def _core(obj: Object, p: Program) -> list[dict[str, Any]]:
+    out = []
+    for c in p.core_relos:
+        text = format_core_relo(obj.btf, c.type_id, c.access_str, c.kind) if obj.btf else c.access_str
+        out.append({"insn": c.insn_off, "type_id": c.type_id, "access": c.access_str, "kind": c.kind,
+                    "text": text})
+    return out
+
+
+def describe_program(p: Program, obj: Object | None = None) -> dict[str, Any]:
     s = p.section
     prog_type = s.prog_type if isinstance(s.prog_type, BpfProgType) else int(s.prog_type)
     attach = s.expected_attach_type
@@ -64,6 +74,9 @@ def describe_program(p: Program) -> dict[str, Any]:
         "size": p.size,
         "needs_core": p.needs_core,
         "known_section": s.known,
+        "func_info": len(p.func_info),
+        "line_info": len(p.line_info),
+        "core_relocations": _core(obj, p) if obj is not None else [],
     }
 
 
@@ -150,7 +163,7 @@ def describe(obj: Object) -> dict[str, Any]:
         "endianness": obj.endianness.value,
         "license": obj.license,
         "kernel_version": obj.kernel_version,
-        "programs": [describe_program(p) for p in obj.programs.values()],
+        "programs": [describe_program(p, obj) for p in obj.programs.values()],
         "maps": [describe_map(obj, m) for m in obj.maps.values()],
         "globals": variables,
         "functions": [{"name": f.name, "section": f.section_name, "offset": f.address, "insns": f.insn_count}

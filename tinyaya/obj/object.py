@@ -102,7 +102,7 @@ class Object:
         try:
             data = Path(path).read_bytes()
         except OSError as e:
-            raise InvalidElf(f"cannot read object: {e.strerror or e}", path=str(path))
+            raise InvalidElf(f"cannot read object: {e.strerror or e}", path=str(path)) from None
         return cls.parse(data, str(path), strict=strict)
 
     # --- queries ---------------------------------------------------------------------------

@@ -149,3 +149,43 @@ class BtfExt:
             ext.core_relos.setdefault(sec, []).append(
                 CoreRelo(insn_off, type_id, acc_off, k, btf.string_at(acc_off)))
         return ext
+
+
+_TYPE_KINDS = {CoreReloKind.TYPE_ID_LOCAL, CoreReloKind.TYPE_ID_TARGET, CoreReloKind.TYPE_EXISTS,
+               CoreReloKind.TYPE_SIZE, CoreReloKind.TYPE_MATCHES}
+_ENUM_KINDS = {CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE}
+
+
+def format_core_relo(btf: Btf, type_id: int, access_str: str, kind: int) -> str:
+    """A CO-RE relocation in words, like libbpf's ``bpf_core_format_spec``:
+    ``FIELD_BYTE_OFFSET struct task_struct.tgid (0:1)``. Never raises on bad input."""
+    from .format import type_name
+    from .types import BtfKind
+
+    kind_name = CoreReloKind(kind).name if kind in CoreReloKind._value2member_map_ else f"kind {kind}"
+    try:
+        root = btf.type(type_id)
+        text = type_name(btf, type_id)
+        parts = [int(p) for p in access_str.split(":")] if access_str else []
+        if kind in _ENUM_KINDS and parts:
+            t = btf.resolve(type_id)
+            text += f"::{t.enum_values[parts[0]].name}" if parts[0] < len(t.enum_values) else f"::#{parts[0]}"
+        elif kind not in _TYPE_KINDS and parts:
+            if parts[0]:
+                text += f"[{parts[0]}]"
+            cur = root
+            for idx in parts[1:]:
+                cur = btf.resolve(cur.id)
+                if cur.kind in (BtfKind.STRUCT, BtfKind.UNION) and idx < len(cur.members):
+                    m = cur.members[idx]
+                    text += f".{m.name}" if m.name else ".<anon>"
+                    cur = btf.type(m.type)
+                elif cur.kind == BtfKind.ARRAY:
+                    text += f"[{idx}]"
+                    cur = btf.type(cur.array_type)
+                else:
+                    text += f".#{idx}"
+                    break
+    except (BtfError, ValueError, IndexError):
+        text = f"[{type_id}]"
+    return f"{kind_name} {text} ({access_str})"
