@@ -4,7 +4,8 @@
 ``R`` is the run state: ``R[0..10]`` the registers, ``R[11]`` the ``RunEnv``,
 ``R[12]`` the call-frame stack, ``R[13]`` the back-edge budget, ``R[14]``/``R[15]`` the
 buffer and base address of the run's stack region (frame-pointer accesses skip the region lookup;
-r10 is read-only, so they stay inside it). Program exit
+r10 is read-only, so they stay inside it). Every region's base is 4 GiB aligned
+(memory.py), so the offset of an address in its region is ``addr & 0xFFFFFFFF``. Program exit
 returns ``len(code)``, so ``code[pc]`` raises IndexError exactly when the program
 is done: the dispatch loop pays nothing per instruction to test for exit.
 
@@ -139,162 +140,91 @@ def _const(d: int, value: int, nxt: int) -> Op:
     return op
 
 
-def _load(d: int, s: int, off: int, size: int, fmt: str, signed: bool, nxt: int, regions: dict[int, Any], ctx_load: Any) -> Op:
-    rget: Callable[[int], Any] = regions.get
+# -- memory ------------------------------------------------------------------------------------------------
+# Address computation, as source: the region is the one the address falls in (``regions[a >> 32]``),
+# the offset ``a & 0xFFFFFFFF`` (bases are 4 GiB aligned). With a non-negative ``off`` the region is
+# looked up from the base pointer alone and ``off`` added to the small offset, which saves big-int
+# arithmetic; an access that runs past the region's end fails either way (IndexError/struct.error),
+# and the fault report recomputes the exact address. A missing region is ``None`` (AttributeError).
+_ADDR_POS = "  a = {base}\n  g = rget(a >> 32)\n  o = (a & 0xFFFFFFFF) + off\n"
+_ADDR_NEG = "  a = {base} + off\n  g = rget(a >> 32)\n  o = a & 0xFFFFFFFF\n"
+# frame-pointer accesses: the run's stack (R[14] buffer, R[16..18] its u64/u32/u16 views)
+_FP = "(R[10] + off) & 0xFFFFFFFF"
+_VIEW = {8: (16, 3), 4: (17, 2), 2: (18, 1), 1: (14, 0)}
+_RO = "  if not g.writable: readonly(g, a)\n"
+
+
+def _readonly(g: Any, a: int) -> None:
+    raise VmTrap(f"write to read-only {g.kind.value} region {g.name!r}", a & M64)
+
+
+def _mem_factory(body: str, off: int, base: str) -> Callable[..., Op]:
+    addr = (_ADDR_POS if off >= 0 else _ADDR_NEG).format(base=base)
+    return _factory("def make(d, s, off, nxt, value, rget, unpack, pack, mask, ctx_load, CTX, readonly):\n"
+                    f" def op(R):\n{addr}{body}  return nxt\n return op\n")
+
+
+def _load(d: int, s: int, off: int, size: int, fmt: str, signed: bool, nxt: int, regions: dict[int, Any],
+          ctx_load: Any) -> Op:
+    """``dst = *(size *)(src + off)``, sign-extended for BPF_MEMSX. A context region's owner may
+    rewrite the load (``Vm.ctx_load``)."""
     unpack = struct.Struct(fmt).unpack_from
-    CTX = RegionKind.CTX
+    sx = " & M64" if signed else ""
     if s == 10 and -STACK_FRAME <= off <= -size:
-        # frame-pointer relative: always this run's stack (R[14] its buffer, R[15] its base, R[16..18]
-        # its u64/u32/u16 views for aligned slots; frames are 512-byte aligned)
         if not signed and off % size == 0:
-            view = {8: 16, 4: 17, 2: 18, 1: 14}[size]
-            shift = {8: 3, 4: 2, 2: 1, 1: 0}[size]
-
-            def op_fp_aligned(R: list[Any]) -> int:
-                R[d] = R[view][(R[10] + off - R[15]) >> shift]
-                return nxt
-            return op_fp_aligned
-        if signed:
-            def op_fp_sx(R: list[Any]) -> int:
-                R[d] = unpack(R[14], R[10] + off - R[15])[0] & M64
-                return nxt
-            return op_fp_sx
-
-        def op_fp(R: list[Any]) -> int:
-            R[d] = unpack(R[14], R[10] + off - R[15])[0]
-            return nxt
-        return op_fp
-    if signed:
-        def op(R: list[Any]) -> int:
-            a = R[s] + off
-            g = rget(a >> 32)
-            if g.kind is CTX:
-                R[d] = ctx_load(g, a - g.base, size, True) & M64
-            else:
-                R[d] = unpack(g.buf, a - g.base)[0] & M64
-            return nxt
-        return op
-    if size == 1:
-        def op1(R: list[Any]) -> int:
-            a = R[s] + off
-            g = rget(a >> 32)
-            if g.kind is CTX:
-                R[d] = ctx_load(g, a - g.base, 1, False)
-            else:
-                R[d] = g.buf[a - g.base]
-            return nxt
-        return op1
-
-    def opn(R: list[Any]) -> int:
-        a = R[s] + off
-        g = rget(a >> 32)
-        if g.kind is CTX:
-            R[d] = ctx_load(g, a - g.base, size, False)
+            view, shift = _VIEW[size]
+            body = f"  R[d] = R[{view}][({_FP}) >> {shift}]\n"
         else:
-            R[d] = unpack(g.buf, a - g.base)[0]
-        return nxt
-    return opn
+            body = f"  R[d] = unpack(R[14], {_FP})[0]{sx}\n"
+        make = _factory("def make(d, off, nxt, unpack):\n def op(R):\n" + body + "  return nxt\n return op\n")
+        return make(d, off, nxt, unpack)
+    plain = "g.buf[o]" if size == 1 and not signed else "unpack(g.buf, o)[0]"
+    if ctx_load is None:  # a program type whose context has no rewritten fields
+        body = f"  R[d] = {plain}{sx}\n"
+    else:
+        body = (f"  if g.kind is CTX: R[d] = ctx_load(g, o, {size}, {signed}){sx}\n"
+                f"  else: R[d] = {plain}{sx}\n")
+    return _mem_factory(body, off, "R[s]")(d, s, off, nxt, 0, regions.get, unpack, None, 0, ctx_load,
+                                            RegionKind.CTX, _readonly)
 
 
 def _store(d: int, s: int | None, imm: int, off: int, fmt: str, mask: int, nxt: int, regions: dict[int, Any]) -> Op:
     """``*(size *)(dst + off) = src`` (STX) or ``= imm`` (ST)."""
-    rget: Callable[[int], Any] = regions.get
     pack = struct.Struct(fmt).pack_into
     size = struct.calcsize(fmt)
-    fp = d == 10 and -STACK_FRAME <= off <= -size
-    if fp and off % size == 0:
-        view = {8: 16, 4: 17, 2: 18, 1: 14}[size]
-        shift = {8: 3, 4: 2, 2: 1, 1: 0}[size]
-        if s is None:
-            value_a = imm & mask
-
-            def op_fpa_imm(R: list[Any]) -> int:
-                R[view][(R[10] + off - R[15]) >> shift] = value_a
-                return nxt
-            return op_fpa_imm
-        if size == 8:
-            def op_fpa64(R: list[Any]) -> int:
-                R[16][(R[10] + off - R[15]) >> 3] = R[s]
-                return nxt
-            return op_fpa64
-
-        def op_fpa(R: list[Any]) -> int:
-            R[view][(R[10] + off - R[15]) >> shift] = R[s] & mask
-            return nxt
-        return op_fpa
-    if s is None:
-        value = imm & mask
-        if fp:
-            def op_fp_imm(R: list[Any]) -> int:
-                pack(R[14], R[10] + off - R[15], value)
-                return nxt
-            return op_fp_imm
-
-        def op_imm(R: list[Any]) -> int:
-            a = R[d] + off
-            g = rget(a >> 32)
-            if not g.writable:
-                raise VmTrap(f"write to read-only {g.kind.value} region {g.name!r}", a & M64)
-            pack(g.buf, a - g.base, value)
-            return nxt
-        return op_imm
-    if fp:
-        def op_fp(R: list[Any]) -> int:
-            pack(R[14], R[10] + off - R[15], R[s] & mask)
-            return nxt
-        return op_fp
-
-    def op(R: list[Any]) -> int:
-        a = R[d] + off
-        g = rget(a >> 32)
-        if not g.writable:
-            raise VmTrap(f"write to read-only {g.kind.value} region {g.name!r}", a & M64)
-        pack(g.buf, a - g.base, R[s] & mask)
-        return nxt
-    return op
+    val = "value" if s is None else ("R[s]" if size == 8 else "(R[s] & mask)")
+    if d == 10 and -STACK_FRAME <= off <= -size:
+        if off % size == 0:
+            view, shift = _VIEW[size]
+            body = f"  R[{view}][({_FP}) >> {shift}] = {val}\n"
+        else:
+            body = f"  pack(R[14], {_FP}, {val})\n"
+        make = _factory("def make(s, off, nxt, value, mask, pack):\n def op(R):\n" + body + "  return nxt\n"
+                        " return op\n")
+        return make(s, off, nxt, imm & mask, mask, pack)
+    put = f"  g.buf[o] = {val}\n" if size == 1 else f"  pack(g.buf, o, {val})\n"
+    return _mem_factory(_RO + put, off, "R[d]")(d, s, off, nxt, imm & mask, regions.get, None, pack, mask, None,
+                                                RegionKind.CTX, _readonly)
 
 
 def _atomic(d: int, s: int, off: int, size: int, imm: int, nxt: int, regions: dict[int, Any]) -> Op:
-    """BPF_ATOMIC (RFC 9669 section 5.3): add/or/and/xor [| fetch], xchg, cmpxchg in 32 and 64 bits."""
-    rget: Callable[[int], Any] = regions.get
+    """BPF_ATOMIC (RFC 9669 section 5.3): add/or/and/xor [| fetch], xchg, cmpxchg in 32 and 64 bits.
+    The value is read and written in one step: one program runs at a time here."""
     st = struct.Struct("<Q" if size == 8 else "<I")
-    unpack, pack = st.unpack_from, st.pack_into
     mask = M64 if size == 8 else sem.M32
     if imm == BPF_CMPXCHG:
-        def op_cmpxchg(R: list[Any]) -> int:
-            a = R[d] + off
-            g = rget(a >> 32)
-            o = a - g.base
-            if not g.writable:
-                raise VmTrap("atomic on read-only memory", a & M64)
-            old = unpack(g.buf, o)[0]
-            if old == R[0] & mask:
-                pack(g.buf, o, R[s] & mask)
-            R[0] = old
-            return nxt
-        return op_cmpxchg
-    if imm == BPF_XCHG:
-        def op_xchg(R: list[Any]) -> int:
-            a = R[d] + off
-            g = rget(a >> 32)
-            o = a - g.base
-            if not g.writable:
-                raise VmTrap("atomic on read-only memory", a & M64)
-            old = unpack(g.buf, o)[0]
-            pack(g.buf, o, R[s] & mask)
-            R[s] = old
-            return nxt
-        return op_xchg
-    rmw = sem.ATOMIC_RMW.get(imm & ~BPF_FETCH)
-    if rmw is None:
-        return _trap(f"invalid atomic operation {imm:#x}")
-    fetch = "\n  R[s] = old" if imm & BPF_FETCH else ""
-    make = _factory(
-        "def make(d, s, off, nxt, rget, unpack, pack, mask, VmTrap):\n def op(R):\n  a = R[d] + off\n"
-        "  g = rget(a >> 32)\n  o = a - g.base\n  if not g.writable: raise VmTrap('atomic on read-only memory', a & M64)\n"
-        f"  old = unpack(g.buf, o)[0]\n  pack(g.buf, o, ({_bind(rmw, 'D', 'R[s]', 'old')}) & mask){fetch}\n"
-        "  return nxt\n return op\n")
-    return make(d, s, off, nxt, rget, unpack, pack, mask, VmTrap)
+        body = ("  old = unpack(g.buf, o)[0]\n  if old == R[0] & mask: pack(g.buf, o, R[s] & mask)\n"
+                "  R[0] = old\n")
+    elif imm == BPF_XCHG:
+        body = "  old = unpack(g.buf, o)[0]\n  pack(g.buf, o, R[s] & mask)\n  R[s] = old\n"
+    else:
+        rmw = sem.ATOMIC_RMW.get(imm & ~BPF_FETCH)
+        if rmw is None:
+            return _trap(f"invalid atomic operation {imm:#x}")
+        body = (f"  old = unpack(g.buf, o)[0]\n  pack(g.buf, o, ({_bind(rmw, 'D', 'R[s]', 'old')}) & mask)\n"
+                + ("  R[s] = old\n" if imm & BPF_FETCH else ""))
+    return _mem_factory(_RO + body, off, "R[d]")(d, s, off, nxt, 0, regions.get, st.unpack_from, st.pack_into,
+                                                 mask, None, RegionKind.CTX, _readonly)
 
 
 def _ld_abs(size: int, imm: int, s: int | None, nxt: int, vm: Vm) -> Op:
@@ -385,15 +315,21 @@ def _may_goto(tgt: int, nxt: int) -> Op:
     return op
 
 
-def decode(insns: list[Insn], vm: Vm) -> list[Op]:
-    """Closures for every slot of ``insns`` (ld_imm64 already resolved by PROG_LOAD)."""
+#: program types whose context has fields convert_ctx_access turns into pointers (__sk_buff, xdp_md...)
+CTX_REWRITE_TYPES = frozenset({1, 3, 4, 6, 8, 10, 11, 12, 13, 14, 15, 16, 19, 21, 22, 23})
+
+
+def decode(insns: list[Insn], vm: Vm, prog_type: int | None = None) -> list[Op]:
+    """Closures for every slot of ``insns`` (ld_imm64 already resolved by PROG_LOAD). Loads check for
+    rewritten context fields only for the program types that have them (None: assume they may)."""
     code: list[Op] = []
+    ctx_load = vm.ctx_load if prog_type is None or int(prog_type) in CTX_REWRITE_TYPES else None
     n = len(insns)
     regions = vm.aspace.regions
     pc = 0
     while pc < n:
         try:
-            op, width = _decode_one(insns, pc, n, code, vm, regions)
+            op, width = _decode_one(insns, pc, n, code, vm, regions, ctx_load)
         except VmTrap as e:
             op, width = _trap(e.message), 1
         code.append(op)
@@ -403,7 +339,8 @@ def decode(insns: list[Insn], vm: Vm) -> list[Op]:
     return code
 
 
-def _decode_one(insns: list[Insn], pc: int, n: int, code: list[Op], vm: Vm, regions: dict[int, Any]) -> tuple[Op, int]:
+def _decode_one(insns: list[Insn], pc: int, n: int, code: list[Op], vm: Vm, regions: dict[int, Any],
+                ctx_load: Any) -> tuple[Op, int]:
     ins = insns[pc]
     c, d, s, off, imm = ins.code, ins.dst, ins.src, ins.off, ins.imm
     cls = c & 0x07
@@ -485,9 +422,9 @@ def _decode_one(insns: list[Insn], pc: int, n: int, code: list[Op], vm: Vm, regi
         raise VmTrap(f"invalid BPF_LD opcode {c:#04x}")
     if cls == BPF_LDX:
         if mode == BPF_MEM:
-            return _load(d, s, off, _SIZE[size], _LOAD_FMT[size], False, nxt, regions, vm.ctx_load), 1
+            return _load(d, s, off, _SIZE[size], _LOAD_FMT[size], False, nxt, regions, ctx_load), 1
         if mode == BPF_MEMSX and size != BPF_DW:
-            return _load(d, s, off, _SIZE[size], _LOADSX_FMT[size], True, nxt, regions, vm.ctx_load), 1
+            return _load(d, s, off, _SIZE[size], _LOADSX_FMT[size], True, nxt, regions, ctx_load), 1
         raise VmTrap(f"invalid BPF_LDX opcode {c:#04x}")
     if cls == BPF_ST:
         if mode == BPF_MEM:
@@ -498,7 +435,7 @@ def _decode_one(insns: list[Insn], pc: int, n: int, code: list[Op], vm: Vm, regi
             return _store(d, s, 0, off, _LOAD_FMT[size], _MASK[size], nxt, regions), 1
         if mode == BPF_ATOMIC:
             if imm == BPF_LOAD_ACQ:
-                return _load(d, s, off, _SIZE[size], _LOAD_FMT[size], False, nxt, regions, vm.ctx_load), 1
+                return _load(d, s, off, _SIZE[size], _LOAD_FMT[size], False, nxt, regions, ctx_load), 1
             if imm == BPF_STORE_REL:
                 return _store(d, s, 0, off, _LOAD_FMT[size], _MASK[size], nxt, regions), 1
             if size not in (BPF_W, BPF_DW):

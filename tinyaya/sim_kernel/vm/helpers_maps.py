@@ -27,12 +27,25 @@ def _map(env: RunEnv, addr: int) -> Any:
 
 
 def _read(env: RunEnv, addr: int, n: int) -> bytes:
-    return env.vm.aspace.read(addr, n) if n else b""
+    """``n`` bytes at ``addr`` (MemoryFault outside every region). Regions are 4 GiB aligned, so the
+    fast path needs no ``AddressSpace.find``."""
+    g = env.vm.aspace.regions.get(addr >> 32)
+    o = addr & 0xFFFF_FFFF
+    if g is None or o + n > g.size or addr < 0:
+        return env.vm.aspace.read(addr, n) if n else b""
+    return bytes(g.buf[o:o + n])
 
 
 def _write(env: RunEnv, addr: int, data: bytes) -> None:
-    if data:
+    """Store ``data`` at ``addr`` (MemoryFault outside a writable region)."""
+    if not data:
+        return
+    g = env.vm.aspace.regions.get(addr >> 32)
+    o = addr & 0xFFFF_FFFF
+    if g is None or o + len(data) > g.size or not g.writable or addr < 0:
         env.vm.aspace.write(addr, data)
+        return
+    g.buf[o:o + len(data)] = data
 
 
 def bpf_map_lookup_elem(env: RunEnv, map_addr: int, key: int, *_: int) -> int:
@@ -71,15 +84,14 @@ def bpf_map_push_elem(env: RunEnv, map_addr: int, value: int, flags: int, *_: in
 
 def _pop_like(env: RunEnv, map_addr: int, value: int, method: str) -> int:
     m = _map(env, map_addr)
-    res = getattr(m, method)()
+    if method == "prog_peek":
+        # a bloom filter's peek tests the value it is given; queues and stacks fill it in
+        res = m.prog_peek(env.cpu, _read(env, value, m.value_size))
+    else:
+        res = m.prog_pop(env.cpu)
     if isinstance(res, int):
-        if res < 0:
-            if value:
-                _write(env, value, bytes(m.value_size))
-            return res
-        return -ENOENT
+        return res if res < 0 else 0
     if res is None:
-        _write(env, value, bytes(m.value_size))
         return -ENOENT
     _write(env, value, bytes(res))
     return 0
@@ -91,7 +103,8 @@ def bpf_map_pop_elem(env: RunEnv, map_addr: int, value: int, *_: int) -> int:
 
 
 def bpf_map_peek_elem(env: RunEnv, map_addr: int, value: int, *_: int) -> int:
-    """long bpf_map_peek_elem(struct bpf_map *map, void *value): -ENOENT when empty."""
+    """long bpf_map_peek_elem(struct bpf_map *map, void *value): -ENOENT when empty (for a bloom
+    filter: when the value is certainly absent)."""
     return _pop_like(env, map_addr, value, "prog_peek")
 
 

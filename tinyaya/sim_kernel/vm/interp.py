@@ -83,7 +83,7 @@ class Vm:
             prog.compiled = cache
         code = cache.get("interp")
         if code is None:
-            code = decode(list(prog.insns), self)
+            code = decode(list(prog.insns), self, getattr(prog, "prog_type", None))
             cache["interp"] = code
         return code
 
