@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from isa_strategies import valid_insns, valid_programs
 
-from tinyaya.isa import AsmError, Insn, assemble, disasm
+from tinyaya.isa import AsmError, Insn, assemble, disasm, disasm_lines
 from tinyaya.isa import opcodes as op
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "300"))
@@ -165,3 +165,25 @@ def test_objdump_lines_assemble_as_pasted() -> None:
             "       4:\t95 00 00 00 00 00 00 00\texit\n")
     assert assemble(dump) == [Insn(0x18, 1, 0, 0, 5), Insn(0, 0, 0, 0, 7), Insn(0x2D, 1, 2, 3, 0),
                               Insn(0xB7, 0, 0, 0, 1), Insn(0x95)]
+
+
+def test_comments() -> None:
+    assert assemble("mov %r0, 1;x\nexit// y\nexit#z\n# all\nexit #1 x\ncall bpf_x#5 # helper 5") == [
+        Insn(0xB7, 0, 0, 0, 1), Insn(0x95), Insn(0x95), Insn(0x95), Insn(0x85, 0, 0, 0, 5)]
+
+
+@FUZZ
+@given(valid_programs())
+def test_kernel_style_round_trip(prog: list[Insn]) -> None:
+    """Verifier-log text assembles back, except where the kernel prints less than the encoding
+    (the pseudo source of a ld_imm64, and callx, which it prints as a helper call)."""
+    from hypothesis import assume
+
+    assume(not any(i.code == op.LD_IMM64 and i.src for i in prog))
+    assume(not any(i.code == op.BPF_JMP | op.BPF_CALL | op.BPF_X for i in prog))
+    lines = [f"{pc}: {t}\t; R0=scalar()" for pc, t in disasm_lines(prog, style="kernel", helper_name=_names)]
+    assert assemble("\n".join(lines)) == prog
+
+
+def _names(func_id: int) -> str | None:
+    return {1: "bpf_map_lookup_elem", 5: "bpf_ktime_get_ns"}.get(func_id)

@@ -13,7 +13,11 @@ It reads, line by line and mixed freely, the two syntaxes that
   ``if w1 s> 0x5 goto -0x3``, ``lock *(u64 *)(r1 + 0x0) += r2``, ``r1 = 0x1 ll``,
   ``ld_pseudo r1, 0x1, 0x5``. A trailing ``<sym+0x10>`` annotation and the
   address and hex-byte columns of an llvm-objdump line (``  3:\tb7 01 ...\t``)
-  are ignored, so instruction lines of a dump can be pasted as they are.
+  are ignored, so instruction lines of a dump can be pasted as they are;
+* the kernel's syntax (kernel/bpf/disasm.c, the verifier log): ``12: (b7) r0 = 1``,
+  ``goto pc+3``, ``call bpf_map_lookup_elem#1``, ``call pc+2``,
+  ``r0 = atomic64_cmpxchg((u64 *)(r10 -8), r0, r2)``; the ``(18)`` opcode of a
+  ld_imm64 line marks its ``r1 = 0x5`` as a 64-bit load.
 
 Labels (``name:``) may be used as jump and local-call targets; as in the
 conformance assembler, the first ``exit`` is also the label ``exit``. Comments
@@ -123,6 +127,8 @@ class _Program:
     def target(self, text: str, field: str) -> int:
         """A jump target: a signed displacement, or a label resolved at the end."""
         t = text.strip()
+        if re.fullmatch(r"pc[+-]\d+", t):  # the kernel's "goto pc+3"
+            t = t[2:]
         if t[:1] in "+-" or t[:1].isdigit():
             return _off16(t) if field == "off" else _imm32(t)
         if not _LABEL_RE.match(t):
@@ -198,7 +204,7 @@ def _llvm_line(line: str, prog: _Program) -> list[Insn] | None:
         _atomic_width(size, m.group(6))
         return [Insn(op.BPF_STX | op.BPF_ATOMIC | size, _reg(m.group(2), "r"), _reg(m.group(6)),
                      _mem_off(m.group(3), m.group(4)), _ATOMIC_BY_SYMBOL[m.group(5)])]
-    m = re.fullmatch(rf"{_R}\s*=\s*atomic_fetch_(add|or|and|xor)\(\(u(32|64) \*\)\s*{_MEM}\s*,\s*{_R}\)", line)
+    m = re.fullmatch(rf"{_R}\s*=\s*atomic(?:64)?_fetch_(add|or|and|xor)\(\(u(32|64) \*\)\s*{_MEM}\s*,\s*{_R}\)", line)
     if m:
         size = _SIZE_BY_BITS[m.group(3)]
         _same_reg(m.group(1), m.group(7))
@@ -221,6 +227,19 @@ def _llvm_line(line: str, prog: _Program) -> list[Insn] | None:
             imm = op.BPF_CMPXCHG
         return [Insn(op.BPF_STX | op.BPF_ATOMIC | size, _reg(m.group(4), "r"), _reg(args[-1], w),
                      _mem_off(m.group(5), m.group(6)), imm)]
+    m = re.fullmatch(rf"{_R}\s*=\s*atomic(?:64)?_(xchg|cmpxchg)\(\(u(32|64) \*\)\s*{_MEM}\s*,(.*)\)", line)
+    if m:  # the kernel's spelling: r1 = atomic64_xchg((u64 *)(r10 -8), r1)
+        size = _SIZE_BY_BITS[m.group(3)]
+        args = [a.strip() for a in m.group(7).split(",")]
+        if m.group(2) == "xchg":
+            if len(args) != 1:
+                raise _LineError(f"xchg takes one register: {line}")
+            _same_reg(m.group(1), args[0])
+        elif len(args) != 2 or _reg(m.group(1)) != 0 or _reg(args[0]) != 0:
+            raise _LineError(f"cmpxchg compares with r0: {line}")
+        _atomic_width(size, args[-1])
+        return [Insn(op.BPF_STX | op.BPF_ATOMIC | size, _reg(m.group(4), "r"), _reg(args[-1]),
+                     _mem_off(m.group(5), m.group(6)), op.BPF_XCHG if m.group(2) == "xchg" else op.BPF_CMPXCHG)]
     m = re.fullmatch(rf"{_R}\s*=\s*(le|be|bswap)(16|32|64)\s+{_R}", line)
     if m:
         _same_reg(m.group(1), m.group(4))
@@ -432,7 +451,13 @@ def _call(operands: list[str], prog: _Program) -> Insn:
     """``call 1``, ``call helper 1``, ``call local label``, ``call runtime 5`` (``kfunc``), ``call %r2`` (callx)."""
     ops = list(operands)
     if len(ops) == 1:
-        ops.insert(0, "helper")
+        kernel = re.fullmatch(r"([\w-]+)#(-?\d+)", ops[0])  # the kernel's "call bpf_map_lookup_elem#1"
+        if kernel:
+            ops = ["runtime" if kernel.group(1) == "kernel-function" else "helper", kernel.group(2)]
+        elif re.fullmatch(r"pc[+-]\d+", ops[0]):  # the kernel's "call pc+3"
+            ops = ["local", ops[0]]
+        else:
+            ops.insert(0, "helper")
     _count("call", ops, 2)
     mode, target = ops[0].lower(), ops[1]
     if mode == "helper":
@@ -494,15 +519,22 @@ def _split_conformance(line: str) -> tuple[str, list[str]]:
 
 # --------------------------------------------------------------------------- driver
 
-_COMMENT_RE = re.compile(r"(#|;|//).*$")
+_COMMENT_RE = re.compile(r"(?:(?<![\w-])#|#(?!-?\d)|;|//).*$")  # not the '#' of the kernel's "call name#1"
 _ANNOTATION_RE = re.compile(r"\s*<[^<>]*>\s*$")
 _OBJDUMP_PREFIX_RE = re.compile(r"^\s*\d+:\t(?:(?:[0-9a-f]{2} )*[0-9a-f]{2}\t)?")
+_KERNEL_PREFIX_RE = re.compile(r"^\s*(?:\d+:\s*)?\(([0-9a-f]{2})\)\s+")
 
 
 def _strip(line: str) -> str:
     """Drop comments, a trailing ``<sym+off>`` and llvm-objdump's address and hex-byte columns."""
     line = _OBJDUMP_PREFIX_RE.sub("", _COMMENT_RE.sub("", line))
-    return _ANNOTATION_RE.sub("", line).strip()
+    line = _ANNOTATION_RE.sub("", line).strip()
+    kernel = _KERNEL_PREFIX_RE.match(line)
+    if kernel:  # a verifier-log line, "12: (18) r1 = 0x5": the opcode byte tells a ld_imm64 apart
+        line = line[kernel.end():]
+        if int(kernel.group(1), 16) == op.LD_IMM64 and not line.endswith(" ll"):
+            line += " ll"
+    return line
 
 
 def assemble(text: str) -> list[Insn]:
