@@ -140,3 +140,17 @@ def test_hash_charges_memlock_and_release_gives_back(mk: Any, kernel: Any) -> No
     used = kernel.memlock.used
     m.release()
     assert kernel.memlock.used < used
+
+
+def test_spin_lock_field_is_never_copied(mk: Any, kernel: Any) -> None:
+    """``copy_map_value``/``check_and_init_map_value``: user space neither writes nor reads the lock."""
+    for t in (HASH, 2):
+        m = mk(t, 4, 16, 2)
+        m.spin_lock_off = 4
+        m.sys_update(u32(1), b"A" * 16, 0)
+        addr = m.prog_lookup(u32(1), 0)
+        assert kernel.aspace.read(addr, 16) == b"AAAA" + bytes(4) + b"A" * 8
+        kernel.aspace.write(addr + 4, b"\x01\0\0\0")  # a program holds the lock
+        m.sys_update(u32(1), b"B" * 16, 0)
+        assert kernel.aspace.read(addr + 4, 4) == b"\x01\0\0\0"
+        assert m.sys_lookup(u32(1)) == b"BBBB" + bytes(4) + b"B" * 8

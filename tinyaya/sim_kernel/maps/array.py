@@ -123,7 +123,10 @@ class ArrayMap(BpfMap):
         if err:
             return -err
         off = cpu * self.elem_size if self.percpu else 0
-        self.storage.write(i, off, bytes(value[:self.value_size]))
+        data = bytes(value[:self.value_size])
+        if self.spin_lock_off is not None:
+            data = self.keep_special(data, self.storage.read(i, off, self.value_size))
+        self.storage.write(i, off, data)
         return 0
 
     def prog_delete(self, key: bytes) -> int:
@@ -153,7 +156,7 @@ class ArrayMap(BpfMap):
             raise fail(ENOENT, f"index {i} >= max_entries {self.max_entries}")
         if self.percpu:
             return self.storage.read_consistent(lambda: self.storage.read(i))
-        return self.storage.read_consistent(lambda: self.storage.read(i, 0, self.value_size))
+        return self.mask_special(self.storage.read_consistent(lambda: self.storage.read(i, 0, self.value_size)))
 
     def sys_update(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
         self.check_sys_write()
@@ -164,7 +167,10 @@ class ArrayMap(BpfMap):
         if self.percpu:
             self.storage.write(i, 0, bytes(value[:self.storage.slot_size]).ljust(self.storage.slot_size, b"\0"))
         else:
-            self.storage.write(i, 0, bytes(value[:self.value_size]))
+            data = bytes(value[:self.value_size])
+            if self.spin_lock_off is not None:
+                data = self.keep_special(data, self.storage.read(i, 0, self.value_size))
+            self.storage.write(i, 0, data)
 
     def sys_delete(self, key: bytes | None) -> None:
         raise fail(EINVAL, "array elements cannot be deleted")

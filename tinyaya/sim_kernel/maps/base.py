@@ -159,6 +159,20 @@ class BpfMap:
     def has_spin_lock(self) -> bool:
         return self.spin_lock_off is not None
 
+    def mask_special(self, value: bytes) -> bytes:
+        """``check_and_init_map_value``: a ``bpf_spin_lock`` in a value copied out reads as zeros."""
+        off = self.spin_lock_off
+        if off is None or off + 4 > len(value):
+            return value
+        return value[:off] + bytes(4) + value[off + 4:]
+
+    def keep_special(self, new: bytes, old: bytes) -> bytes:
+        """``copy_map_value``: writing a value never overwrites its ``bpf_spin_lock``."""
+        off = self.spin_lock_off
+        if off is None or off + 4 > len(new) or off + 4 > len(old):
+            return new
+        return new[:off] + old[off:off + 4] + new[off + 4:]
+
     @property
     def rdonly_prog(self) -> bool:
         return bool(self.map_flags & F.BPF_F_RDONLY_PROG)

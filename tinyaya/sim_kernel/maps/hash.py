@@ -225,7 +225,10 @@ class HashMap(BpfMap):
                     else:
                         st.write(i, self.value_off + cpu * self.elem_size, bytes(value[:self.value_size]))
                 else:
-                    st.write(i, self.value_off, bytes(value[:self.value_size]).ljust(self.elem_size, b"\0"))
+                    data = bytes(value[:self.value_size])
+                    if self.spin_lock_off is not None:
+                        data = self.keep_special(data, st.read(i, self.value_off, self.value_size))
+                    st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
                 self._touch(key)
                 return 0
             err = self._make_room()
@@ -234,7 +237,7 @@ class HashMap(BpfMap):
             if self.percpu:
                 values = self._percpu_image(value, cpu)
             else:
-                values = bytes(value[:self.value_size]).ljust(self.elem_size, b"\0")
+                values = self.mask_special(bytes(value[:self.value_size])).ljust(self.elem_size, b"\0")
             try:
                 self._insert(key, values)
             except OSError as e:  # ENOMEM from the memory charge
@@ -282,7 +285,7 @@ class HashMap(BpfMap):
     def _read_value(self, i: int) -> bytes:
         if self.percpu:
             return self.storage.read(i, self.value_off, self.elem_size * self.ncpus)
-        return self.storage.read(i, self.value_off, self.value_size)
+        return self.mask_special(self.storage.read(i, self.value_off, self.value_size))
 
     def sys_lookup(self, key: bytes | None, flags: int = 0, value: bytes | None = None) -> bytes:
         """``htab_map_lookup_elem`` (``_sys_only`` for LRU: no reference bit from user space)."""
