@@ -2,11 +2,10 @@
 
 Tests using it are marked ``linux`` and skip with the reason where bpf() is
 not permitted. ``TINYAYA_FUZZ_EXAMPLES`` sets the example count of the
-hypothesis tests (default 40).
+hypothesis tests (default 40; ``diffharness.FUZZ_EXAMPLES``).
 """
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from diffharness import Pair  # noqa: E402
+from diffharness import FUZZ_EXAMPLES, Pair  # noqa: E402
 
-FUZZ_EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
+__all__ = ["FUZZ_EXAMPLES", "Pair"]  # FUZZ_EXAMPLES: prefer importing it from diffharness
 
 
 def _linux_or_skip() -> object:
@@ -53,3 +52,14 @@ def kernels(tmp_path: Path) -> Iterator[Pair]:
     yield Pair(factory, linux)
     for k in made:
         k.shutdown()
+
+
+_THIS = sys.modules[__name__]
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    """``from conftest import ...`` in a module of this directory means this conftest, even when another
+    directory's conftest.py was imported last under the same module name."""
+    path = getattr(collector, "path", None)
+    if isinstance(collector, pytest.Module) and path is not None and Path(path).parent == Path(__file__).parent:
+        sys.modules["conftest"] = _THIS

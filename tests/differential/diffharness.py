@@ -40,6 +40,8 @@ from tinyaya.uapi.bpf import (
 )
 
 ATTR_SIZE = 168  # sizeof(union bpf_attr) on Linux 6.18
+#: example count of the hypothesis tests (TINYAYA_FUZZ_EXAMPLES, default 40)
+FUZZ_EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
 FD = "<fd>"
 
 

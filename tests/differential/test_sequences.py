@@ -14,8 +14,7 @@ import struct
 from typing import Any
 
 import pytest
-from conftest import FUZZ_EXAMPLES
-from diffharness import Side, batch, elem, get_id, info, map_create, u32, u64
+from diffharness import FUZZ_EXAMPLES, Side, batch, elem, get_id, info, map_create, u32, u64
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

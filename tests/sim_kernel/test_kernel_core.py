@@ -164,7 +164,12 @@ def test_files_and_other_syscalls() -> None:
     fd = k.bpf(BpfCmd.BPF_MAP_CREATE, MapCreateAttr(map_type=1, key_size=4, value_size=4, max_entries=1))
     assert errno_of(k.ioctl, fd, 0x2400) == errno.ENOTTY
     assert errno_of(k.ioctl, 77, 0x2400) == errno.EBADF
-    assert errno_of(k.mmap, fd, 4096, 3, 1) == errno.ENODEV
+    assert errno_of(k.mmap, fd, 4096, 3, 1) == 524  # bpf_map_mmap: ENOTSUPP for a map that cannot be mapped
+    insns = ctypes.create_string_buffer(RET0, len(RET0))
+    lic = ctypes.create_string_buffer(b"GPL")
+    pfd = k.bpf(BpfCmd.BPF_PROG_LOAD, ProgLoadAttr(prog_type=1, insn_cnt=2, insns=ctypes.addressof(insns),
+                                                   license=ctypes.addressof(lic)))
+    assert errno_of(k.mmap, pfd, 4096, 3, 1) == errno.ENODEV  # a program's file has no mmap
     assert errno_of(k.munmap, memoryview(bytearray(4))) == errno.EINVAL
     k.close(fd)
     assert errno_of(k.close, fd) == errno.EBADF

@@ -220,7 +220,11 @@ def map_lookup_elem(k: SimKernel, ua: UAttr) -> int:
     if (a.flags & F_LOCK) and not has_spin_lock(m):
         raise fail(EINVAL, "BPF_F_LOCK on a map without a bpf_spin_lock")
     key = copy_key(m, a.key)
-    value = m.sys_lookup(key, int(a.flags))
+    if m.map_type == T.BPF_MAP_TYPE_BLOOM_FILTER:
+        # the value is the question: copied in, checked with map_peek_elem, copied back unchanged
+        value = m.sys_lookup(key, int(a.flags), copy_from_user(a.value, bpf_map_value_size(k, m)))
+    else:
+        value = m.sys_lookup(key, int(a.flags))
     copy_to_user(a.value, value)
     return 0
 
