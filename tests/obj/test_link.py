@@ -15,6 +15,7 @@ from tinyaya.obj import (
     Object,
     RelocationError,
     UnknownProgram,
+    UnknownProgramSection,
     UnknownSymbol,
     link_program,
 )
@@ -24,7 +25,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/syscall_ebpf/syscall_ebpf-ebpf/syscall_ebpf.o"
 LINKABLE = ["btf_maps.o", "kconfig.o", "calls.o", "calls.bpfeb.o", "calls.v1.o", "calls.v4.o", "globals.o", "globals.bpfeb.o",
             "isa.v1.o", "isa.v2.o", "isa.v3.o", "isa.v4.o", "legacy_aya.o", "legacy_aya.bpfeb.o",
-            "legacy_iproute2.o", "legacy_libbpf.o", "nosym.o", "samesec.o", "sections.o"]
+            "legacy_iproute2.o", "legacy_libbpf.o", "nosym.o", "samesec.o", "sections.o", "samples_style.o"]
 
 
 def fds(obj: Object) -> dict[str, int]:
@@ -67,7 +68,11 @@ def check_linked(obj: Object, lp: LinkedProgram) -> None:
 def test_every_program_links(name: str) -> None:
     obj = Object.from_file(FIXTURES / name)
     assert obj.programs
-    for prog in obj.programs:
+    for prog, p in obj.programs.items():
+        if not p.section.known:
+            with pytest.raises(UnknownProgramSection):
+                link_program(obj, prog, map_fds=fds(obj))
+            continue
         lp = link_program(obj, prog, map_fds=fds(obj))
         check_linked(obj, lp)
 
@@ -215,6 +220,7 @@ def kernel_bpf():
     ("legacy_libbpf.o", "sock", False), ("isa.v4.o", "isa_mix", True), ("isa.v1.o", "isa_mix", False),
     ("btf_maps.o", "tail_a", True), ("btf_maps.o", "entry", True), ("samesec.o", "tc_prog", True),
     ("kconfig.o", "read_kconfig", True), ("legacy_iproute2.o", "cls_main", False),
+    ("samples_style.o", "bpf_prog1", True), ("samples_style.o", "xdp_count", True),
 ])
 def test_real_kernel_accepts_linked_program(kernel_bpf, name: str, prog: str, with_btf: bool) -> None:
     obj = Object.from_file(FIXTURES / name)

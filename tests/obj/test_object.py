@@ -175,3 +175,17 @@ def test_describe_content() -> None:
     assert g["misses"]["type"] == "__u64[4]"
     kp = {p["name"]: p for p in describe(load("sections.o"))["programs"]}["p_kp_off"]
     assert (kp["attach_target"], kp["attach_offset"]) == ("do_sys_openat2", 16)
+
+
+def test_samples_style_object() -> None:
+    """samples/bpf spellings (libbpf < 1.0 sloppy prefixes) and a Cilium-style '2/1' tail-call section."""
+    obj = load("samples_style.o")
+    kinds = {p.name: (p.section.kind, int(p.section.prog_type), p.section.known) for p in obj.programs.values()}
+    assert kinds == {"bpf_prog1": ("socket", 1, True), "xdp_count": ("xdp", 6, True),
+                     "bpf_prog2": ("kprobe", 2, True), "tail_handle_ipv4": ("unknown", 0, False)}
+    assert obj.kernel_version == 0x050A00 and len(obj.warnings) == 1 and "2/1" in obj.warnings[0]
+    assert {n: (m.key_size, m.value_size, m.max_entries) for n, m in obj.maps.items()} == {
+        "my_map": (4, 8, 256), "rxcnt": (4, 8, 256)}
+    d = describe(obj)
+    assert d["warnings"] == obj.warnings
+    assert {p["name"]: p["type"] for p in d["programs"]}["tail_handle_ipv4"] == "unspec"

@@ -220,6 +220,9 @@ AYA_SECTION_DEFS: tuple[_SecDef, ...] = (
     _d("cgroup/device", "cgroup/dev", P.BPF_PROG_TYPE_CGROUP_DEVICE, A.BPF_CGROUP_DEVICE),
 )
 
+_NOT_SLOPPY = {"tc", "syscall", "netfilter", "tc/ingress", "tc/egress", "tcx/ingress", "tcx/egress",
+               "netkit/primary", "netkit/peer", "cgroup/connect_unix", "cgroup/sendmsg_unix",
+               "cgroup/recvmsg_unix", "cgroup/getpeername_unix", "cgroup/getsockname_unix"}
 _PROBE_KINDS = {"kprobe", "kretprobe", "ksyscall", "kretsyscall"}
 _UPROBE_KINDS = {"uprobe", "uretprobe", "usdt", "uprobe.session"}
 
@@ -249,6 +252,11 @@ def parse_program_section(name: str) -> ProgramSection:
             if extra is None:
                 continue
             return _build(name, d, extra)
+    # libbpf < 1.0's SEC_SLOPPY_PFX: the plain entries also matched as bare prefixes, so the
+    # kernel's samples/bpf spellings ("socket1", "xdp_prog1") keep their program type.
+    for d in SECTION_DEFS:
+        if not d.sec.endswith("+") and d.sec not in _NOT_SLOPPY and name.startswith(d.sec):
+            return _build(name, d, "")
     raise UnknownProgramSection(f"unknown program section '{name}'", section=name)
 
 
