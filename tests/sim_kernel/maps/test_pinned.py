@@ -68,7 +68,7 @@ def test_pinned_array_survives_its_creator(kernel: Any, other: Any, tmp_path: Pa
 def test_open_pinned_refusals(kernel: Any, tmp_path: Path) -> None:
     from tinyaya.sim_kernel import SimKernel
 
-    q = create_map(kernel, attr(Q, 0, 4, 4))
+    q = create_map(kernel, attr(27, 0, 0, 4096))  # a ring buffer's contents stay in its process
     pin_map(q, tmp_path / "q")
     assert err(open_pinned, kernel, tmp_path / "q") == "ENOTSUP"
     pa = create_map(kernel, attr(PARR, 4, 4, 1))
@@ -199,3 +199,19 @@ def test_freeze_is_shared_through_the_pin(kernel: Any, other: Any, tmp_path: Pat
     assert o.frozen and err(o.sys_update, u32(1), u32(1), 0) == "EPERM"
     m.release()
     o.release()
+
+
+def test_pinned_queue_and_stack_are_shared(kernel: Any, other: Any, tmp_path: Path) -> None:
+    for t, order in ((Q, [1, 2, 3]), (23, [3, 2, 1])):
+        m = create_map(kernel, attr(t, 0, 4, 3))
+        m.sys_update(None, u32(1), 0)
+        pin_map(m, tmp_path / f"q{t}")
+        o = open_pinned(other, tmp_path / f"q{t}")
+        o.sys_update(None, u32(2), 0)
+        m.sys_update(None, u32(3), 0)
+        assert err(o.sys_update, None, u32(4), 0) == "E2BIG"
+        assert [o.sys_lookup_and_delete(None) if i % 2 else m.sys_lookup_and_delete(None) for i in range(3)] == [
+            u32(v) for v in order]
+        assert err(m.sys_lookup, None) == "ENOENT" and len(o) == 0
+        m.release()
+        o.release()

@@ -5,14 +5,20 @@ peek with lookup, pop with ``lookup_and_delete``. A full map refuses a push
 with E2BIG unless the flag is BPF_EXIST, which drops the oldest element
 first (``queue_stack_map_push_elem``). Both kinds drop the *oldest* element:
 the queue's head, the stack's bottom.
+
+The elements live in a ring of ``max_entries + 1`` slots of the shared slot
+storage (slot 0 holds the head and tail positions), so a pinned queue is
+shared with other processes like a hash map: a push writes the free slot
+first and then publishes the new positions, each an atomic update.
 """
 from __future__ import annotations
 
-from collections import deque
+import struct
 from typing import Any
 
 from ..errors import E2BIG, EINVAL, ENOENT, fail
-from .base import BPF_F_ACCESS_MASK, KMALLOC_MAX_SIZE, MAP_STRUCT_SIZE, BpfMap, F, T, U, flags_access_ok
+from .base import BPF_F_ACCESS_MASK, KMALLOC_MAX_SIZE, MAP_STRUCT_SIZE, BpfMap, F, T, U, flags_access_ok, round_up
+from .storage import SlotStorage
 
 __all__ = ["QueueStackMap", "QUEUE_STACK_CREATE_FLAG_MASK"]
 
@@ -21,6 +27,7 @@ QUEUE_STACK_CREATE_FLAG_MASK = F.BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK
 
 class QueueStackMap(BpfMap):
     map_types = (T.BPF_MAP_TYPE_QUEUE, T.BPF_MAP_TYPE_STACK)
+    shareable = True
 
     @classmethod
     def alloc_check(cls, kernel: Any, attr: Any) -> None:
@@ -34,37 +41,74 @@ class QueueStackMap(BpfMap):
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         super().__init__(kernel, attr)
         self.stack = self.map_type == T.BPF_MAP_TYPE_STACK
+        #: the ring has one slot more than max_entries, as Linux's, so a push always writes a free slot
+        self.ring = self.max_entries + 1
         try:
             # queue_stack_map_alloc: (max_entries + 1) * value_size, allocated (and charged) up front
-            self.charge(MAP_STRUCT_SIZE + (self.max_entries + 1) * self.value_size)
+            self.charge(MAP_STRUCT_SIZE + self.ring * self.value_size)
+            # slot 0 holds the positions (u64 head: the oldest, u64 tail: one past the newest), then the ring
+            self.storage = SlotStorage(self, max(16, round_up(self.value_size, 8)), self.ring + 1, charge=False)
         except BaseException:
             self.release()
             raise
-        self.items: deque[bytes] = deque()  # oldest first
+
+    def free(self) -> None:
+        if hasattr(self, "storage"):
+            self.storage.close()
+
+    def _pos(self) -> tuple[int, int]:
+        head, tail = struct.unpack("<QQ", self.storage.read(0, 0, 16))
+        return head, tail
+
+    def _value(self, pos: int) -> bytes:
+        return self.storage.read(1 + pos % self.ring, 0, self.value_size)
 
     def __len__(self) -> int:
-        return len(self.items)
+        head, tail = self.storage.read_consistent(self._pos)
+        return tail - head
 
     # -- the three ops, shared by both faces ---------------------------------------------------------
     def prog_push(self, value: bytes, flags: int) -> int:
+        """``queue_stack_map_push_elem``."""
         if flags & U.BPF_NOEXIST or flags > U.BPF_EXIST:
             return -EINVAL
-        if len(self.items) >= self.max_entries:
-            if not flags & U.BPF_EXIST:
-                return -E2BIG
-            self.items.popleft()
-        self.items.append(bytes(value[:self.value_size]).ljust(self.value_size, b"\0"))
+        st = self.storage
+        with st.transaction():
+            head, tail = self._pos()
+            if tail - head >= self.max_entries:
+                if not flags & U.BPF_EXIST:
+                    return -E2BIG
+                head += 1  # drop the oldest
+            st.write(1 + tail % self.ring, 0, bytes(value[:self.value_size]).ljust(self.value_size, b"\0"))
+            st.write(0, 0, struct.pack("<QQ", head, tail + 1))
         return 0
 
+    def _pop_peek(self, delete: bool) -> bytes | int:
+        st = self.storage
+        if not delete:
+            def peek() -> bytes | int:
+                head, tail = self._pos()
+                if head == tail:
+                    return -ENOENT
+                return self._value(tail - 1 if self.stack else head)
+            return st.read_consistent(peek)
+        with st.transaction():
+            head, tail = self._pos()
+            if head == tail:
+                return -ENOENT
+            if self.stack:
+                out = self._value(tail - 1)
+                st.write(0, 0, struct.pack("<QQ", head, tail - 1))
+            else:
+                out = self._value(head)
+                st.write(0, 0, struct.pack("<QQ", head + 1, tail))
+        return out
+
     def prog_pop(self, cpu: int = 0) -> bytes | int:
-        if not self.items:
-            return -ENOENT
-        return self.items.pop() if self.stack else self.items.popleft()
+        return self._pop_peek(True)
 
     def prog_peek(self, cpu: int = 0, value: bytes | None = None) -> bytes | int:
-        if not self.items:
-            return -ENOENT
-        return self.items[-1] if self.stack else self.items[0]
+        return self._pop_peek(False)
 
     def prog_update(self, key: bytes, value: bytes, flags: int, cpu: int = 0) -> int:
         return -EINVAL
