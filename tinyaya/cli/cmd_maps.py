@@ -157,8 +157,8 @@ def maps_lookup(name: str, key: str, as_json: bool) -> None:
 
                 failed(f"map {name}: key {key!r} not found")
             raise
-        e = Entry(k, split_percpu(kernel, m, raw))
-        click.echo(json.dumps(entry_json(e, m.percpu, None, None)) if as_json else entry_text(e, m.percpu))
+        entry = Entry(k, split_percpu(kernel, m, raw))
+        click.echo(json.dumps(entry_json(entry, m.percpu, None, None)) if as_json else entry_text(entry, m.percpu))
     finally:
         close_maps(kernel, [m])
 

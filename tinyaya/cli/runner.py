@@ -7,6 +7,7 @@ asked to run its workload, which is what a real machine does by itself.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import time
@@ -121,7 +122,7 @@ class LoadSession:
         self._load_and_attach()
         self._pin()
         self.record = LoadRecord(
-            object=str(Path(self.o.obj).resolve()), pid=os.getpid(), backend=self.o.backend,
+            obj=str(Path(self.o.obj).resolve()), pid=os.getpid(), backend=self.o.backend,
             programs=[{"name": n, "attach": a} for n, a in self._attached_names()],
             maps=list(self.maps), map_display=self.o.map_display,
         )
@@ -135,7 +136,7 @@ class LoadSession:
         if not any(name == "AYA_LOGS" for name, _ in self.bpf.maps()):
             return
         try:
-            self.logger = EbpfLogger.init(self.bpf, logger=_NullLogger())
+            self.logger = EbpfLogger.init(self.bpf, logger=_quiet_logger())
         except Exception as e:  # noqa: BLE001 - aya's main.rs only warns when the logger can't start
             self._logs.append(f"warning: failed to initialize eBPF logger: {e}")
 
@@ -401,10 +402,9 @@ class LoadSession:
             self.lock.release()
 
 
-class _NullLogger:
-    """EbpfLogger's records go to the live view, not to Python logging."""
 
-    name = "tinyaya.load"
-
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's name
-        return False
+def _quiet_logger() -> logging.Logger:
+    """EbpfLogger's records go to the live view, not through Python logging."""
+    lg = logging.getLogger("tinyaya.load.aya_log")
+    lg.disabled = True
+    return lg

@@ -45,7 +45,7 @@ def load_pin_dir() -> Path:
 class LoadRecord:
     """What ``tinyaya load`` writes to ``last-load.json``."""
 
-    object: str
+    obj: str
     pid: int
     backend: str
     started: float = field(default_factory=time.time)
