@@ -28,6 +28,7 @@ SCRIPT = textwrap.dedent("""
     links = [xdp.attach("lo"), tc.attach("lo", TcAttachType.Ingress)]
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 4242))
+    rx.settimeout(10)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for _ in range(5):
         s.sendto(b"x", ("127.0.0.1", 4242))
@@ -49,5 +50,5 @@ def test_xdp_and_tcx_count_loopback_packets(linux_kernel: LinuxKernel, tmp_path:
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     if r.returncode != 0 and ("unshare" in r.stderr or "ip:" in r.stderr or "not found" in r.stderr):
         pytest.skip(f"no private network namespace here: {r.stderr.strip()}")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["5", "5"]
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
+    assert r.stdout.split() == ["5", "5"], (r.stdout, r.stderr)

@@ -27,6 +27,9 @@ from .errors import (
 
 __all__ = ["MapData", "TypedMap", "call", "round_up"]
 
+_PER_CPU_TYPES = frozenset({BpfMapType.BPF_MAP_TYPE_PERCPU_HASH, BpfMapType.BPF_MAP_TYPE_PERCPU_ARRAY,
+                            BpfMapType.BPF_MAP_TYPE_LRU_PERCPU_HASH, BpfMapType.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE})
+
 T = TypeVar("T")
 
 
@@ -144,8 +147,23 @@ class MapData:
     def ncpus(self) -> int:
         return len(possible_cpus(self.kernel))
 
+    @property
+    def is_per_cpu(self) -> bool:
+        return self.map_type in _PER_CPU_TYPES
+
+    def user_value_size(self) -> int:
+        """The size of a value in user buffers: per-CPU maps hold one 8-byte-aligned value per possible CPU."""
+        if self.is_per_cpu:
+            return round_up(self.value_size, 8) * self.ncpus()
+        return self.value_size
+
+    def _check_key(self, key: bytes | None) -> None:
+        if key is not None and len(key) != self.key_size:
+            raise InvalidKeySize(len(key), self.key_size)
+
     def lookup(self, key: bytes | None, value_size: int | None = None, flags: int = 0) -> bytes | None:
         """The value of ``key`` or None when absent."""
+        self._check_key(key)
         try:
             return bpfsys.bpf_map_lookup_elem(self.kernel, self.fd, key, value_size or self.value_size, flags)
         except OSError as e:
@@ -154,9 +172,13 @@ class MapData:
             raise SyscallError("bpf_map_lookup_elem", e)
 
     def update(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
+        self._check_key(key)
+        if len(value) != self.user_value_size():
+            raise InvalidValueSize(len(value), self.user_value_size())
         call("bpf_map_update_elem", bpfsys.bpf_map_update_elem, self.kernel, self.fd, key, value, flags)
 
     def delete(self, key: bytes) -> None:
+        self._check_key(key)
         try:
             bpfsys.bpf_map_delete_elem(self.kernel, self.fd, key)
         except OSError as e:
