@@ -146,7 +146,8 @@ def prog_dump(name: str, as_json: bool) -> None:
     finally:
         kernel.close(fd)
     insns = decode(raw)
-    lines = disasm_lines(insns, symbolize=_xlated_symbolizer(insns, names))
+    lines = disasm_lines(insns, symbolize=_xlated_symbolizer(insns, names), style="kernel",
+                         helper_name=_helper_name)
     if as_json:
         click.echo(json.dumps([{"pc": pc, "insn": text} for pc, text in lines]))
         return
@@ -168,17 +169,30 @@ def _map_names_by_id(kernel: Kernel, map_ids: list[int]) -> dict[int, str]:
     return names
 
 
+def _helper_name(func_id: int) -> str | None:
+    from ..uapi.bpf import BpfFuncId
+
+    try:
+        return "bpf_" + BpfFuncId(func_id).name.removeprefix("BPF_FUNC_")
+    except ValueError:
+        return None
+
+
 def _xlated_symbolizer(insns: list[Any], names: dict[int, str]) -> Any:
-    """bpftool shows ld_imm64 of a map as ``map[id:N]``; we add the name: ``map[id:N:SYSCALL_LIST]``."""
+    """bpftool prints a map's ld_imm64 as ``map[id:N]``; we add the name: ``map[id:N:SYSCALL_LIST]``.
+
+    The kernel's xlated dump (bpf_insn_prepare_dump) puts the map id in imm and
+    the value offset in the second slot's imm."""
     from ..isa.opcodes import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
 
     def sym(pc: int, insn: Any) -> str | None:
         if not insn.is_ld_imm64:
             return None
-        if insn.src == BPF_PSEUDO_MAP_FD and insn.imm in names:
-            return f"map[id:{insn.imm}:{names[insn.imm]}]"
-        if insn.src == BPF_PSEUDO_MAP_VALUE and insn.imm in names and pc + 1 < len(insns):
-            return f"map[id:{insn.imm}:{names[insn.imm]}][0]+{insns[pc + 1].imm}"
+        label = f"map[id:{insn.imm}:{names[insn.imm]}]" if insn.imm in names else f"map[id:{insn.imm}]"
+        if insn.src == BPF_PSEUDO_MAP_FD:
+            return label
+        if insn.src == BPF_PSEUDO_MAP_VALUE and pc + 1 < len(insns):
+            return f"{label}[0]+{insns[pc + 1].imm}"
         return None
 
     return sym
