@@ -325,3 +325,16 @@ def test_pinning_by_name_on_sim(kernel: Any) -> None:
     root = default_pin_dir(kernel)
     os.makedirs(root, exist_ok=True)
     run(kernel, root)
+
+
+def test_unsupported_maps_need_allowing(kernel: Any) -> None:
+    path = ROOT / "tests/linux/fixtures/unsupported.o"
+    with pytest.raises(EbpfError.UnsupportedMap, match="SOCKS"):
+        Ebpf.load_file(path, kernel=kernel)
+    try:
+        ebpf = EbpfLoader(kernel=kernel).allow_unsupported_maps().load_file(path)
+    except EbpfError.MapError as e:  # the kernel may not have the type either: then it says so
+        assert "SOCKS" in str(e)
+        return
+    with ebpf:
+        assert ebpf.map("SOCKS").map_type == 20
