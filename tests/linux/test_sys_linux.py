@@ -134,3 +134,21 @@ def test_kprobe_pmu_missing_is_one_clear_line(linux_kernel: LinuxKernel) -> None
     else:  # a kernel with kprobes: nothing to check here
         linux_kernel.close(fd)
         pytest.skip("this kernel has kprobes")
+
+
+def test_xlated_jited_and_btf_data(linux_kernel: LinuxKernel) -> None:
+    k = linux_kernel
+    fd = S.bpf_prog_load(k, P.BPF_PROG_TYPE_SOCKET_FILTER, RET42, "GPL")
+    try:
+        assert S.bpf_prog_get_xlated_insns(k, fd) == RET42
+        assert len(S.bpf_prog_get_jited_insns(k, fd)) > 0  # the JIT is on here
+    finally:
+        k.close(fd)
+    strings = b"\0int\0"
+    types = struct.pack("<III", 1, 1 << 24, 4) + struct.pack("<I", 32)
+    btf = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)) + types + strings
+    bfd = S.bpf_btf_load(k, btf)
+    try:
+        assert S.bpf_btf_get_data(k, bfd) == btf
+    finally:
+        k.close(bfd)

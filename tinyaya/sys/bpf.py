@@ -38,7 +38,8 @@ __all__ = [
     "bpf_prog_get_next_id", "bpf_map_get_next_id", "bpf_btf_get_next_id", "bpf_link_get_next_id",
     "bpf_prog_get_fd_by_id", "bpf_map_get_fd_by_id", "bpf_btf_get_fd_by_id", "bpf_link_get_fd_by_id",
     "bpf_obj_get_info_by_fd", "bpf_map_get_info_by_fd", "bpf_prog_get_info_by_fd",
-    "bpf_btf_get_info_by_fd", "bpf_link_get_info_by_fd", "iter_ids",
+    "bpf_btf_get_info_by_fd", "bpf_link_get_info_by_fd", "iter_ids", "bpf_prog_get_xlated_insns",
+    "bpf_prog_get_jited_insns", "bpf_btf_get_data",
 ]
 
 
@@ -346,3 +347,37 @@ def bpf_btf_get_info_by_fd(kernel: Kernel, fd: int) -> BpfBtfInfo:
 
 def bpf_link_get_info_by_fd(kernel: Kernel, fd: int) -> BpfLinkInfo:
     return bpf_obj_get_info_by_fd(kernel, fd, BpfLinkInfo())[0]
+
+
+def _prog_info_array(kernel: Kernel, fd: int, len_field: str, ptr_field: str) -> bytes:
+    """Two BPF_OBJ_GET_INFO_BY_FD calls, as bpftool does: the length first, then into a buffer that size."""
+    info, _ = bpf_obj_get_info_by_fd(kernel, fd, BpfProgInfo())
+    n = int(getattr(info, len_field))
+    if n == 0:
+        return b""
+    buf = UserBuf(size=n)
+    primed = BpfProgInfo()
+    setattr(primed, len_field, n)
+    setattr(primed, ptr_field, buf.addr)
+    bpf_obj_get_info_by_fd(kernel, fd, primed)
+    return buf.raw(min(n, int(getattr(primed, len_field))))
+
+
+def bpf_prog_get_xlated_insns(kernel: Kernel, fd: int) -> bytes:
+    """The translated instructions of a loaded program (``bpftool prog dump xlated``)."""
+    return _prog_info_array(kernel, fd, "xlated_prog_len", "xlated_prog_insns")
+
+
+def bpf_prog_get_jited_insns(kernel: Kernel, fd: int) -> bytes:
+    """The JITed machine code of a loaded program (``bpftool prog dump jited``); empty without a JIT."""
+    return _prog_info_array(kernel, fd, "jited_prog_len", "jited_prog_insns")
+
+
+def bpf_btf_get_data(kernel: Kernel, fd: int) -> bytes:
+    """The raw BTF of a BTF object (``bpf_btf_info.btf``), e.g. to format a map's keys and values."""
+    info = bpf_btf_get_info_by_fd(kernel, fd)
+    n = int(info.btf_size)
+    buf = UserBuf(size=n)
+    primed = BpfBtfInfo(btf=buf.addr, btf_size=n)
+    bpf_obj_get_info_by_fd(kernel, fd, primed)
+    return buf.raw(min(n, int(primed.btf_size)))
