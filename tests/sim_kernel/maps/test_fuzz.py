@@ -60,6 +60,7 @@ def test_random_ops_only_fail_with_errnos(kernel: Any, spec: tuple[int, ...], op
                 m.prog_peek(0, value)
             elif op == "each":
                 for ka, va in m.for_each(cpu % kernel.ncpus):
+                    kernel.aspace.read(ka, ks or 4)
                     kernel.aspace.read(va, vs)
             else:
                 m.freeze()

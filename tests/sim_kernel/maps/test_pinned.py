@@ -215,3 +215,22 @@ def test_pinned_queue_and_stack_are_shared(kernel: Any, other: Any, tmp_path: Pa
         assert err(m.sys_lookup, None) == "ENOENT" and len(o) == 0
         m.release()
         o.release()
+
+
+def test_pin_twice_and_after_unlink(kernel: Any, other: Any, tmp_path: Path) -> None:
+    m = create_map(kernel, attr(HASH, 4, 4, 4))
+    m.sys_update(u32(1), u32(1), 0)
+    pin_map(m, tmp_path / "a")
+    pin_map(m, tmp_path / "b")  # a second name for the same storage
+    assert os.stat(tmp_path / "a").st_ino == os.stat(tmp_path / "b").st_ino
+    os.unlink(tmp_path / "a")
+    os.unlink(tmp_path / "b")
+    addr = m.prog_lookup(u32(1), 0)
+    pin_map(m, tmp_path / "c")  # every name gone: the storage moves to a new file, pointers stay valid
+    kernel.aspace.write(addr, u32(9))
+    o = open_pinned(other, tmp_path / "c")
+    assert o.sys_lookup(u32(1)) == u32(9)
+    m.sys_update(u32(2), u32(2), 0)
+    assert o.sys_lookup(u32(2)) == u32(2)
+    o.release()
+    m.release()

@@ -137,6 +137,7 @@ class SlotStorage:
         # shared mode
         self.shared = False
         self.path: str | None = None
+        self.paths: list[str] = []
         self._fd = -1
         self._maps: list[mmap.mmap] = []
         self._journal: memoryview | None = None
@@ -372,6 +373,8 @@ class SlotStorage:
     def _attach_file(self, fd: int, path: str) -> None:
         self._fd = fd
         self.path = path
+        self.paths = [path]
+        self._lock_depth = 0
         hm = mmap.mmap(fd, self.header_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._maps.append(hm)
         self._hdr_buf = hm
@@ -382,28 +385,41 @@ class SlotStorage:
     def pin(self, path: str, meta: Callable[[MapHeader], None]) -> None:
         """Move the storage into ``path`` (created 0600) and map it shared; existing regions keep their addresses."""
         if self.shared:
-            assert self.path is not None
-            os.link(self.path, path)
-            return
+            for earlier in list(self.paths):
+                try:
+                    os.link(earlier, path)  # another name for the same file: every opener shares it
+                except FileNotFoundError:
+                    self.paths.remove(earlier)
+                    continue
+                self.paths.append(path)
+                return
+            # every earlier pin was unlinked: move to a new file (openers of the old one keep that one)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        old_fd, old_maps = self._fd, self._maps
         try:
-            hdr_bytes = bytes(self._hdr_buf)
-            top = max(self._chunks, default=-1) + 1
-            os.ftruncate(fd, self.header_size + top * self.chunk_bytes)
-            os.pwrite(fd, hdr_bytes, 0)
-            for k, region in self._chunks.items():
-                os.pwrite(fd, region.buf, self.header_size + k * self.chunk_bytes)
-            old = dict(self._chunks)
+            with self.transaction():
+                hdr_bytes = bytes(self._hdr_buf)
+                top = max(self._chunks, default=-1) + 1
+                os.ftruncate(fd, self.header_size + top * self.chunk_bytes)
+                os.pwrite(fd, hdr_bytes, 0)
+                for k, region in self._chunks.items():
+                    os.pwrite(fd, region.buf, self.header_size + k * self.chunk_bytes)
+            self._maps = []
             self._attach_file(fd, path)
             self.hdr.shared = 1
             meta(self.hdr)
-            for k, region in old.items():
+            for k, region in self._chunks.items():
                 region.buf = self._map_file_chunk(k)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
+        for m in old_maps:
+            with contextlib.suppress(BufferError):
+                m.close()
+        if old_fd >= 0:
+            os.close(old_fd)
 
     @classmethod
     def open(cls, owner: Any, path: str) -> SlotStorage:
@@ -414,7 +430,7 @@ class SlotStorage:
         self.kernel = owner.kernel
         self.slot_size = int(hdr.slot_size)
         self.nslots = int(hdr.nslots)
-        self.charge_chunks = True
+        self.charge_chunks = False  # the map charged itself when it was built from the header
         self.writable = not owner.rdonly_prog
         self.chunk_slots = int(hdr.chunk_slots)
         self.chunk_bytes = int(hdr.chunk_bytes)
