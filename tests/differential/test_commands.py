@@ -33,6 +33,7 @@ from diffharness import (
 
 from tinyaya.uapi.bpf import BpfCmd as C
 from tinyaya.uapi.bpf import BpfMapType as T
+from tinyaya.uapi.bpf import BpfProgInfo as PI
 from tinyaya.uapi.bpf import BpfProgType as P
 from tinyaya.uapi.bpf import MapFlags, ProgLoadAttr
 
@@ -718,5 +719,85 @@ def test_test_run_raw_tracepoint_writes_only_retval(kernels, duration):
         attr = run_attr(fd, ctx_in=s.buf(16), ctx_size_in=16, duration=duration, data_size_out=0x77)
         r = s.bpf(C.BPF_PROG_TEST_RUN, attr)
         return [r.outcome, r.u32(4), r.u32(36), r.u32(12)]
+
+    kernels.compare(scenario)
+
+
+@pytest.mark.parametrize("name_len", [0, 4, 9, 10, 64])
+def test_raw_tracepoint_link_info(kernels, name_len):
+    """bpf_link_info of a raw tracepoint link: type, prog, name with bpf_copy_to_user's ENOSPC (the info
+    is then left as it was), cookie; LINK_DETACH is not supported for it; closing detaches."""
+    def scenario(s: Side):
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_RAW_TRACEPOINT, RET0)
+        p = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        r = s.bpf(C.BPF_RAW_TRACEPOINT_OPEN, bytearray(struct.pack("<QI", s.cstr("sys_enter"), p)).ljust(ATTR_SIZE, b"\0"))
+        lfd = s.fd(r)
+        name = s.buf(64)
+        ib = s.buf(bytes(16) + struct.pack("<QI", name if name_len else 0, name_len) + bytes(100))
+        ri = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(lfd, 128, ib))
+        raw = bytearray(s.read(ib, 64))
+        raw[4:12] = bytes(8)  # link id, prog id
+        raw[16:24] = bytes(8)  # our pointer
+        return [ri.outcome, ri.u32(4), bytes(raw), s.read(name, 12),
+                s.bpf(C.BPF_LINK_DETACH, bytearray(u32(lfd)).ljust(ATTR_SIZE, b"\0")).outcome]
+
+    kernels.compare(scenario)
+
+
+@needs_maps
+@pytest.mark.parametrize("nr_map_ids", [0, 1, 2, 5])
+def test_prog_info_arrays_and_xlated_dump(kernels, nr_map_ids):
+    """bpf_prog_get_info_by_fd: user-sized arrays, counts written back, the xlated dump with map ids."""
+    def map_id(s: Side, fd: int) -> int:
+        ib = s.buf(104)
+        s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(fd, 104, ib))
+        return struct.unpack_from("<I", s.read(ib + 4, 4))[0]
+
+    def scenario(s: Side):
+        m1, m2 = array(s, max_entries=1), hashmap(s)
+        ids = {map_id(s, m1): "m1", map_id(s, m2): "m2"}
+        body = ld_map_fd(1, m2) + ld_map_fd(2, m1, src=2, imm2=4) + insn(0xB7, 3, 0, 0, 9) + RET0
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, body, name=b"info")
+        fd = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        idbuf, xl, tags = s.buf(4 * 8), s.buf(8 * 64), s.buf(8 * 4)
+        raw = bytearray(232)
+        struct.pack_into("<I", raw, 20, 8 * 64)
+        struct.pack_into("<Q", raw, 32, xl)
+        struct.pack_into("<I", raw, 52, nr_map_ids)
+        struct.pack_into("<Q", raw, 56, idbuf)
+        struct.pack_into("<I", raw, PI.nr_prog_tags.offset, 1)
+        struct.pack_into("<Q", raw, PI.prog_tags.offset, tags)
+        ib = s.buf(bytes(raw))
+        r = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(fd, 232, ib))
+        out = s.read(ib, 232)
+        xlen = struct.unpack_from("<I", out, 20)[0]
+        dump = s.read(xl, xlen)
+        insns = [list(struct.unpack_from("<BBhi", dump, 8 * j)) for j in range(xlen // 8)]
+        for j in (0, 2):  # ld_imm64 map references show the map id
+            insns[j][3] = ids.get(insns[j][3], insns[j][3])
+        got_ids = [ids.get(x, x) for x in struct.unpack_from(f"<{min(nr_map_ids, 2)}I", s.read(idbuf, 8))]
+        u32_at = lambda f: struct.unpack_from("<I", out, f.offset)[0]  # noqa: E731
+        rec_sizes = [u32_at(f) for f in (PI.func_info_rec_size, PI.line_info_rec_size, PI.jited_line_info_rec_size)]
+        counts = [u32_at(f) for f in (PI.nr_func_info, PI.nr_line_info, PI.nr_jited_line_info, PI.nr_prog_tags,
+                                      PI.nr_jited_ksyms, PI.nr_jited_func_lens, PI.btf_id)]
+        return [r.outcome, xlen, insns, u32_at(PI.nr_map_ids), sorted(got_ids), rec_sizes, counts,
+                s.read(tags, 8) == out[8:16]]
+
+    kernels.compare(scenario)
+
+
+@pytest.mark.parametrize("field,value", [("func_info_rec_size", 4), ("func_info_rec_size", 8),
+                                         ("line_info_rec_size", 12), ("line_info_rec_size", 16),
+                                         ("jited_line_info_rec_size", 4), ("nr_func_info", 1),
+                                         ("nr_line_info", 1), ("nr_jited_line_info", 1)])
+def test_prog_info_rec_size_rules(kernels, field, value):
+    def scenario(s: Side):
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0)
+        fd = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        raw = bytearray(232)
+        struct.pack_into("<I", raw, getattr(PI, field).offset, value)
+        ib = s.buf(bytes(raw))
+        r = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(fd, 232, ib))
+        return r.outcome
 
     kernels.compare(scenario)

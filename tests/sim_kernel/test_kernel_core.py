@@ -209,3 +209,11 @@ def test_unprivileged_caller() -> None:
     assert k.bpf(BpfCmd.BPF_PROG_LOAD, attr) >= 3
     attr.prog_type = 2
     assert errno_of(k.bpf, BpfCmd.BPF_PROG_LOAD, attr) == errno.EPERM
+
+
+def test_simkernel_implements_the_kernel_protocol() -> None:
+    from tinyaya.kernel import Kernel, possible_cpus
+
+    k = SimKernel(ncpus=3)
+    assert isinstance(k, Kernel) and k.backend == "sim"
+    assert possible_cpus(k) == [0, 1, 2]

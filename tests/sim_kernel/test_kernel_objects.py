@@ -170,9 +170,9 @@ def test_link_pin_and_raw_tracepoint_link(tmp_path: Path) -> None:
     assert errno_of(k.bpf, BpfCmd.BPF_LINK_DETACH, LinkDetachAttr(link_fd=lfd)) == errno.EOPNOTSUPP
     name = ctypes.create_string_buffer(32)
     info = bytearray(struct.pack("<IIII", 0, 0, 0, 0) + struct.pack("<QI", ctypes.addressof(name), 32)
-                     ).ljust(72, b"\0")
-    ib = (ctypes.c_char * 72).from_buffer(info)
-    k.bpf(BpfCmd.BPF_OBJ_GET_INFO_BY_FD, InfoAttr(bpf_fd=lfd, info_len=72, info=ctypes.addressof(ib)))
+                     ).ljust(64, b"\0")
+    ib = (ctypes.c_char * 64).from_buffer(info)
+    k.bpf(BpfCmd.BPF_OBJ_GET_INFO_BY_FD, InfoAttr(bpf_fd=lfd, info_len=64, info=ctypes.addressof(ib)))
     ltype, lid, prog_id = struct.unpack_from("<III", info)
     assert (ltype, prog_id) == (1, k.fds.get(p).id) and name.value == b"sys_enter"
     path = str(root / "l").encode() + b"\0"

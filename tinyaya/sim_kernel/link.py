@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..uapi.bpf import BpfAttachType, BpfLinkType, BpfProgType, InfoAttr
-from .errors import EBADF, EINVAL, ENOENT, ENOSYS, ENOTSUPP, EOPNOTSUPP, EPERM, fail
+from .errors import EBADF, EINVAL, ENOENT, ENOSPC, ENOSYS, ENOTSUPP, EOPNOTSUPP, EPERM, fail
 from .mapcmds import check_uarg_tail_zero, get_next_id
 from .prog import BpfProg, prog_from_fd
 from .usermem import copy_from_user, copy_to_user, strncpy_from_user
@@ -29,7 +29,7 @@ LINK_CREATE_END = 64  # the largest link_create union member (Linux 6.18)
 LINK_DETACH_END = 4
 LINK_GET_FD_BY_ID_END = 4
 RAW_TRACEPOINT_OPEN_END = 24  # raw_tracepoint.cookie
-LINK_INFO_SIZE = 72  # sizeof(struct bpf_link_info) head + largest union member we fill
+LINK_INFO_SIZE = 64  # sizeof(struct bpf_link_info) on Linux 6.18
 
 
 @dataclass(eq=False)
@@ -169,29 +169,69 @@ def link_get_fd_by_id(k: SimKernel, ua: UAttr) -> int:
     return k.fds.install(link)
 
 
+def _copy_name(uname: int, ulen: int, name: bytes) -> None:
+    """``bpf_copy_to_user``: the whole name and NUL if it fits, else ``ulen - 1`` bytes, NUL and ENOSPC."""
+    if ulen >= len(name) + 1:
+        copy_to_user(uname, name + b"\0")
+        return
+    copy_to_user(uname, name[:ulen - 1] + b"\0")
+    raise fail(ENOSPC, "name buffer too small")
+
+
+#: enum bpf_perf_event_type
+_PERF_EVENT_TYPE = {"uprobe": 1, "uretprobe": 2, "kprobe": 3, "kretprobe": 4, "tracepoint": 5}
+
+
+def _fill_raw_tp(link: BpfLink, info: bytearray) -> None:
+    """``bpf_raw_tp_link_fill_link_info``: raw_tracepoint { tp_name @16, tp_name_len @24, cookie @32 }."""
+    uname, ulen = struct.unpack_from("<QI", info, 16)
+    if bool(uname) != bool(ulen):
+        raise fail(EINVAL, "tp_name and tp_name_len go together")
+    name = str(link.target).encode()
+    struct.pack_into("<I", info, 24, len(name) + 1)
+    struct.pack_into("<Q", info, 32, link.cookie)
+    if uname:
+        _copy_name(uname, ulen, name)
+
+
+def _fill_perf_event(link: BpfLink, info: bytearray) -> None:
+    """``bpf_perf_link_fill_link_info``: perf_event { type @16, then the kprobe/tracepoint/event member @24 }."""
+    ev = link.target
+    kind = getattr(getattr(ev, "kind", None), "value", "")
+    site = getattr(ev, "site", None)
+    if kind in ("kprobe", "kretprobe", "tracepoint", "uprobe", "uretprobe"):
+        ptype = _PERF_EVENT_TYPE[kind]
+        struct.pack_into("<I", info, 16, ptype)
+        uname, ulen = struct.unpack_from("<QI", info, 24)
+        if bool(uname) != bool(ulen):
+            raise fail(EINVAL, "name and name_len go together")
+        name = str(getattr(site, "name", "")).encode()
+        struct.pack_into("<I", info, 32, len(name) + 1)
+        if kind == "tracepoint":
+            struct.pack_into("<Q", info, 40, link.cookie)
+        else:
+            fn = getattr(site, "fn", None)
+            offset = int(getattr(ev, "offset", 0))
+            struct.pack_into("<IQQQ", info, 36, offset, int(getattr(fn, "addr", 0)) + offset, 0, link.cookie)
+        if uname:
+            _copy_name(uname, ulen, name)
+        return
+    struct.pack_into("<I", info, 16, 6)  # BPF_PERF_EVENT_EVENT: config @24, type @32, cookie @40
+    struct.pack_into("<QIIQ", info, 24, int(getattr(ev, "config", 0)), int(getattr(ev, "type", 1)), 0, link.cookie)
+
+
 def link_get_info(k: SimKernel, ua: UAttr, link: BpfLink, uinfo: int, info_len: int) -> int:
-    """``bpf_link_get_info_by_fd``: type, id, prog_id, then the type's union member."""
+    """``bpf_link_get_info_by_fd``: type, id, prog_id, then the link type's member (``fill_link_info``);
+    a failure there (ENOSPC for a short name buffer) leaves the caller's info untouched."""
     check_uarg_tail_zero(uinfo, LINK_INFO_SIZE, info_len)
     info_len = min(LINK_INFO_SIZE, info_len)
-    user = bytearray(copy_from_user(uinfo, info_len)) + bytes(LINK_INFO_SIZE - info_len)
-    out = bytearray(LINK_INFO_SIZE)
-    struct.pack_into("<III", out, 0, link.link_type, link.id, link.prog.id if link.prog is not None else 0)
+    info = bytearray(copy_from_user(uinfo, info_len)) + bytes(LINK_INFO_SIZE - info_len)
+    struct.pack_into("<III", info, 0, link.link_type, link.id, link.prog.id if link.prog is not None else 0)
     if link.link_type == BpfLinkType.BPF_LINK_TYPE_RAW_TRACEPOINT:
-        # raw_tracepoint: { __aligned_u64 tp_name; __u32 tp_name_len; } at offset 16
-        uname, ulen = struct.unpack_from("<QI", user, 16)
-        name = str(link.target).encode() + b"\0"
-        if bool(uname) != bool(ulen):
-            raise fail(EINVAL, "tp_name and tp_name_len go together")
-        struct.pack_into("<QI", out, 16, uname, len(name))
-        if uname:
-            if ulen >= len(name):
-                copy_to_user(uname, name)
-            else:
-                copy_to_user(uname, name[:ulen - 1] + b"\0")
-                copy_to_user(uinfo, bytes(out[:info_len]))
-                ua.put_u32(InfoAttr.info_len.offset, info_len)
-                raise fail(28, "tp_name buffer too small")  # ENOSPC
-    copy_to_user(uinfo, bytes(out[:info_len]))
+        _fill_raw_tp(link, info)
+    elif link.link_type == BpfLinkType.BPF_LINK_TYPE_PERF_EVENT and link.target is not None:
+        _fill_perf_event(link, info)
+    copy_to_user(uinfo, bytes(info[:info_len]))
     ua.put_u32(InfoAttr.info_len.offset, info_len)
     return 0
 

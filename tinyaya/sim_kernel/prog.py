@@ -145,6 +145,17 @@ def bpf_prog_calc_tag(insns: list[Insn]) -> bytes:
     return hashlib.sha256(encode(dst)).digest()[:8]
 
 
+def subprog_starts(insns: list[Insn]) -> list[int]:
+    """The first instruction of each function: 0 and every target of a bpf-to-bpf call or BPF_PSEUDO_FUNC."""
+    starts = {0}
+    for pc, ins in enumerate(insns):
+        if ins.code == 0x85 and ins.src == 1:  # call with BPF_PSEUDO_CALL
+            starts.add(pc + ins.imm + 1)
+        elif ins.code == LD_IMM64 and ins.src == PseudoSrc.BPF_PSEUDO_FUNC:
+            starts.add(pc + ins.imm + 1)
+    return sorted(s for s in starts if 0 <= s < len(insns))
+
+
 def prog_from_fd(k: SimKernel, fd: int) -> BpfProg:
     """``bpf_prog_get(fd)``: EBADF if not open, EINVAL if not a program."""
     obj = k.fds.get(fd)
@@ -478,10 +489,19 @@ def prog_get_info(k: SimKernel, ua: UAttr, prog: BpfProg, uinfo: int, info_len: 
         info.xlated_prog_len = len(dump)
         if info.xlated_prog_len and ulen:
             copy_to_user(info.xlated_prog_insns, dump[:min(ulen, len(dump))])
-        # no JIT image: the simulated kernel interprets (like a kernel with bpf_jit_enable=0)
+        # no JIT image: the simulated kernel interprets; like Linux it still reports one symbol per function
         info.jited_prog_len = 0
-        info.nr_jited_ksyms = 0
-        info.nr_jited_func_lens = 0
+        nfuncs = len(subprog_starts(prog.insns))
+        ulen = info.nr_jited_ksyms
+        info.nr_jited_ksyms = nfuncs
+        if ulen:
+            base = 0xFFFF_FFFF_C000_0000 + (prog.id << 16)
+            copy_to_user(info.jited_ksyms, b"".join(struct.pack("<Q", base + 0x100 * j)
+                                                    for j in range(min(ulen, nfuncs))))
+        ulen = info.nr_jited_func_lens
+        info.nr_jited_func_lens = nfuncs
+        if ulen:
+            copy_to_user(info.jited_func_lens, bytes(4 * min(ulen, nfuncs)))
         if prog.btf is not None:
             info.btf_id = prog.btf.id
         ulen = info.nr_func_info
@@ -498,9 +518,9 @@ def prog_get_info(k: SimKernel, ua: UAttr, prog: BpfProg, uinfo: int, info_len: 
             copy_to_user(info.line_info, b"".join(prog.line_info[j * rs:j * rs + 16] for j in range(n)))
         info.nr_jited_line_info = 0
         ulen = info.nr_prog_tags
-        info.nr_prog_tags = 1
+        info.nr_prog_tags = nfuncs
         if ulen:
-            copy_to_user(info.prog_tags, prog.tag)
+            copy_to_user(info.prog_tags, prog.tag * min(ulen, nfuncs))
     out = bytes(info) + bytes(PROG_INFO_SIZE - ctypes_sizeof(BpfProgInfo))
     copy_to_user(uinfo, out[:info_len])
     ua.put_u32(InfoAttr.info_len.offset, info_len)
