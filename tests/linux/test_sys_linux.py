@@ -1,22 +1,12 @@
 """tinyaya.sys on the real kernel only: what this kernel lacks (tests/api runs every command on both)."""
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 from tinyaya import sys as S
 from tinyaya.linux import LinuxKernel
 
 pytestmark = pytest.mark.linux
-
-RET42 = struct.pack("<BBhi", 0xB7, 0, 0, 42) + struct.pack("<BBhi", 0x95, 0, 0, 0)  # r0 = 42; exit
-BAD = struct.pack("<BBhi", 0x95, 0, 0, 0)  # exit with r0 unset
-
-
-def k4(i: int) -> bytes:
-    return i.to_bytes(4, "little")
-
 
 def test_kprobe_pmu_missing_is_one_clear_line(linux_kernel: LinuxKernel) -> None:
     try:
