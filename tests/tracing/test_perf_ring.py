@@ -104,6 +104,11 @@ def test_wrap_around_keeps_records_whole(kernel) -> None:
     assert len(seen) == 500 and all(seen)
 
 
+def test_output_without_a_mapped_ring_is_enospc(kernel) -> None:
+    fd = bpfsys.perf_event_open_bpf_output(kernel, 0)
+    assert kernel.fds.get(fd).output(0, b"x") == -errno.ENOSPC
+
+
 def test_output_needs_the_event_of_this_cpu_enabled(kernel) -> None:
     fd, ev, _ = open_output(kernel, cpu=1)
     assert ev.output(0, b"x") == -errno.EOPNOTSUPP

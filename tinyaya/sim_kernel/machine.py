@@ -160,6 +160,10 @@ class Process:
                                                f"user:{comm}[{tgid}]", owner=self)
         self._arena = _USER_ARENA
         self._strings: dict[bytes, int] = {}
+        #: bumped each time the string arena wraps (addresses handed out before may now hold other data)
+        self.string_generation = 0
+        #: a replayed log's argument texts -> (value, string_generation), so repeated paths parse once
+        self.arg_cache: dict[str, tuple[int, int]] = {}
         self.next_fd = 3
         self.next_mmap = 0x7F3A_0000_0000
         self.alive = True
@@ -186,6 +190,7 @@ class Process:
         if self._arena + n > _USER_STACK:
             self._arena = _USER_ARENA  # the arena wraps: old strings may be overwritten, as a reused buffer
             self._strings.clear()
+            self.string_generation += 1
         off = self._arena
         self.user.buf[off:off + len(data) + 1] = data + b"\0"
         self._arena += n

@@ -131,9 +131,8 @@ class PerfEvent:
             return -EOPNOTSUPP
         ring = self.ring
         if ring is None:
-            # no mmap yet: the sample goes nowhere, as with a kernel ring that has no buffer
-            self.samples += 1
-            return 0
+            # no buffer mapped yet: perf_output_begin finds no event->rb and fails with ENOSPC
+            return -28
         prefix = self._prefix(cpu) if self.sample_type != PerfSampleFormat.PERF_SAMPLE_RAW else b""
         if ring.output_raw(prefix, raw):
             self.samples += 1

@@ -84,32 +84,27 @@ class StraceLine:
         self.relative = False
 
 
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[()\[\]{},]|[^"()\[\]{},]+')
+
+
 def split_args(text: str) -> list[str]:
     """Top-level comma-separated arguments, respecting quotes, (), [] and {}."""
+    if not any(c in text for c in '"([{'):
+        return [a.strip() for a in text.split(",")] if text.strip() else []
     out: list[str] = []
     depth = 0
     cur: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            cur.append(text[i:j + 1])
-            i = j + 1
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok == "," and depth == 0:
             out.append("".join(cur).strip())
             cur = []
-            i += 1
             continue
-        cur.append(ch)
-        i += 1
+        if tok in "([{":
+            depth += 1
+        elif tok in ")]}":
+            depth -= 1
+        cur.append(tok)
     last = "".join(cur).strip()
     if last:
         out.append(last)
@@ -157,11 +152,7 @@ def _ret(tail: str) -> tuple[str, int | None] | None:
 
 def parse_line(line: str) -> StraceLine:
     """Parse one log line; never raises (a line it does not understand is ``skip`` with a reason)."""
-    pl = _parse_line(line)
-    m = _PREFIX.match(line)
-    if pl.ts is not None and m is not None and m.group(3) and ":" not in m.group(3) and pl.ts < 1e6:
-        pl.relative = True
-    return pl
+    return _parse_line(line)
 
 
 def _parse_line(line: str) -> StraceLine:
@@ -172,6 +163,13 @@ def _parse_line(line: str) -> StraceLine:
     pid = int(pid_s) if pid_s else None
     ts = _ts(m.group(3))
     rest = line[m.end():]
+    pl = _parse_rest(rest, pid, ts)
+    if ts is not None and ":" not in m.group(3) and ts < 1e6:
+        pl.relative = True
+    return pl
+
+
+def _parse_rest(rest: str, pid: int | None, ts: float | None) -> StraceLine:
     if not rest or rest.startswith(("---", "+++", "strace:", "????")):
         return StraceLine("skip", pid, ts, reason="signal, exit or strace message")
     rm = _RESUMED.match(rest)
@@ -295,6 +293,7 @@ class StraceReplay:
         self._alive: set[int] = set()
         self.totals = RunResult()
         self.progress: Callable[[int, int], None] | None = None
+
 
     @property
     def total_lines(self) -> int:
@@ -475,9 +474,17 @@ class StraceReplay:
                 return None
         return None
 
-    @staticmethod
-    def _args(texts: list[str], process: Process) -> tuple[int, ...]:
-        vals = [arg_value(a, process) for a in texts[:6]] + [0] * (6 - min(6, len(texts)))
+    def _args(self, texts: list[str], process: Process) -> tuple[int, ...]:
+        cache = process.arg_cache
+        if len(cache) > 50_000:
+            cache.clear()
+        vals = []
+        for a in texts[:6]:
+            v = cache.get(a)
+            if v is None or (v[1] != process.string_generation and a.startswith('"')):
+                v = cache[a] = (arg_value(a, process), process.string_generation)
+            vals.append(v[0])
+        vals += [0] * (6 - len(vals))
         return vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
 
     def _skip(self, lineno: int, reason: str, raw: str) -> None:
