@@ -338,3 +338,29 @@ def test_unsupported_maps_need_allowing(kernel: Any) -> None:
         return
     with ebpf:
         assert ebpf.map("SOCKS").map_type == 20
+
+
+def test_attach_without_perf_links_uses_set_bpf(kernel: Any, driver: Driver, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:
+    """Kernels before 5.15 have no perf links: attach falls back to PERF_EVENT_IOC_SET_BPF + ENABLE."""
+    import errno
+
+    from tinyaya.programs import PerfLink
+    from tinyaya.programs import links as links_mod
+
+    def no_perf_links(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EINVAL, "no perf links")
+
+    monkeypatch.setattr(links_mod.bpfsys, "bpf_link_create", no_perf_links)
+    with load_counter(kernel, driver.tgid) as ebpf:
+        tp = ebpf.program_mut("count_syscalls")
+        tp.load()
+        counts = HashMap(ebpf.map("COUNTS"), key=u32, value=u64)
+        link_id = tp.attach("raw_syscalls", "sys_enter")
+        link = tp.links[link_id]
+        assert isinstance(link, PerfLink) and link.link_fd is None
+        before = counts.get(GETPPID) if GETPPID in counts else 0
+        driver.getppid(17)
+        tp.detach(link_id)
+        driver.getppid(3)
+        assert counts.get(GETPPID) - before == 17
