@@ -177,7 +177,7 @@ def count_insns(b: Bench) -> int:
     kernel = _sim_kernel()
     vm = kernel.vm
     prog = getattr(b, "sim_prog", None) or _sim_prog(b)
-    code = vm.code_for(prog)
+    code = vm.decode(prog)  # one closure per instruction: superinstructions would count as one
     counter = [0]
 
     def wrap(op: Callable[[list[Any]], int]) -> Callable[[list[Any]], int]:
@@ -324,7 +324,7 @@ def _count_on(b: Bench) -> int:
     kernel = b.kernel_for_sim  # type: ignore[attr-defined]
     vm = kernel.vm
     prog = b.sim_prog  # type: ignore[attr-defined]
-    code = vm.code_for(prog)
+    code = vm.decode(prog)
     counter = [0]
 
     def wrap(op: Callable[[list[Any]], int]) -> Callable[[list[Any]], int]:

@@ -23,12 +23,14 @@ class BpfFault(Exception):
 
 
 class VmTrap(Exception):
-    """Raised by an instruction or helper to fault the program with a message (and an address)."""
+    """Raised by an instruction or helper to fault the program with a message (and an address).
+    ``pc`` names the faulting instruction when the closure that raised it spans several (fuse.py)."""
 
-    def __init__(self, message: str, addr: int | None = None) -> None:
+    def __init__(self, message: str, addr: int | None = None, pc: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.addr = addr
+        self.pc = pc
 
 
 class TailCall(Exception):  # noqa: N818 - a control-flow signal, not an error

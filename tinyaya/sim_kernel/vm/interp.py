@@ -21,6 +21,7 @@ from ..memory import MemoryFault, Region, RegionKind
 from . import semantics as sem
 from .decode import MAX_CALL_FRAMES, STACK_FRAME, Op, decode, mem_access
 from .fault import BpfFault, LdAbsExit, SwitchCode, TailCall, VmTrap
+from .fuse import fuse
 
 #: back-edges a single run may take before it is declared non-terminating (unverified programs only
 #: can get there: the verifier bounds every loop). 1M-iteration loops stay far below.
@@ -67,6 +68,8 @@ class Vm:
         self.kernel = kernel
         self.aspace = kernel.aspace
         self.budget = budget
+        #: fuse straight ALU runs into superinstructions (fuse.py); off only to compare or count
+        self.fuse = True
         self.helpers: dict[int, Any] = helper_table()
         self.prandom = random.Random(getattr(kernel, "seed", 0) if seed is None else seed)
         self._states: dict[int, list[RunEnv]] = {}
@@ -83,9 +86,18 @@ class Vm:
             prog.compiled = cache
         code = cache.get("interp")
         if code is None:
-            code = decode(list(prog.insns), self, getattr(prog, "prog_type", None))
+            code = self.decode(prog)
+            if self.fuse:
+                from .decode import CTX_REWRITE_TYPES
+
+                pt = getattr(prog, "prog_type", None)
+                fuse(list(prog.insns), code, self.aspace.regions, pt is None or int(pt) in CTX_REWRITE_TYPES)
             cache["interp"] = code
         return code
+
+    def decode(self, prog: Any) -> list[Op]:
+        """One closure per instruction slot, no superinstructions (for instruction counting)."""
+        return decode(list(prog.insns), self, getattr(prog, "prog_type", None))
 
     # -- running ----------------------------------------------------------------------------------------
     def _acquire(self, cpu: int) -> RunEnv:
@@ -217,6 +229,8 @@ class Vm:
 
     # -- faults -----------------------------------------------------------------------------------------
     def _fault(self, env: RunEnv, code: list[Op], pc: int, exc: BaseException) -> BpfFault:
+        if isinstance(exc, VmTrap) and exc.pc is not None:
+            pc = exc.pc
         prog = env.code_progs.get(id(code), env.prog)
         insns: list[Insn] = list(prog.insns)
         ins = insns[pc] if 0 <= pc < len(insns) else None
