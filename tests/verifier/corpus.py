@@ -72,6 +72,8 @@ class CorpusProg:
     asm: str
     why: str
     file: str
+    #: give the program BTF with one FUNC per subprogram and func_info (needed for callbacks)
+    btf_funcs: bool = False
 
     def assembled(self) -> Assembled:
         return assemble(self.asm)
@@ -96,7 +98,8 @@ def load_corpus() -> list[CorpusProg]:
             if isinstance(attach, str):
                 attach = int(BpfAttachType[f"BPF_{attach.upper()}"])
             progs.append(CorpusProg(name, int(PROG_TYPES[entry["type"]]), entry.get("license", "GPL"),
-                                    attach, entry["asm"], entry.get("why", ""), path.name))
+                                    attach, entry["asm"], entry.get("why", ""), path.name,
+                                    bool(entry.get("btf_funcs", False))))
     return progs
 
 
@@ -114,3 +117,27 @@ def key_message(log: str) -> str:
                      or lines[-1].startswith("stack depth") or lines[-1].startswith("-- END PROG LOAD LOG --")):
         lines.pop()
     return lines[-1] if lines else ""
+
+
+def subprog_starts(insns: list) -> list[int]:  # type: ignore[type-arg]
+    """Starts of the subprograms: insn 0 and every bpf-to-bpf call or function pointer target."""
+    starts = {0}
+    for pc, i in enumerate(insns):
+        if (i.code == 0x85 and i.src == 1) or (i.code == 0x18 and i.src == 4):
+            starts.add(pc + i.imm + 1)
+    return sorted(starts)
+
+
+def func_btf(n: int) -> bytes:
+    """A BTF blob with ``int`` (id 1), ``long (*)(void)`` (id 2) and static FUNCs ``f0``..``f{n-1}``
+    (ids 3..): enough for func_info (include/uapi/linux/btf.h layouts)."""
+    import struct
+    strings = b"\0int\0" + b"".join(f"f{k}\0".encode() for k in range(n))
+    types = struct.pack("<III", 1, 1 << 24, 8) + struct.pack("<I", (1 << 24) | 64)  # INT "int" 8 bytes signed
+    types += struct.pack("<III", 0, 13 << 24, 1)  # FUNC_PROTO returning int, no params
+    off = 5
+    for k in range(n):
+        types += struct.pack("<III", off, 12 << 24, 2)  # FUNC fK, static, proto 2
+        off += len(f"f{k}") + 1
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return hdr + types + strings

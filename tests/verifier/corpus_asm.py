@@ -153,6 +153,9 @@ def _one(line: str, out: Assembled, labels: dict[str, int]) -> None:
             out.map_values.append((pc, name, int(off or 0)))
         emit(Insn(op.LD_IMM64, int(d), src, 0, 0))
         return emit(Insn(0, 0, 0, 0, int(off or 0) if kind == "map_value" else 0))
+    if m := re.fullmatch(rf"{REG} = func\[(\w+)\] ll", line):
+        emit(Insn(op.LD_IMM64, int(m.group(2)), op.BPF_PSEUDO_FUNC, 0, _target(m.group(3), labels, pc)))
+        return emit(Insn(0, 0, 0, 0, 0))
     if m := re.fullmatch(rf"{REG} = (\S+) ll", line):
         v = _num(m.group(3)) & 0xFFFFFFFFFFFFFFFF
         lo, hi = v & 0xFFFFFFFF, v >> 32

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tinyaya.sim_kernel.verifier import VerifierReject, verify_insns
 
-from .corpus import MAPS, CorpusProg, key_message
+from .corpus import MAPS, CorpusProg, key_message, subprog_starts
 from .linux_oracle import LoadResult
 
 GPL = {"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"}
@@ -37,9 +37,10 @@ def load_on_sim(prog: CorpusProg, log_level: int = 1) -> LoadResult:
         insns[idx] = insns[idx].replace(imm=fds[name])
     for idx, name, _off in asm.map_values:
         insns[idx] = insns[idx].replace(imm=fds[name])
+    func_info = [(s, 3 + k) for k, s in enumerate(subprog_starts(insns))] if prog.btf_funcs else None
     try:
         _, log = verify_insns(insns, prog.prog_type, maps=maps, gpl=prog.license in GPL, log_level=log_level,
-                              expected_attach_type=prog.attach)
+                              expected_attach_type=prog.attach, func_info=func_info)
         return LoadResult("accept", "", log)
     except VerifierReject as e:
         return LoadResult("reject", errno.errorcode.get(e.errno or 0, str(e.errno)), e.log or e.message)

@@ -54,3 +54,17 @@ def test_live_kernel_agreement() -> None:
         s = load_on_sim(p)
         agree += (r.verdict, r.errno) == (s.verdict, s.errno)
     assert agree / len(PROGS) >= 0.97
+
+
+def test_through_sim_kernel_prog_load() -> None:
+    """The same corpus through SimKernel's bpf(BPF_PROG_LOAD): maps, BTF and func_info made by the kernel."""
+    sk = pytest.importorskip("tinyaya.sim_kernel.kernel", reason="SimKernel not available")
+    from .linux_oracle import load_on_kernel
+    kernel = sk.SimKernel()
+    agree = 0
+    for p in PROGS:
+        r = load_on_kernel(kernel, p)
+        lab = LABELS[p.name]
+        agree += (r.verdict, r.errno) == (lab["verdict"], lab["errno"])
+    assert agree / len(PROGS) >= 0.97, f"agreement {agree}/{len(PROGS)}"
+    assert kernel.fds is not None

@@ -99,20 +99,51 @@ EACCES_ = 13
 
 
 def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve: Resolver,
-         expected_attach_type: int = 0) -> Env:
+         expected_attach_type: int = 0, func_info: list[tuple[int, int]] | None = None) -> Env:
     if not insns:
         raise log.reject(EINVAL, "empty program")
     subs = find_subprogs(insns, log)
     check_ld_imm64(insns, log)
+    check_btf_func(insns, subs, func_info, log)
     prune = check_cfg(insns, log)
     env = Env(insns, prog_type, gpl, log, resolve, expected_attach_type)
     env.subprog_starts = subs
     env.stack_depth = [0] * len(subs)
     # kernel pruning points: jump targets, fall-throughs of jumps, and every call
     env.prune_points = prune
+    for pc, ins in enumerate(insns):
+        if ins.code == (op.BPF_JMP | op.BPF_CALL) and ins.src == 0 and ins.imm in (164, 181):
+            env.callback_calls.add(pc)
+            prune[pc] = True
+        if ins.code == op.LD_IMM64 and ins.src == op.BPF_PSEUDO_FUNC and 0 <= pc + ins.imm + 1 < len(insns):
+            prune[pc + ins.imm + 1] = True
     env.live = compute_live_in(insns, subs)
     env.do_check()
     return env
+
+
+def check_btf_func(insns: list[Insn], subs: list[int], func_info: list[tuple[int, int]] | None,
+                   log: VerifierLog) -> None:
+    """check_btf_func(): func_info describes the subprograms exactly; callbacks need it."""
+    if func_info:
+        if len(func_info) != len(subs):
+            raise log.reject(EINVAL, "number of funcs in func_info doesn't match number of subprogs")
+        for (off, _tid), start in zip(func_info, subs, strict=True):
+            if off != start:
+                raise log.reject(EINVAL, "func_info BTF section doesn't match subprog layout in BPF program")
+        return
+    for ins in insns:
+        if ins.code == op.LD_IMM64 and ins.src == op.BPF_PSEUDO_FUNC:
+            raise log.reject(EINVAL, "missing btf func_info")
+
+
+def parse_func_info(prog: Any) -> list[tuple[int, int]] | None:
+    import struct
+    data = getattr(prog, "func_info", b"") or b""
+    rs = int(getattr(prog, "func_info_rec_size", 0) or 0)
+    if not data or rs < 8:
+        return None
+    return [struct.unpack_from("<II", data, k) for k in range(0, len(data) - rs + 1, rs)]
 
 
 def _summary(env: Env) -> str:
@@ -123,13 +154,13 @@ def _summary(env: Env) -> str:
 
 def verify_insns(insns: list[Insn], prog_type: int, *, maps: dict[int, Any] | None = None, gpl: bool = True,
                  log_level: int = 0, expected_attach_type: int = 0,
-                 resolve: Resolver | None = None) -> tuple[int, str]:
+                 resolve: Resolver | None = None, func_info: list[tuple[int, int]] | None = None) -> tuple[int, str]:
     """Verify a bare instruction list. Returns (processed insns, log); raises VerifierReject."""
     log = VerifierLog(log_level)
     res = resolve or resolver_for_fds(maps or {}, log)
     env: Env | None = None
     try:
-        env = _run(insns, prog_type, gpl, log, res, expected_attach_type)
+        env = _run(insns, prog_type, gpl, log, res, expected_attach_type, func_info)
     except VerifierReject as e:
         e.log = log.text()
         raise
@@ -147,7 +178,8 @@ def verify(kernel: Any, prog: Any, log: Any) -> None:
     env: Env | None = None
     try:
         env = _run(list(prog.insns), int(prog.prog_type), bool(lic), mylog,
-                   _resolver_for_kernel(kernel, prog, mylog), int(getattr(prog, "expected_attach_type", 0)))
+                   _resolver_for_kernel(kernel, prog, mylog), int(getattr(prog, "expected_attach_type", 0)),
+                   parse_func_info(prog))
     except VerifierReject as e:
         if mylog.level:
             mylog.write(f"processed {_processed(e, mylog)} insns (limit 1000000) max_states_per_insn 0 "

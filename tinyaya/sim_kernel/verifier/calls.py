@@ -12,10 +12,10 @@ from tinyaya.uapi._enums import BpfMapType as M
 from tinyaya.uapi._enums import BpfProgType as P
 from tinyaya.uapi.helpers import HELPERS, ArgFlag, ArgType, RetType, helper_allowed, helper_name
 
-from .errors import E2BIG, EACCES, EINVAL
+from .errors import E2BIG, EACCES, EINVAL, VerifierReject
 from .mem import check_helper_mem, check_ptr_off_reg
 from .regs import MEM_RINGBUF, PTR_MAYBE_NULL, Reg, RegType, mark_known, mark_not_init, mark_unknown
-from .state import FuncState, Ref
+from .state import FuncState, Ref, state_str
 
 if TYPE_CHECKING:
     from .check import Env
@@ -61,6 +61,27 @@ def _is_const_size(r: Reg) -> bool:
     return r.is_scalar
 
 
+def constant_map_key(env: Env, key: Reg, key_size: int) -> int | None:
+    """get_constant_map_key(): the key on the stack is known zero bytes or a spilled constant of key_size."""
+    if key.type != T.PTR_TO_STACK or key.var_off[1] != 0:
+        return None
+    v = key.var_off[0]
+    a = key.off + (v - (1 << 64) if v >> 63 else v)
+    frame = env.state.frames[key.frameno]
+    base = a & ~7
+    types, spilled = frame.stack.get(base, ("?" * 8, None))
+    b = a - base
+    if b + key_size > 8:
+        return None
+    seg = types[b:b + key_size]
+    if seg == "0" * key_size:
+        return 0
+    if seg == "r" * key_size and b == 0 and spilled is not None and spilled.is_const() and \
+            types[:8].count("r") == key_size:
+        return int(spilled.var_off[0] & ((1 << (8 * key_size)) - 1))
+    return None
+
+
 def check_call(env: Env, pc: int, i: Insn) -> int | None:
     if i.src == op.BPF_PSEUDO_CALL:
         if i.off or i.dst or op.BPF_SRC(i.code):
@@ -88,9 +109,10 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
     if st.active_lock and proto.name not in ("spin_unlock", "spin_lock"):
         raise env.reject(EINVAL, "function calls are not allowed while holding a lock")
     if proto.callback_args:
-        raise env.reject(EINVAL, f"{name}#{func_id} callbacks are not supported by the simulated kernel")
+        return check_callback_call(env, pc, func_id, name)
     regs = env.regs
     map_ = None
+    const_key: int | None = None
     release_id = 0
     alloc_size = 0
     for k, (atype, aflags) in enumerate(proto.args):
@@ -119,6 +141,8 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
             write = bool(aflags & F.MEM_WRITE)
             if size == 0:
                 raise env.reject(EACCES, "invalid zero-sized read")
+            if atype == A.ARG_PTR_TO_MAP_KEY and func_id == 1:
+                const_key = constant_map_key(env, r, size)
             if size or atype == A.ARG_PTR_TO_MAP_VALUE:
                 check_helper_mem(env, regno, size, write, False, bool(aflags & F.MEM_UNINIT))
         elif atype == A.ARG_PTR_TO_MEM:
@@ -179,6 +203,11 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         mt = map_.map_type
         allowed = _MAP_FUNCS.get(mt)
         needs = _FUNC_MAPS.get(proto.name)
+        if proto.name == "tail_call" and mt != M.BPF_MAP_TYPE_PROG_ARRAY:
+            env.log.write_partial("expected prog array map for tail call")
+            e = VerifierReject(EINVAL, "expected prog array map for tail call", env.log.text())
+            e.processed = env.insn_processed  # type: ignore[attr-defined]
+            raise e
         if (allowed is not None and proto.name not in allowed) or (needs is not None and mt not in needs):
             raise env.reject(EINVAL, f"cannot pass map_type {mt} into func {name}#{func_id}")
     if release_id:
@@ -209,11 +238,18 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         r0.flags = PTR_MAYBE_NULL
         r0.map = map_
         r0.id = env.new_id()
+        if func_id == 1 and map_ is not None and const_key is not None and \
+                map_.map_type in (M.BPF_MAP_TYPE_ARRAY, M.BPF_MAP_TYPE_PERCPU_ARRAY) and \
+                0 <= const_key < map_.max_entries:
+            # can_elide_value_nullness(): an array lookup with a constant in-range key cannot fail
+            r0.flags = 0
+            r0.id = 0
     elif ret == RetType.RET_PTR_TO_RINGBUF_MEM_OR_NULL:
         mark_known(r0, 0)
         r0.type = T.PTR_TO_MEM
         r0.flags = PTR_MAYBE_NULL | MEM_RINGBUF
         r0.mem_size = alloc_size
+        env.new_id()  # the kernel takes one id for the maybe-NULL pointer and one for the reference
         r0.id = env.new_id()
         r0.ref_obj_id = r0.id
         env.state.refs.append(Ref(r0.id, pc))
@@ -231,6 +267,64 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
     return pc + 1
 
 
+def check_callback_call(env: Env, pc: int, func_id: int, name: str) -> int:
+    """bpf_loop / bpf_for_each_map_elem: the helper may call its callback any number of times.
+
+    Like the kernel (push_callback_call, and the callback's exit returning to the call), one path goes on
+    after the call (no more calls) and one enters the callback; when the callback returns, the call
+    instruction is checked again, so the callback is verified until its entry states repeat.
+    """
+    regs = env.regs
+    is_loop = func_id == 181
+    r1 = env.check_reg_read(1)
+    map_ = None
+    if not is_loop:
+        if r1.type != T.CONST_PTR_TO_MAP:
+            raise env.reject(EACCES, f"R1 type={r1.type_str()} expected=map_ptr")
+        map_ = r1.map
+        if map_.map_type not in (M.BPF_MAP_TYPE_HASH, M.BPF_MAP_TYPE_LRU_HASH, M.BPF_MAP_TYPE_ARRAY,
+                                 M.BPF_MAP_TYPE_PERCPU_HASH, M.BPF_MAP_TYPE_PERCPU_ARRAY,
+                                 M.BPF_MAP_TYPE_LRU_PERCPU_HASH):
+            raise env.reject(524, "callback function not allowed for map")  # ENOTSUPP
+    fn = env.check_reg_read(2)
+    if fn.type != T.PTR_TO_FUNC:
+        raise env.reject(EACCES, f"R2 type={fn.type_str()} expected=func")
+    ctx = env.check_reg_read(3)
+    if not (ctx.type == T.PTR_TO_STACK or ctx.is_null()):
+        raise env.reject(EACCES, f"R3 type={ctx.type_str()} expected=fp")
+    env.check_reg_read(4)
+    if env.state.active_lock:
+        raise env.reject(EINVAL, "function calls are not allowed while holding a lock")
+    if len(env.state.frames) >= MAX_CALL_FRAMES:
+        raise env.reject(E2BIG, f"the call stack of {len(env.state.frames) + 1} frames is too deep !")
+    target = fn.subprog
+    if target not in env.subprog_starts:
+        raise env.reject(EINVAL, f"R2 is not a function: insn {target}")
+    # the path that enters the callback
+    st = env.state.copy()
+    caller = st.cur
+    callee = FuncState(len(st.frames), pc, env.subprog_starts.index(target))
+    callee.in_callback = True
+    if is_loop:
+        mark_unknown(callee.regs[1])
+        callee.regs[2] = caller.regs[3].copy()
+    else:
+        callee.regs[1] = caller.regs[1].copy()
+        for k, t in ((2, T.PTR_TO_MAP_KEY), (3, T.PTR_TO_MAP_VALUE)):
+            r = callee.regs[k]
+            mark_known(r, 0)
+            r.type = t
+            r.map = map_
+        callee.regs[4] = caller.regs[3].copy()
+    st.frames.append(callee)
+    env.push_branch(st, target, pc)
+    # the path that leaves the helper
+    for k in range(1, 6):
+        mark_not_init(regs[k])
+    mark_unknown(regs[0])
+    return pc + 1
+
+
 def check_func_call(env: Env, pc: int, i: Insn) -> int:
     st = env.state
     if len(st.frames) >= MAX_CALL_FRAMES:
@@ -243,12 +337,14 @@ def check_func_call(env: Env, pc: int, i: Insn) -> int:
     callee = FuncState(len(st.frames), pc, sub)
     for r in range(1, 6):
         callee.regs[r] = caller.regs[r].copy()
+    for r in range(1, 6):
+        mark_not_init(caller.regs[r])
     st.frames.append(callee)
     if env.log.enabled:
         env.log.write("caller:")
-        env.log.write(f" frame{caller.frameno}: ...")
+        env.log.write(" " + state_str(caller))
         env.log.write("callee:")
-        env.log.write(f" frame{callee.frameno}: R1-R5 passed")
+        env.log.write(" " + state_str(callee))
     check_combined_stack(env)
     return target
 
@@ -270,6 +366,19 @@ def check_exit(env: Env, pc: int) -> int | None:
     if st.active_lock:
         raise env.reject(EINVAL, "bpf_spin_unlock is missing")
     r0 = env.check_reg_read(0)
+    if len(st.frames) > 1 and st.cur.in_callback:
+        if not r0.is_scalar:
+            raise env.reject(EINVAL, f"At callback return the register R0 is not a known value ({r0.type_str()})")
+        if r0.smin < 0 or r0.smax > 1:
+            raise env.reject(EINVAL, f"At callback return the register R0 has smin={r0.smin} smax={r0.smax} "
+                                     "should have been in [0, 1]")
+        callee = st.frames.pop()
+        if env.log.enabled:
+            env.log.write("returning from callee:")
+            env.log.write(" " + state_str(callee))
+            env.log.write(f"to caller at {callee.callsite}:")
+            env.log.write(" " + state_str(st.cur))
+        return callee.callsite
     if len(st.frames) > 1:
         callee = st.frames.pop()
         caller = st.cur
@@ -277,11 +386,15 @@ def check_exit(env: Env, pc: int) -> int | None:
         for r in range(1, 6):
             mark_not_init(caller.regs[r])
         if env.log.enabled:
-            env.log.write(f"returning from callee:\n to caller at {callee.callsite + 1}:")
+            env.log.write("returning from callee:")
+            env.log.write(" " + state_str(callee))
+            env.log.write(f"to caller at {callee.callsite + 1}:")
+            env.log.write(" " + state_str(caller))
         return callee.callsite + 1
     if st.refs:
         ref = st.refs[0]
-        raise env.reject(EINVAL, f"Unreleased reference id={ref.id} alloc_insn={ref.insn_idx}")
+        env.log_line(f"Unreleased reference id={ref.id} alloc_insn={ref.insn_idx}")
+        raise env.reject(EINVAL, "BPF_EXIT instruction in main prog would lead to reference leak")
     check_return_code(env, r0)
     return None
 

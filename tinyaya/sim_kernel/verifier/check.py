@@ -15,15 +15,15 @@ from tinyaya.isa import Insn
 from tinyaya.isa import opcodes as op
 from tinyaya.uapi._enums import BpfProgType as P
 
+from . import jumps as _jumps
+from . import ptr_alu as _ptr_alu
 from . import tnum as tn
 from .alu import scalar_alu, scalar_end, scalar_neg
-from .branches import REV, branch_taken, feasible, refine
+from .disasm import align_state, print_insn
 from .errors import E2BIG, EACCES, EINVAL, VerifierReject
 from .log import VerifierLog
-from .mem import BPF_MAX_VAR_OFF, check_mem_access
+from .mem import check_mem_access
 from .regs import (
-    PTR_MAYBE_NULL,
-    S64_MIN,
     Reg,
     RegType,
     coerce_reg_to_size,
@@ -67,6 +67,7 @@ class Env:
         self.log = log
         self.resolve_ld_imm64 = resolve_ld_imm64
         self.allow_uninit_stack = True  # CAP_PERFMON (bpf_allow_uninit_stack)
+        self.bpf_capable = True  # CAP_BPF
         self.meta_ok_types = {P.BPF_PROG_TYPE_XDP, P.BPF_PROG_TYPE_SCHED_CLS, P.BPF_PROG_TYPE_SCHED_ACT}
         self.state: VState = init_state()
         self.stack_depth: list[int] = []
@@ -87,6 +88,8 @@ class Env:
         self.prev_insn_processed = 0
         #: per instruction: seen by some path (for the compiled tier and dead-code reports)
         self.seen: list[bool] = []
+        #: helper calls that take a callback (bpf_loop, bpf_for_each_map_elem): loop heads for pruning
+        self.callback_calls: set[int] = set()
 
     # -- plumbing ------------------------------------------------------------------------------
     def new_id(self) -> int:
@@ -129,12 +132,48 @@ class Env:
         return self.regs[regno]
 
     def insn_text(self, pc: int) -> str:
-        try:
-            from tinyaya.isa.disasm import disasm_insn
-            text = disasm_insn(self.insns, pc, mcpu="v4")
-        except Exception:  # the log is best effort; verification never depends on it
-            text = "?"
-        return f"{pc}: ({self.insns[pc].code:02x}) {text}"
+        return f"{pc}: {print_insn(self.insns, pc)}"
+
+    def annotate(self, pc: int, line_idx: int) -> None:
+        """print_insn_state(): after an instruction, the registers and stack slots it touched."""
+        i = self.insns[pc]
+        cls = op.BPF_CLASS(i.code)
+        o = op.BPF_OP(i.code)
+        regs: set[int] = set()
+        slots: list[int] = []
+        f = self.state.cur
+        if cls in (op.BPF_ALU, op.BPF_ALU64):
+            regs.add(i.dst)
+            if op.BPF_SRC(i.code) == op.BPF_X and o not in (op.BPF_NEG, op.BPF_END):
+                regs.add(i.src)
+        elif cls == op.BPF_LDX:
+            regs |= {i.dst, i.src}
+        elif cls in (op.BPF_ST, op.BPF_STX):
+            regs.add(i.dst)
+            if cls == op.BPF_STX:
+                regs.add(i.src)
+            base = f.regs[i.dst]
+            if base.type == T.PTR_TO_STACK and base.var_off[1] == 0 and base.frameno == f.frameno:
+                a = base.off + i.off + (base.var_off[0] - (1 << 64) if base.var_off[0] >> 63 else base.var_off[0])
+                slots.append(a & ~7)
+        elif cls == op.BPF_LD:
+            regs.add(i.dst if i.code == op.LD_IMM64 else 0)
+        elif cls in (op.BPF_JMP, op.BPF_JMP32):
+            if o == op.BPF_CALL and i.src != op.BPF_PSEUDO_CALL:
+                regs.add(0)
+            elif o not in (op.BPF_CALL, op.BPF_EXIT, op.BPF_JA, op.BPF_JCOND):
+                regs.add(i.dst)
+                if op.BPF_SRC(i.code) == op.BPF_X:
+                    regs.add(i.src)
+        if not regs and not slots:
+            return
+        text = state_str(f, sorted(regs), slots)
+        if self.state.refs:
+            text += " refs=" + ",".join(str(r.id) for r in self.state.refs)
+        if not text:
+            return
+        if line_idx < len(self.log.lines):
+            self.log.lines[line_idx] = align_state(self.log.lines[line_idx]) + " " + text
 
     # -- the main loop ---------------------------------------------------------------------------
     def do_check(self) -> None:
@@ -147,6 +186,7 @@ class Env:
             if pc is None:
                 self.update_branch_counts(self.parent)
                 if not self.branch_stack:
+                    self.log.rewind(0)
                     return
                 st, pc, parent, mark = self.branch_stack.pop()
                 self.log.rewind(mark)
@@ -169,8 +209,15 @@ class Env:
                 pc = None
                 continue
             if self.log.enabled:
+                line_idx = self.log.mark()
                 self.log.write(self.insn_text(pc))
-            pc = self.step(pc)
+                st_before = self.state
+                npc = self.step(pc)
+                if npc is not None and self.state is st_before:
+                    self.annotate(pc, line_idx)
+                pc = npc
+            else:
+                pc = self.step(pc)
 
     def push_branch(self, st: VState, pc: int, from_pc: int) -> None:
         st.insn_idx = from_pc
@@ -191,8 +238,13 @@ class Env:
     def frame_live(self, pc: int) -> list[frozenset[int]]:
         frames = self.state.frames
         out: list[frozenset[int]] = []
-        for f in frames[:-1]:
-            nxt = f.callsite + 1
+        for k in range(len(frames) - 1):
+            callee = frames[k + 1]
+            if callee.in_callback:
+                # the callback returns to the helper call, which reads its arguments again
+                out.append(self.live[callee.callsite])
+                continue
+            nxt = callee.callsite + 1
             out.append(self.live[nxt] & frozenset(range(6, 10)) if nxt < len(self.live) else frozenset())
         out.append(self.live[pc])
         return out
@@ -201,15 +253,16 @@ class Env:
         cur = self.state
         entries = self.explored.setdefault(pc, [])
         live = self.frame_live(pc)
-        is_may_goto = self.insns[pc].code == (op.BPF_JMP | op.BPF_JCOND)
+        is_may_goto = self.insns[pc].code == (op.BPF_JMP | op.BPF_JCOND) or pc in self.callback_calls
         looping = False
         for e in entries:
             if e.branches > 0:
                 looping = True
-                if is_may_goto and e.state.may_goto_depth != cur.may_goto_depth and \
-                        states_equal(e.state, cur, live):
+                if is_may_goto and (e.state.may_goto_depth != cur.may_goto_depth or pc in self.callback_calls) \
+                        and states_equal(e.state, cur, live):
                     return True
-                if e.state.may_goto_depth == cur.may_goto_depth and states_equal(e.state, cur, live, exact=True):
+                if e.state.may_goto_depth == cur.may_goto_depth and pc not in self.callback_calls and \
+                        states_equal(e.state, cur, live, exact=True):
                     self.log_line(f"infinite loop detected at insn {pc}")
                     self.log_line(f"cur state: {state_str(cur.cur)}")
                     raise self.reject(EINVAL, f"old state: {state_str(e.state.cur)}")
@@ -235,6 +288,16 @@ class Env:
                                if self.total_states % 64 == 0 else self.peak_states)
         self.max_states_per_insn = max(self.max_states_per_insn, len(entries))
         return False
+
+    # -- delegated checks (jumps.py, ptr_alu.py) ----------------------------------------------------
+    def check_cond_jmp(self, pc: int, i: Insn) -> int | None:
+        return _jumps.check_cond_jmp(self, pc, i)
+
+    def ptr_alu(self, i: Insn, dst: Reg, src: Reg, alu64: bool, o: int) -> None:
+        _ptr_alu.ptr_alu(self, i, dst, src, alu64, o)
+
+    def mark_ptr_or_null(self, st: VState, id_: int, is_null: bool) -> None:
+        _jumps.mark_ptr_or_null(self, st, id_, is_null)
 
     # -- one instruction -------------------------------------------------------------------------
     def step(self, pc: int) -> int | None:
@@ -366,68 +429,6 @@ class Env:
             return
         scalar_alu(dst, src, o, not alu64, i.off == 1)
 
-    def ptr_alu(self, i: Insn, dst: Reg, src: Reg, alu64: bool, o: int) -> None:
-        """adjust_ptr_min_max_vals() and the pointer cases of adjust_reg_min_max_vals()."""
-        d = i.dst
-        if dst.is_pointer and src.is_pointer:
-            if o == op.BPF_SUB and alu64:
-                mark_unknown(dst)
-                return
-            raise self.reject(EACCES, f"R{d} pointer {ALU_STR[o]} pointer prohibited")
-        if not alu64:
-            if o == op.BPF_SUB:
-                mark_unknown(dst)
-                return
-            raise self.reject(EACCES, f"R{d} 32-bit pointer arithmetic prohibited")
-        ptr, off = (dst, src) if dst.is_pointer else (src, dst)
-        if ptr.maybe_null:
-            raise self.reject(EACCES, f"R{d} pointer arithmetic on {ptr.type_str()} prohibited, null-check it first")
-        known = off.is_const()
-        if ptr.type == T.CONST_PTR_TO_MAP and not (known and off.var_off[0] == 0 and o == op.BPF_ADD):
-            raise self.reject(EACCES, f"R{d} pointer arithmetic on {ptr.type_str()} prohibited")
-        if ptr.type in (T.PTR_TO_PACKET_END, T.PTR_TO_FUNC, T.PTR_TO_BTF_ID) or \
-                (ptr.type == T.PTR_TO_MEM and ptr.flags & 0x400 and False):
-            raise self.reject(EACCES, f"R{d} pointer arithmetic on {ptr.type_str()} prohibited")
-        if o == op.BPF_SUB and dst is off:
-            raise self.reject(EACCES, f"R{d} tried to subtract pointer from scalar")
-        if o in (op.BPF_AND, op.BPF_OR, op.BPF_XOR):
-            raise self.reject(EACCES, f"R{d} bitwise operator {ALU_STR[o]} on pointer prohibited")
-        if o not in (op.BPF_ADD, op.BPF_SUB):
-            raise self.reject(EACCES, f"R{d} pointer arithmetic with {ALU_STR[o]} operator prohibited")
-        tname = ptr.type_str()
-        smin = off.smin
-        if o == op.BPF_SUB and ptr.type == T.PTR_TO_STACK:
-            raise self.reject(EACCES, f"R{d} subtraction from stack pointer prohibited")
-        if known and not (-BPF_MAX_VAR_OFF < smin < BPF_MAX_VAR_OFF):
-            raise self.reject(EINVAL, f"math between {tname} pointer and {smin} is not allowed")
-        if smin == S64_MIN:
-            raise self.reject(EINVAL, f"math between {tname} pointer and register with unbounded min value "
-                                      "is not allowed")
-        if not known and off.smin <= -BPF_MAX_VAR_OFF:
-            raise self.reject(EINVAL, f"value {off.smin} makes {tname} pointer be out of bounds")
-        if not known and off.smax >= BPF_MAX_VAR_OFF:
-            raise self.reject(EINVAL, f"value {off.smax} makes {tname} pointer be out of bounds")
-        res = ptr.copy()
-        if known:
-            v = off.var_off[0]
-            sv = v - (1 << 64) if v >> 63 else v
-            res.off = ptr.off + (sv if o == op.BPF_ADD else -sv)
-            if not -BPF_MAX_VAR_OFF < res.off < BPF_MAX_VAR_OFF:
-                raise self.reject(EACCES, f"{tname} pointer offset {res.off} is not allowed")
-        else:
-            tmp = Reg()
-            tmp.assign(ptr)
-            tmp.type = T.SCALAR_VALUE
-            scalar_alu(tmp, off, o, False)
-            res.var_off, res.smin, res.smax, res.umin, res.umax = tmp.var_off, tmp.smin, tmp.smax, tmp.umin, tmp.umax
-            res.s32_min, res.s32_max, res.u32_min, res.u32_max = tmp.s32_min, tmp.s32_max, tmp.u32_min, tmp.u32_max
-            if res.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
-                res.id = self.new_id()
-                res.range = 0
-        if res.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META) and known and o == op.BPF_SUB:
-            res.range = 0
-        dst.assign(res)
-
     # -- loads and stores ---------------------------------------------------------------------------
     def check_ldx(self, i: Insn) -> None:
         size = op.SIZE_BYTES[op.BPF_SIZE(i.code)]
@@ -518,150 +519,6 @@ class Env:
             mark_unknown(self.regs[0])
             return pc + 1
         raise self.reject(EINVAL, f"unknown opcode {i.code:02x}")
-
-    # -- conditional jumps -------------------------------------------------------------------------
-    def check_cond_jmp(self, pc: int, i: Insn) -> int | None:
-        jmp32 = op.BPF_CLASS(i.code) == op.BPF_JMP32
-        o = op.BPF_OP(i.code)
-        x = op.BPF_SRC(i.code) == op.BPF_X
-        if x and i.imm or not x and i.src:
-            raise self.reject(EINVAL, "BPF_JMP/JMP32 uses reserved fields")
-        dst = self.check_reg_read(i.dst)
-        if x:
-            src = self.check_reg_read(i.src)
-        else:
-            src = Reg()
-            mark_known(src, i.imm if not jmp32 else i.imm & 0xFFFFFFFF)
-            if not jmp32:
-                mark_known(src, i.imm)
-        target = pc + 1 + i.off
-        taken_state = self.state.copy()
-        # pointer cases
-        if dst.is_pointer or src.is_pointer:
-            return self.ptr_cond(pc, i, o, jmp32, x, target, taken_state)
-        t = branch_taken(dst, src, o, jmp32)
-        if t == 1:
-            return target
-        if t == 0:
-            return pc + 1
-        # both possible: refine each side
-        tregs = taken_state.cur.regs
-        tdst = tregs[i.dst]
-        tsrc = tregs[i.src] if x else src.copy()
-        refine(tdst, tsrc, o, jmp32)
-        fsrc = src if x else src.copy()
-        refine(dst, fsrc, REV[o], jmp32)
-        taken_ok = feasible(tdst) and feasible(tsrc)
-        fall_ok = feasible(dst) and feasible(fsrc)
-        if taken_ok:
-            self.sync_linked(taken_state, tdst)
-            if x:
-                self.sync_linked(taken_state, tsrc)
-        if fall_ok:
-            self.sync_linked(self.state, dst)
-            if x:
-                self.sync_linked(self.state, src)
-        if taken_ok and fall_ok:
-            self.push_branch(taken_state, target, pc)
-            return pc + 1
-        if taken_ok:
-            self.state = taken_state
-            return target
-        if fall_ok:
-            return pc + 1
-        return None
-
-    def sync_linked(self, st: VState, reg: Reg) -> None:
-        """sync_linked_regs(): scalars copied from one another share an id and learn the same bounds."""
-        if not reg.is_scalar or not reg.id:
-            return
-        for f in st.frames:
-            for r in f.regs:
-                if r is not reg and r.is_scalar and r.id == reg.id:
-                    keep = r.id
-                    r.assign(reg)
-                    r.id = keep
-
-    def ptr_cond(self, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: int, taken: VState) -> int | None:
-        dst = self.regs[i.dst]
-        src = self.regs[i.src] if x else None
-        other = src
-        is_zero = (not x and i.imm == 0) or (other is not None and other.is_null())
-        if not jmp32 and o in (op.BPF_JEQ, op.BPF_JNE) and is_zero and dst.is_pointer:
-            if dst.maybe_null:
-                # mark_ptr_or_null_regs(): on one side it is NULL, on the other a valid pointer
-                null_st, ok_st = (taken, self.state) if o == op.BPF_JEQ else (self.state, taken)
-                self.mark_ptr_or_null(null_st, dst.id, True)
-                self.mark_ptr_or_null(ok_st, dst.id, False)
-                self.push_branch(taken, target, pc)
-                return pc + 1
-            if dst.type != T.PTR_TO_BTF_ID:
-                # a pointer that cannot be NULL: the branch is decided
-                return target if o == op.BPF_JNE else pc + 1
-        if not jmp32 and src is not None and o in (op.BPF_JGT, op.BPF_JGE, op.BPF_JLT, op.BPF_JLE):
-            pkt = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
-            if dst.type in pkt and src.type == T.PTR_TO_PACKET_END:
-                self.pkt_compare(taken, dst, o, True)
-            elif dst.type == T.PTR_TO_PACKET_END and src.type in pkt:
-                self.pkt_compare(taken, src, o, False)
-            elif dst.type == T.PTR_TO_PACKET_META and src.type == T.PTR_TO_PACKET:
-                pass
-        self.push_branch(taken, target, pc)
-        return pc + 1
-
-    def pkt_compare(self, taken: VState, pkt: Reg, o: int, pkt_is_dst: bool) -> None:
-        """find_good_pkt_pointers(): on the side where ``pkt <= pkt_end`` holds, every packet pointer with
-        the same id may access ``pkt.off`` bytes."""
-        # normalise to "pkt OP end"
-        oo = o if pkt_is_dst else {op.BPF_JGT: op.BPF_JLT, op.BPF_JLT: op.BPF_JGT, op.BPF_JGE: op.BPF_JLE,
-                                   op.BPF_JLE: op.BPF_JGE}[o]
-        # which side knows pkt <= end (or pkt < end)
-        good_on_taken = oo in (op.BPF_JLT, op.BPF_JLE)
-        st = taken if good_on_taken else self.state
-        rng = max(pkt.off, 0)
-        if pkt.var_off != (0, 0) and pkt.umax >= BPF_MAX_VAR_OFF:
-            return
-        for f in st.frames:
-            for r in f.regs:
-                if r.type == pkt.type and r.id == pkt.id and r.range < rng:
-                    r.range = rng
-            for k, (types, sp) in list(f.stack.items()):
-                if sp is not None and sp.type == pkt.type and sp.id == pkt.id and sp.range < rng:
-                    sp2 = sp.copy()
-                    sp2.range = rng
-                    f.stack[k] = (types, sp2)
-
-    def mark_ptr_or_null(self, st: VState, id_: int, is_null: bool) -> None:
-        if not id_:
-            return
-        ref = next((r for r in st.refs if r.id == id_), None)
-        if is_null and ref is not None:
-            st.refs.remove(ref)
-
-        def fix(r: Reg) -> Reg:
-            if r.id != id_ or not (r.flags & PTR_MAYBE_NULL):
-                return r
-            if is_null:
-                nr = Reg()
-                mark_known(nr, 0)
-                return nr
-            nr = r.copy()
-            nr.flags &= ~PTR_MAYBE_NULL
-            if nr.type == T.PTR_TO_MAP_VALUE:
-                nr.id = 0
-            return nr
-
-        for f in st.frames:
-            for k, r in enumerate(f.regs):
-                nr = fix(r)
-                if nr is not r:
-                    f.regs[k] = nr
-            for off, (types, sp) in list(f.stack.items()):
-                if sp is not None:
-                    nsp = fix(sp)
-                    if nsp is not sp:
-                        f.stack[off] = (types, nsp)
-
 
 def widen(cur: VState, old: VState) -> None:
     """Forget the scalar values that changed since ``old`` (a may_goto loop's earlier iteration), so the next

@@ -18,6 +18,7 @@ class VerifierLog:
         self.level = level
         self.size = size
         self.lines: list[str] = []
+        self.partial = ""
 
     @property
     def enabled(self) -> bool:
@@ -29,7 +30,14 @@ class VerifierLog:
 
     def write(self, line: str) -> None:
         if self.level:
+            if self.partial:
+                line, self.partial = self.partial + line, ""
             self.lines.append(line)
+
+    def write_partial(self, text: str) -> None:
+        """Text the kernel prints without a newline: the next line continues it."""
+        if self.level:
+            self.partial += text
 
     def mark(self) -> int:
         return len(self.lines)
@@ -40,7 +48,7 @@ class VerifierLog:
             del self.lines[pos:]
 
     def text(self) -> str:
-        return "".join(ln + "\n" for ln in self.lines)
+        return "".join(ln + "\n" for ln in self.lines) + self.partial
 
     def reject(self, err: int, msg: str) -> VerifierReject:
         self.write(msg)

@@ -17,6 +17,7 @@ from .regs import (
     S64_MIN,
     Reg,
     RegType,
+    coerce_reg_to_size,
     mark_known,
     mark_unknown,
     reg_bounds_sync,
@@ -54,7 +55,7 @@ def check_mem_region(env: Env, reg: Reg, regno: int, off: int, size: int, mem_si
             return f"invalid access to map value, value_size={mem_size} off={o} size={size}"
         if kind == "packet":
             return (f"invalid access to packet, off={o} size={size}, "
-                    f"R{regno}(id={reg.id},off={reg.off},r={reg.range})")
+                    f"R{regno}(id={reg.id},off={o},r={reg.range})")
         return f"invalid access to memory, mem_size={mem_size} off={o} size={size}"
 
     def within(o: int) -> bool:
@@ -117,6 +118,16 @@ def stack_write(env: Env, frame: FuncState, lo: int, size: int, value: Reg | Non
     if fixed and size == 8 and lo % 8 == 0 and value is not None and (value.is_pointer or value.is_scalar):
         frame.stack[lo] = (STACK_SPILL * 8, value.copy())
         return
+    if fixed and size < 8 and lo % 8 == 0 and value is not None and value.is_scalar and \
+            not value.is_null() and env.bpf_capable:
+        # a narrow spill of a scalar (save_register_state with size < BPF_REG_SIZE): the low bytes
+        sp = value.copy()
+        coerce_reg_to_size(sp, size)
+        sp.id = 0
+        old_types, _ = frame.stack.get(lo, (STACK_INVALID * 8, None))
+        rest = "".join(STACK_MISC if c == STACK_SPILL else c for c in old_types[size:])
+        frame.stack[lo] = (STACK_SPILL * size + rest, sp)
+        return
     if fixed and value is not None and value.is_pointer:
         raise env.reject(EACCES, "invalid size of register spill")
     zero = fixed and value is not None and value.is_null()
@@ -146,6 +157,13 @@ def stack_read(env: Env, frame: FuncState, lo: int, size: int, regno: int, dst: 
         return
     if spilled is not None and types == STACK_SPILL * 8 and not spilled.is_scalar:
         raise env.reject(EACCES, "invalid size of register fill")
+    spill_size = len(types) - len(types.lstrip(STACK_SPILL)) if spilled is not None else 0
+    if spilled is not None and spill_size and lo == base and size == spill_size and not sign_ext:
+        # the exact narrow fill of a narrow spill
+        if dst is not None:
+            dst.assign(spilled)
+            dst.id = 0
+        return
     all_zero = True
     for a in range(lo, lo + size):
         t, sp = frame.stack.get(a & ~7, (STACK_INVALID * 8, None))
@@ -159,7 +177,8 @@ def stack_read(env: Env, frame: FuncState, lo: int, size: int, regno: int, dst: 
     if all_zero:
         mark_known(dst, 0)
         return
-    if spilled is not None and spilled.is_scalar and spilled.is_const() and not sign_ext:
+    if spilled is not None and spilled.is_scalar and spilled.is_const() and not sign_ext and \
+            lo + size <= base + spill_size:
         # a narrow fill of a spilled constant (little-endian)
         v = spilled.var_off[0] >> ((lo - base) * 8)
         mark_known(dst, v & ((1 << (size * 8)) - 1))
@@ -187,7 +206,7 @@ def check_packet_access(env: Env, reg: Reg, regno: int, off: int, size: int) -> 
                                  "if (index >=0) check.")
     o = off + reg.off
     if o < 0 or o + size > reg.range:
-        env.log_line(f"invalid access to packet, off={o} size={size}, R{regno}(id={reg.id},off={reg.off},"
+        env.log_line(f"invalid access to packet, off={o} size={size}, R{regno}(id={reg.id},off={o},"
                      f"r={reg.range})")
         raise env.reject(EACCES, f"R{regno} offset is outside of the packet")
     if reg.umax >= BPF_MAX_VAR_OFF:

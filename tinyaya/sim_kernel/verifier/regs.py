@@ -320,46 +320,57 @@ def coerce_subreg_to_size_sx(r: Reg, size: int) -> None:
     reg_bounds_sync(r)
 
 
-# -- printing (print_verifier_state in kernel/bpf/log.c) ------------------------------------------------
-def _num(v: int) -> str:
-    return str(v) if -(1 << 31) <= v < (1 << 32) else f"{v & U64:#x}" if v >= 0 else str(v)
+# -- printing (print_verifier_state / print_reg_state / print_scalar_ranges in kernel/bpf/log.c) -----------
+def snum(v: int) -> str:
+    """verbose_snum(): small numbers in decimal, others in hex."""
+    v = s64(v)
+    return str(v) if S32_MIN <= v <= S32_MAX else f"{v & U64:#x}"
+
+
+def _ranges(r: Reg) -> list[str]:
+    """print_scalar_ranges(): non-default bounds, equal values merged (``smax=umax=smax32=umax32=31``)."""
+    names = ["smin", "smax", "umin", "umax", "smin32", "smax32", "umin32", "umax32"]
+    vals = [r.smin & U64, r.smax & U64, r.umin, r.umax, r.s32_min & U64, r.s32_max & U64, r.u32_min, r.u32_max]
+    omit = [r.smin == S64_MIN, r.smax == S64_MAX, r.umin == 0, r.umax == U64, r.s32_min == S32_MIN,
+            r.s32_max == S32_MAX, r.u32_min == 0, r.u32_max == U32]
+    out: list[str] = []
+    for k in range(8):
+        if omit[k]:
+            continue
+        neg1 = names[k][0] == "s" and s64(vals[k]) < 0
+        group = [names[k]]
+        for j in range(k + 2, 8, 2):
+            if omit[j] or vals[j] != vals[k]:
+                continue
+            if (names[j][0] == "s" and s64(vals[j]) < 0) != neg1:
+                continue
+            omit[j] = True
+            group.append(names[j])
+        val = str(s64(vals[k])) if names[k][0] == "s" else str(vals[k])
+        out.append("=".join(group) + "=" + val)
+    return out
 
 
 def scalar_str(r: Reg) -> str:
     if r.var_off[1] == 0:
-        v = r.var_off[0]
-        sv = s64(v)
-        return str(sv) if -(1 << 31) <= sv < (1 << 32) else f"{v:#x}"
+        return snum(r.var_off[0])
     parts: list[str] = []
     if r.id:
         parts.append(f"id={r.id}")
-    if r.smin != S64_MIN and r.smin != s64(r.umin):
-        parts.append(f"smin={r.smin}")
-    if r.smax != S64_MAX and r.smax != s64(r.umax):
-        parts.append(f"smax={r.smax}")
-    if r.umin:
-        parts.append(f"umin={r.umin}")
-    if r.umax != U64:
-        parts.append(f"umax={r.umax}")
-    if r.s32_min != S32_MIN and r.s32_min != s32(r.u32_min):
-        parts.append(f"smin32={r.s32_min}")
-    if r.s32_max != S32_MAX and r.s32_max != s32(r.u32_max):
-        parts.append(f"smax32={r.s32_max}")
-    if r.u32_min and r.u32_min != r.umin:
-        parts.append(f"umin32={r.u32_min}")
-    if r.u32_max != U32 and r.u32_max != r.umax:
-        parts.append(f"umax32={r.u32_max}")
-    if r.var_off != tn.UNKNOWN and not (r.var_off[0] == 0 and r.var_off[1] + 1 == (r.umax + 1) and r.umin == 0):
+    parts += _ranges(r)
+    if r.var_off != tn.UNKNOWN:
         parts.append(f"var_off={tn.tnum_str(r.var_off)}")
     return f"scalar({','.join(parts)})"
 
 
-def reg_str(r: Reg) -> str:
-    """How the verifier log shows a register, e.g. ``ctx()``, ``fp-8``, ``map_value(map=m,ks=4,vs=8)``."""
+def reg_str(r: Reg, frameno: int = 0) -> str:
+    """How the verifier log shows a register, e.g. ``ctx()``, ``fp-8``, ``map_value(ks=4,vs=8)``."""
     if r.type == T.SCALAR_VALUE:
         return scalar_str(r)
-    if r.type == T.PTR_TO_STACK and r.var_off == (0, 0):
-        return f"fp{r.off}" if r.off else "fp0"
+    if r.type == T.PTR_TO_STACK:
+        fr = f"[{r.frameno}]" if r.frameno != frameno else ""
+        if r.var_off[1] == 0:
+            return f"fp{fr}{snum(r.var_off[0] + r.off)}"
     parts: list[str] = []
     if r.id:
         parts.append(f"id={r.id}")
@@ -373,7 +384,11 @@ def reg_str(r: Reg) -> str:
         parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
     if r.type == T.PTR_TO_MEM:
         parts.append(f"sz={r.mem_size}")
-    if r.var_off != (0, 0):
-        inner = scalar_str(r)
-        parts.append(inner[len("scalar("):-1] if inner.startswith("scalar(") else f"imm={inner}")
+    if r.var_off[1] == 0:
+        if r.var_off[0]:
+            parts.append(f"imm={r.var_off[0]:x}")
+    else:
+        parts += _ranges(r)
+        if r.var_off != tn.UNKNOWN:
+            parts.append(f"var_off={tn.tnum_str(r.var_off)}")
     return f"{r.type_str()}({','.join(parts)})"

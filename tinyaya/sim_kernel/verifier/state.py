@@ -20,7 +20,7 @@ Slot = tuple[str, Reg | None]
 
 
 class FuncState:
-    __slots__ = ("regs", "stack", "frameno", "callsite", "subprog", "allocated_stack")
+    __slots__ = ("regs", "stack", "frameno", "callsite", "subprog", "allocated_stack", "in_callback")
 
     def __init__(self, frameno: int, callsite: int, subprog: int) -> None:
         self.regs = [Reg() for _ in range(11)]
@@ -29,6 +29,8 @@ class FuncState:
         self.callsite = callsite
         self.subprog = subprog
         self.allocated_stack = 0
+        #: a callback of bpf_loop / for_each_map_elem: its exit goes back to the calling helper
+        self.in_callback = False
         fp = self.regs[10]
         mark_const_zero_ptr(fp, T.PTR_TO_STACK)
         fp.frameno = frameno
@@ -39,6 +41,7 @@ class FuncState:
         f.stack = dict(self.stack)
         f.frameno, f.callsite, f.subprog = self.frameno, self.callsite, self.subprog
         f.allocated_stack = self.allocated_stack
+        f.in_callback = self.in_callback
         return f
 
 
@@ -151,7 +154,7 @@ def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool) -> bool:
                     continue
                 if ob != cb:
                     return False
-        if ospill is not None and otypes == STACK_SPILL * 8:
+        if ospill is not None and STACK_SPILL in otypes:
             if cspill is None or not regsafe(ospill, cspill, ids, exact):
                 return False
     if exact:
@@ -173,7 +176,7 @@ def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, ex
         if not ids.check(ro.id, rc.id):
             return False
     for i, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
-        if fo.callsite != fc.callsite:
+        if fo.callsite != fc.callsite or fo.in_callback != fc.in_callback:
             return False
         lv = live[i] if live is not None else None
         for r in range(10):
@@ -193,16 +196,31 @@ def stack_str(f: FuncState) -> str:
         if types == STACK_INVALID * 8:
             continue
         if spilled is not None and types == STACK_SPILL * 8:
-            out.append(f"fp{off}={reg_str(spilled)}")
+            out.append(f"fp{off}={reg_str(spilled, f.frameno)}")
         else:
-            out.append(f"fp{off}={types[::-1]}")
+            out.append(f"fp{off}={types[::-1]}" if spilled is None or STACK_SPILL not in types
+                       else f"fp{off}={reg_str(spilled, f.frameno)}")
     return " ".join(out)
 
 
-def state_str(f: FuncState) -> str:
-    parts = [f"R{i}={reg_str(r)}" for i, r in enumerate(f.regs) if r.type != T.NOT_INIT]
-    s = stack_str(f)
-    return " ".join(parts + ([s] if s else []))
+def state_str(f: FuncState, regs: list[int] | None = None, slots: list[int] | None = None) -> str:
+    """print_verifier_state(): every initialised register and stack slot, or only the given ones."""
+    idx = range(11) if regs is None else regs
+    parts = [f"R{i}={reg_str(f.regs[i], f.frameno)}" for i in idx if f.regs[i].type != T.NOT_INIT]
+    if slots is None:
+        s = stack_str(f)
+        if s:
+            parts.append(s)
+    else:
+        for off in slots:
+            sl = f.stack.get(off)
+            if sl is None or sl[0] == STACK_INVALID * 8:
+                continue
+            types, spilled = sl
+            parts.append(f"fp{off}={reg_str(spilled, f.frameno)}" if spilled is not None and
+                         types == STACK_SPILL * 8 else f"fp{off}={types[::-1]}")
+    text = " ".join(parts)
+    return f"frame{f.frameno}: {text}" if f.frameno else text
 
 
 __all__ = ["FuncState", "VState", "Ref", "init_state", "states_equal", "state_str", "mark_not_init"]

@@ -1,0 +1,167 @@
+"""Conditional jumps: check_cond_jmp_op(), is_branch_taken(), mark_ptr_or_null_regs(),
+find_good_pkt_pointers() and sync_linked_regs() of kernel/bpf/verifier.c (a mixin of ``Env``)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tinyaya.isa import Insn
+from tinyaya.isa import opcodes as op
+
+from .branches import REV, branch_taken, feasible, refine
+from .errors import EINVAL
+from .mem import BPF_MAX_VAR_OFF
+from .regs import PTR_MAYBE_NULL, Reg, RegType, mark_known
+from .state import VState
+
+if TYPE_CHECKING:
+    from .check import Env
+
+T = RegType
+
+
+# -- conditional jumps -------------------------------------------------------------------------
+
+def check_cond_jmp(env: Env, pc: int, i: Insn) -> int | None:
+    jmp32 = op.BPF_CLASS(i.code) == op.BPF_JMP32
+    o = op.BPF_OP(i.code)
+    x = op.BPF_SRC(i.code) == op.BPF_X
+    if x and i.imm or not x and i.src:
+        raise env.reject(EINVAL, "BPF_JMP/JMP32 uses reserved fields")
+    dst = env.check_reg_read(i.dst)
+    if x:
+        src = env.check_reg_read(i.src)
+    else:
+        src = Reg()
+        mark_known(src, i.imm if not jmp32 else i.imm & 0xFFFFFFFF)
+        if not jmp32:
+            mark_known(src, i.imm)
+    target = pc + 1 + i.off
+    taken_state = env.state.copy()
+    # pointer cases
+    if dst.is_pointer or src.is_pointer:
+        return ptr_cond(env, pc, i, o, jmp32, x, target, taken_state)
+    t = branch_taken(dst, src, o, jmp32)
+    if t == 1:
+        return target
+    if t == 0:
+        return pc + 1
+    # both possible: refine each side
+    tregs = taken_state.cur.regs
+    tdst = tregs[i.dst]
+    tsrc = tregs[i.src] if x else src.copy()
+    refine(tdst, tsrc, o, jmp32)
+    fsrc = src if x else src.copy()
+    refine(dst, fsrc, REV[o], jmp32)
+    taken_ok = feasible(tdst) and feasible(tsrc)
+    fall_ok = feasible(dst) and feasible(fsrc)
+    if taken_ok:
+        sync_linked(env, taken_state, tdst)
+        if x:
+            sync_linked(env, taken_state, tsrc)
+    if fall_ok:
+        sync_linked(env, env.state, dst)
+        if x:
+            sync_linked(env, env.state, src)
+    if taken_ok and fall_ok:
+        env.push_branch(taken_state, target, pc)
+        return pc + 1
+    if taken_ok:
+        env.state = taken_state
+        return target
+    if fall_ok:
+        return pc + 1
+    return None
+
+
+def sync_linked(env: Env, st: VState, reg: Reg) -> None:
+    """sync_linked_regs(): scalars copied from one another share an id and learn the same bounds."""
+    if not reg.is_scalar or not reg.id:
+        return
+    for f in st.frames:
+        for r in f.regs:
+            if r is not reg and r.is_scalar and r.id == reg.id:
+                keep = r.id
+                r.assign(reg)
+                r.id = keep
+
+
+def ptr_cond(env: Env, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: int, taken: VState) -> int | None:
+    dst = env.regs[i.dst]
+    src = env.regs[i.src] if x else None
+    other = src
+    is_zero = (not x and i.imm == 0) or (other is not None and other.is_null())
+    if not jmp32 and o in (op.BPF_JEQ, op.BPF_JNE) and is_zero and dst.is_pointer:
+        if dst.maybe_null:
+            # mark_ptr_or_null_regs(): on one side it is NULL, on the other a valid pointer
+            null_st, ok_st = (taken, env.state) if o == op.BPF_JEQ else (env.state, taken)
+            mark_ptr_or_null(env, null_st, dst.id, True)
+            mark_ptr_or_null(env, ok_st, dst.id, False)
+            env.push_branch(taken, target, pc)
+            return pc + 1
+        if dst.type != T.PTR_TO_BTF_ID:
+            # a pointer that cannot be NULL: the branch is decided
+            return target if o == op.BPF_JNE else pc + 1
+    if not jmp32 and src is not None and o in (op.BPF_JGT, op.BPF_JGE, op.BPF_JLT, op.BPF_JLE):
+        pkt = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
+        if dst.type in pkt and src.type == T.PTR_TO_PACKET_END:
+            pkt_compare(env, taken, dst, o, True)
+        elif dst.type == T.PTR_TO_PACKET_END and src.type in pkt:
+            pkt_compare(env, taken, src, o, False)
+        elif dst.type == T.PTR_TO_PACKET_META and src.type == T.PTR_TO_PACKET:
+            pass
+    env.push_branch(taken, target, pc)
+    return pc + 1
+
+
+def pkt_compare(env: Env, taken: VState, pkt: Reg, o: int, pkt_is_dst: bool) -> None:
+    """find_good_pkt_pointers(): on the side where ``pkt <= pkt_end`` holds, every packet pointer with
+    the same id may access ``pkt.off`` bytes."""
+    # normalise to "pkt OP end"
+    oo = o if pkt_is_dst else {op.BPF_JGT: op.BPF_JLT, op.BPF_JLT: op.BPF_JGT, op.BPF_JGE: op.BPF_JLE,
+                               op.BPF_JLE: op.BPF_JGE}[o]
+    # which side knows pkt <= end (or pkt < end)
+    good_on_taken = oo in (op.BPF_JLT, op.BPF_JLE)
+    st = taken if good_on_taken else env.state
+    rng = max(pkt.off, 0)
+    if pkt.var_off != (0, 0) and pkt.umax >= BPF_MAX_VAR_OFF:
+        return
+    for f in st.frames:
+        for r in f.regs:
+            if r.type == pkt.type and r.id == pkt.id and r.range < rng:
+                r.range = rng
+        for k, (types, sp) in list(f.stack.items()):
+            if sp is not None and sp.type == pkt.type and sp.id == pkt.id and sp.range < rng:
+                sp2 = sp.copy()
+                sp2.range = rng
+                f.stack[k] = (types, sp2)
+
+
+def mark_ptr_or_null(env: Env, st: VState, id_: int, is_null: bool) -> None:
+    if not id_:
+        return
+    ref = next((r for r in st.refs if r.id == id_), None)
+    if is_null and ref is not None:
+        st.refs.remove(ref)
+
+    def fix(r: Reg) -> Reg:
+        if r.id != id_ or not (r.flags & PTR_MAYBE_NULL):
+            return r
+        if is_null:
+            nr = Reg()
+            mark_known(nr, 0)
+            return nr
+        nr = r.copy()
+        nr.flags &= ~PTR_MAYBE_NULL
+        nr.id = 0
+        return nr
+
+    for f in st.frames:
+        for k, r in enumerate(f.regs):
+            nr = fix(r)
+            if nr is not r:
+                f.regs[k] = nr
+        for off, (types, sp) in list(f.stack.items()):
+            if sp is not None:
+                nsp = fix(sp)
+                if nsp is not sp:
+                    f.stack[off] = (types, nsp)
