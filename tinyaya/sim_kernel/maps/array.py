@@ -94,10 +94,16 @@ class ArrayMap(BpfMap):
     # -- program side ---------------------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
         """``array_map_lookup_elem`` / ``percpu_array_map_lookup_elem``."""
-        i = _index(key)
+        i = int.from_bytes(key[:4], "little") if len(key) >= 4 else _index(key)
         if i >= self.max_entries:
             return 0
-        return self.storage.slot_addr(i, cpu * self.elem_size if self.percpu else 0)
+        st = self.storage
+        k, j = divmod(i, st.chunk_slots)
+        region = st._chunks.get(k)
+        if region is None:
+            region, _ = st.locate(i)
+        addr = region.base + j * st.slot_size
+        return addr + cpu * self.elem_size if self.percpu else addr
 
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
         """``percpu_array_map_lookup_percpu_elem``."""

@@ -114,6 +114,8 @@ class HashMap(BpfMap):
 
     def _reset_index(self) -> None:
         self.index: dict[bytes, int] = {}
+        #: key -> address of its value (this CPU's copy is ``+ cpu * elem_size``)
+        self.vaddr: dict[bytes, int] = {}
         self.used: list[int] = []  # sorted slot numbers in use: the iteration order
         self.free_slots: list[int] = []
         self.recent: OrderedDict[bytes, None] = OrderedDict()  # LRU order, oldest first
@@ -131,7 +133,7 @@ class HashMap(BpfMap):
     def _sync(self) -> None:
         """Rebuild the key index if another process changed the set of keys (shared storage only)."""
         st = self.storage
-        if st.generation == self._gen:
+        if not st.shared or st.generation == self._gen:
             return
 
         def scan() -> tuple[int, list[tuple[int, bytes]]]:
@@ -144,6 +146,7 @@ class HashMap(BpfMap):
         gen, found = st.read_consistent(scan)
         old_recent = list(self.recent)
         self.index = {k: i for i, k in found}
+        self.vaddr = {k: st.slot_addr(i, self.value_off) for i, k in found}
         self.used = sorted(self.index.values())
         in_use = set(self.used)
         self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
@@ -157,6 +160,7 @@ class HashMap(BpfMap):
         if self.lru:
             self.recent[key] = None
             self.recent.move_to_end(key)
+
 
     def _insert(self, key: bytes, values: bytes) -> None:
         """Take a free slot and write the whole element (state, key, values) as one update."""
@@ -172,12 +176,14 @@ class HashMap(BpfMap):
         st.write(i, 0, image.ljust(st.slot_size, b"\0"), hwm=hwm, structural=True)
         self._gen = st.generation
         self.index[key] = i
+        self.vaddr[key] = st.slot_addr(i, self.value_off)
         bisect.insort(self.used, i)
         self._touch(key)
 
     def _remove(self, key: bytes) -> None:
         st = self.storage
         i = self.index.pop(key)
+        del self.vaddr[key]
         st.write(i, 0, bytes(_STATE), structural=True)
         self._gen = st.generation
         del self.used[bisect.bisect_left(self.used, i)]
@@ -208,40 +214,47 @@ class HashMap(BpfMap):
             return EINVAL
         if flags & U.BPF_F_LOCK and not self.has_spin_lock:
             return EINVAL
-        key = bytes(key[:self.key_size])
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = bytes(key[:self.key_size])
         st = self.storage
+        if not st.shared:
+            return self._update_locked(key, value, flags, cpu)
         with st.transaction():
             self._sync()
-            i = self.index.get(key)
-            mode = flags & ~U.BPF_F_LOCK
-            if i is not None and mode == U.BPF_NOEXIST:
-                return EEXIST
-            if i is None and mode == U.BPF_EXIST:
-                return ENOENT
-            if i is not None:
-                if self.percpu:
-                    if cpu is None:
-                        st.write(i, self.value_off, self._percpu_image(value, None))
-                    else:
-                        st.write(i, self.value_off + cpu * self.elem_size, bytes(value[:self.value_size]))
-                else:
-                    data = bytes(value[:self.value_size])
-                    if self.spin_lock_off is not None:
-                        data = self.keep_special(data, st.read(i, self.value_off, self.value_size))
-                    st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
-                self._touch(key)
-                return 0
-            err = self._make_room()
-            if err:
-                return err
+            return self._update_locked(key, value, flags, cpu)
+
+    def _update_locked(self, key: bytes, value: bytes, flags: int, cpu: int | None) -> int:
+        st = self.storage
+        i = self.index.get(key)
+        mode = flags & ~U.BPF_F_LOCK
+        if i is not None and mode == U.BPF_NOEXIST:
+            return EEXIST
+        if i is None and mode == U.BPF_EXIST:
+            return ENOENT
+        if i is not None:
             if self.percpu:
-                values = self._percpu_image(value, cpu)
+                if cpu is None:
+                    st.write(i, self.value_off, self._percpu_image(value, None))
+                else:
+                    st.write(i, self.value_off + cpu * self.elem_size, bytes(value[:self.value_size]))
             else:
-                values = self.mask_special(bytes(value[:self.value_size])).ljust(self.elem_size, b"\0")
-            try:
-                self._insert(key, values)
-            except OSError as e:  # ENOMEM from the memory charge
-                return e.errno or ENOMEM
+                data = bytes(value[:self.value_size])
+                if self.spin_lock_off is not None:
+                    data = self.keep_special(data, st.read(i, self.value_off, self.value_size))
+                st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
+            self._touch(key)
+            return 0
+        err = self._make_room()
+        if err:
+            return err
+        if self.percpu:
+            values = self._percpu_image(value, cpu)
+        else:
+            values = self.mask_special(bytes(value[:self.value_size])).ljust(self.elem_size, b"\0")
+        try:
+            self._insert(key, values)
+        except OSError as e:  # ENOMEM from the memory charge
+            return e.errno or ENOMEM
         return 0
 
     def _value_addr(self, i: int, cpu: int) -> int:
@@ -249,13 +262,17 @@ class HashMap(BpfMap):
 
     # -- program side ---------------------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
-        self._sync()
-        key = bytes(key[:self.key_size])
-        i = self.index.get(key)
-        if i is None:
+        """``htab_map_lookup_elem`` (the helpers' hot path: one dict lookup)."""
+        if self.storage.shared:
+            self._sync()
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = bytes(key[:self.key_size])
+        a = self.vaddr.get(key)
+        if a is None:
             return 0
-        self._touch(key)  # bpf_lru_node_set_ref
-        return self._value_addr(i, cpu)
+        if self.lru:
+            self.recent.move_to_end(key)  # bpf_lru_node_set_ref
+        return a + cpu * self.elem_size if self.percpu else a
 
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
         if not self.percpu or cpu < 0 or cpu >= self.ncpus:

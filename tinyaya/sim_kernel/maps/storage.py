@@ -202,7 +202,10 @@ class SlotStorage:
     def locate(self, i: int) -> tuple[Region, int]:
         """The region and offset of slot ``i``, allocating its chunk."""
         k, j = divmod(i, self.chunk_slots)
-        return self._chunk(k), j * self.slot_size
+        region = self._chunks.get(k)
+        if region is None:
+            region = self._alloc_chunk(k)
+        return region, j * self.slot_size
 
     def allocated(self, i: int) -> bool:
         return i // self.chunk_slots in self._chunks
@@ -231,13 +234,15 @@ class SlotStorage:
         ``hwm``: the new high-water mark; ``structural``: the set of keys changes (bump ``generation``).
         """
         region, base = self.locate(i)
-        new_hwm = max(self.hwm, hwm) if hwm is not None else self.hwm
-        new_gen = self.generation + 1 if structural else self.generation
         if not self.shared:
             region.buf[base + off:base + off + len(data)] = data
-            self.hdr.hwm = new_hwm
-            self.hdr.generation = new_gen
+            if hwm is not None and hwm > self.hdr.hwm:
+                self.hdr.hwm = hwm
+            if structural:
+                self.hdr.generation += 1
             return
+        new_hwm = max(self.hwm, hwm) if hwm is not None else self.hwm
+        new_gen = self.generation + 1 if structural else self.generation
         with self._write_locked():
             h = self.hdr
             assert self._journal is not None
