@@ -18,6 +18,7 @@ from tinyaya.maps import (
     InvalidMapType,
     InvalidValueSize,
     KeyNotFound,
+    LpmTrie,
     LruHashMap,
     MapData,
     MapError,
@@ -27,6 +28,7 @@ from tinyaya.maps import (
     ProgramArray,
     Queue,
     Stack,
+    StackTraceMap,
     SyscallError,
     u32,
     u64,
@@ -220,3 +222,37 @@ def test_from_fd_reads_definition(kernel: Any) -> None:
         again = MapData.from_fd(kernel, md.fd)
         assert (again.map_type, again.key_size, again.value_size, again.max_entries, again.name) == (
             T.BPF_MAP_TYPE_HASH, 4, 8, 16, "defn")
+
+
+def test_lpm_trie(kernel: Any) -> None:
+    try:
+        md = create(kernel, T.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 16, map_flags=1)  # BPF_F_NO_PREALLOC
+    except SyscallError as e:
+        if kernel.backend == "sim":
+            pytest.skip(f"the simulated kernel has no LPM_TRIE: {e}")
+        raise
+    with md:
+        t = LpmTrie(md, key=">I", value=u32)  # IPv4 addresses in network byte order
+        t.insert((8, 0x0A000000), 1)  # 10.0.0.0/8
+        t.insert((24, 0x0A000100), 2)  # 10.0.1.0/24
+        assert t.get((32, 0x0A000105)) == 2
+        assert t.get((32, 0x0A020304)) == 1
+        with pytest.raises(KeyNotFound):
+            t.get((32, 0x0B000001))
+        assert sorted(t.keys()) == [(8, 0x0A000000), (24, 0x0A000100)]
+        t.remove((24, 0x0A000100))
+        assert t.get((32, 0x0A000105)) == 1
+
+
+def test_stack_trace_map_is_empty_until_a_program_fills_it(kernel: Any) -> None:
+    try:
+        md = create(kernel, T.BPF_MAP_TYPE_STACK_TRACE, 4, 8 * 16, 8)
+    except SyscallError as e:
+        if kernel.backend == "sim":
+            pytest.skip(f"the simulated kernel has no STACK_TRACE: {e}")
+        raise
+    with md:
+        st = StackTraceMap(md)
+        assert st.max_depth == 16 and list(st.stack_ids()) == []
+        with pytest.raises(KeyNotFound):
+            st.get(0)

@@ -26,6 +26,7 @@ from .errors import (
     Unsupported,
 )
 from .hash_map import HashMap, LruHashMap, PerCpuHashMap
+from .lpm_trie import LpmKeyCodec, LpmTrie
 from .of_maps import ArrayOfMaps, HashOfMaps
 from .per_cpu import PerCpuValues
 from .perf import AsyncPerfEventArray, Events, PerfBuffer, PerfBufferError, PerfEventArray
@@ -33,6 +34,7 @@ from .program_array import ProgramArray
 from .queue import Queue
 from .ring_buf import RingBuf
 from .stack import Stack
+from .stack_trace import StackTraceMap
 
 Map = MapData
 
@@ -43,4 +45,5 @@ __all__ = [
     "OutOfBounds", "PinError", "ProgramNotLoaded", "SyscallError", "Unsupported", "HashMap", "LruHashMap",
     "PerCpuHashMap", "ArrayOfMaps", "HashOfMaps", "PerCpuValues", "AsyncPerfEventArray", "Events", "PerfBuffer",
     "PerfBufferError", "PerfEventArray", "ProgramArray", "Queue", "RingBuf", "Stack",
+    "LpmTrie", "LpmKeyCodec", "StackTraceMap",
 ]
