@@ -364,3 +364,20 @@ def test_attach_without_perf_links_uses_set_bpf(kernel: Any, driver: Driver, mon
         tp.detach(link_id)
         driver.getppid(3)
         assert counts.get(GETPPID) - before == 17
+
+
+def test_map_in_map_and_prog_array_initialisers(kernel: Any) -> None:
+    """``.maps`` values: inner maps are stored at load; PROG_ARRAY slots are filled as their programs load."""
+    from tinyaya.maps import ArrayOfMaps, ProgramArray
+
+    with Ebpf.load_file(OBJ_FIXTURES / "btf_maps.o", kernel=kernel) as ebpf:
+        outer = ArrayOfMaps(ebpf.map("outer"))
+        assert outer.get(0) == ebpf.map("inner_a").id and outer.get(2) == ebpf.map("inner_b").id
+        with pytest.raises(KeyError):
+            outer.get(1)
+        jump_table = ProgramArray(ebpf.map("jump_table"))
+        assert list(jump_table.indices()) == []
+        for name in ("tail_a", "tail_b"):
+            ebpf.program(name).load()
+        assert list(jump_table.indices()) == [1, 2]
+        assert jump_table.get(2) == ebpf.program("tail_b").id
