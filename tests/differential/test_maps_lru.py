@@ -36,3 +36,24 @@ def test_lru_replacing_existing_keys_in_a_full_map(kernels: Any) -> None:
         again = {o.update(i.to_bytes(4, "little"), b"x" * 8) for i in range(64, 80)}
         return [set(first), again, len(o.keys()) <= 16, o.lookup((79).to_bytes(4, "little"))]
     kernels.compare(scenario)
+
+
+def test_percpu_lru_lists_from_one_cpu(kernels: Any) -> None:
+    """BPF_F_NO_COMMON_LRU with every insert on CPU 0 (the sim's syscall CPU; Linux pinned there): only
+    CPU 0's share of max_entries survives, the newest keys."""
+    import os
+
+    def scenario(s: Side) -> list[Any]:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {0})
+        try:
+            out: list[Any] = []
+            for max_entries in (4, 8, 64):
+                o = Ops(s, s.fd(create(s, LRU, 4, 4, max_entries, NO_COMMON_LRU)), 4, 4)
+                for i in range(max_entries):
+                    o.update(i.to_bytes(4, "little"), bytes(4))
+                out.append(sorted(int.from_bytes(k, "little") for k in o.keys()))
+            return out
+        finally:
+            os.sched_setaffinity(0, before)
+    kernels.compare(scenario)

@@ -73,3 +73,14 @@ def test_lru_percpu(mk: Any, kernel: Any) -> None:
     m.sys_update(u32(1), bytes(8 * kernel.ncpus), 0)
     m.sys_update(u32(2), bytes(8 * kernel.ncpus), 0)
     assert len(m) == 2
+
+
+def test_percpu_lru_lists_evict_within_their_cpu(mk: Any, kernel: Any) -> None:
+    """BPF_F_NO_COMMON_LRU: each CPU owns max_entries / ncpus elements and evicts from its own list."""
+    m = mk(LRU, 4, 4, 4, 2)
+    share = m.max_entries // kernel.ncpus
+    for i in range(m.max_entries):
+        assert m.prog_update(u32(i), u32(i), 0, 0) == 0  # all on CPU 0
+    assert keys_of(m) == {u32(i) for i in range(m.max_entries - share, m.max_entries)}
+    assert m.prog_update(u32(100), u32(0), 0, 1) == 0  # CPU 1's share is untouched
+    assert len(m) == share + 1

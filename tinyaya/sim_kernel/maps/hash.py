@@ -91,6 +91,7 @@ class HashMap(BpfMap):
         super().__init__(kernel, attr)
         self.percpu = self.map_type in _PERCPU
         self.lru = self.map_type in _LRU
+        self.percpu_lru = self.lru and bool(self.map_flags & F.BPF_F_NO_COMMON_LRU)
         if self.map_flags & F.BPF_F_NO_COMMON_LRU:
             # htab_map_alloc: per-CPU LRU lists split max_entries evenly between the CPUs
             n = self.ncpus
@@ -119,6 +120,9 @@ class HashMap(BpfMap):
         self.used: list[int] = []  # sorted slot numbers in use: the iteration order
         self.free_slots: list[int] = []
         self.recent: OrderedDict[bytes, None] = OrderedDict()  # LRU order, oldest first
+        #: BPF_F_NO_COMMON_LRU: one LRU list per CPU, each holding at most max_entries / ncpus elements
+        self.recent_cpu: list[OrderedDict[bytes, None]] = [OrderedDict() for _ in range(self.ncpus)]
+        self.lru_cpu: dict[bytes, int] = {}
         self._gen = self.storage.generation
 
     def free(self) -> None:
@@ -154,15 +158,27 @@ class HashMap(BpfMap):
         for _, k in found:
             if k not in self.recent:
                 self.recent[k] = None
+        if self.percpu_lru:  # another process's CPUs are not ours: spread its keys over the lists
+            self.recent_cpu = [OrderedDict() for _ in range(self.ncpus)]
+            self.lru_cpu = {}
+            for i, k in found:
+                self.lru_cpu[k] = i % self.ncpus
+                self.recent_cpu[i % self.ncpus][k] = None
         self._gen = gen
 
+    def _lru_of(self, key: bytes) -> OrderedDict[bytes, None] | None:
+        if not self.lru:
+            return None
+        return self.recent_cpu[self.lru_cpu.get(key, 0)] if self.percpu_lru else self.recent
+
     def _touch(self, key: bytes) -> None:
-        if self.lru:
-            self.recent[key] = None
-            self.recent.move_to_end(key)
+        lst = self._lru_of(key)
+        if lst is not None:
+            lst[key] = None
+            lst.move_to_end(key)
 
 
-    def _insert(self, key: bytes, values: bytes) -> None:
+    def _insert(self, key: bytes, values: bytes, cpu: int = 0) -> None:
         """Take a free slot and write the whole element (state, key, values) as one update."""
         st = self.storage
         self.charge(HTAB_ELEM_SIZE + st.slot_size)
@@ -178,6 +194,8 @@ class HashMap(BpfMap):
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)
         bisect.insort(self.used, i)
+        if self.percpu_lru:
+            self.lru_cpu[key] = cpu
         self._touch(key)
 
     def _remove(self, key: bytes) -> None:
@@ -188,11 +206,23 @@ class HashMap(BpfMap):
         self._gen = st.generation
         del self.used[bisect.bisect_left(self.used, i)]
         self.free_slots.append(i)
-        self.recent.pop(key, None)
+        lst = self._lru_of(key)
+        if lst is not None:
+            lst.pop(key, None)
+        self.lru_cpu.pop(key, None)
         self.uncharge(HTAB_ELEM_SIZE + st.slot_size)
 
-    def _make_room(self) -> int:
-        """0 if an element may be added, else the errno (E2BIG), evicting the LRU element of an LRU map."""
+    def _make_room(self, cpu: int = 0) -> int:
+        """0 if an element may be added, else the errno (E2BIG), evicting the LRU element of an LRU map.
+
+        With per-CPU LRU lists the element comes from ``cpu``'s share and its victim from ``cpu``'s list,
+        even when other CPUs' shares have room (``bpf_percpu_lru_pop_free``).
+        """
+        if self.percpu_lru:
+            lst = self.recent_cpu[cpu]
+            if len(lst) >= self.max_entries // self.ncpus and lst:
+                self._remove(next(iter(lst)))
+            return 0
         if len(self.index) < self.max_entries:
             return 0
         if self.lru and self.recent:
@@ -244,7 +274,7 @@ class HashMap(BpfMap):
                 st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
             self._touch(key)
             return 0
-        err = self._make_room()
+        err = self._make_room(cpu or 0)
         if err:
             return err
         if self.percpu:
@@ -252,7 +282,7 @@ class HashMap(BpfMap):
         else:
             values = self.mask_special(bytes(value[:self.value_size])).ljust(self.elem_size, b"\0")
         try:
-            self._insert(key, values)
+            self._insert(key, values, cpu or 0)
         except OSError as e:  # ENOMEM from the memory charge
             return e.errno or ENOMEM
         return 0
@@ -270,8 +300,11 @@ class HashMap(BpfMap):
         a = self.vaddr.get(key)
         if a is None:
             return 0
-        if self.lru:
-            self.recent.move_to_end(key)  # bpf_lru_node_set_ref
+        if self.lru:  # bpf_lru_node_set_ref
+            if self.percpu_lru:
+                self._touch(key)
+            else:
+                self.recent.move_to_end(key)
         return a + cpu * self.elem_size if self.percpu else a
 
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
