@@ -128,3 +128,14 @@ def test_array_over_memlock_is_enomem(kernel: Any) -> None:
     assert err(create_map, kernel, attr(ARRAY, 4, 8, 1 << 20)) == "ENOMEM"
     m = create_map(kernel, attr(ARRAY, 4, 8, 1 << 10))
     m.release()
+
+
+def test_mmapable_array_too_big_for_one_region(kernel: Any) -> None:
+    from maps_helpers import attr
+
+    from tinyaya.sim_kernel.maps import create_map
+
+    kernel.memlock.limit = 1 << 40
+    used, regions = kernel.memlock.used, len(kernel.aspace.regions)
+    assert err(create_map, kernel, attr(ARRAY, 4, 8, 1 << 30, 1024)) == "ENOMEM"
+    assert kernel.memlock.used == used and len(kernel.aspace.regions) == regions

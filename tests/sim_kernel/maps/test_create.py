@@ -128,3 +128,13 @@ def test_failed_create_leaves_nothing(kernel: Any) -> None:
         if want != "ok":
             err(create_map, kernel, attr(t, ks, vs, me, flags, map_extra=extra))
     assert len(kernel.aspace.regions) == before_regions and kernel.memlock.used == before_mem
+
+
+@pytest.mark.parametrize("spec", [(HASH, 4, 4, 4, 0), (ARRAY, 4, 4, 1 << 20, 0), (PERF, 4, 4, 1 << 20, 0),
+                                  (Q, 0, 64, 1 << 20, 0), (RB, 0, 0, 1 << 22, 0), (BLOOM, 0, 4, 4, 0),
+                                  (PARR, 4, 8, 1 << 20, 0)])
+def test_create_over_memlock_is_enomem_and_clean(kernel: Any, spec: tuple[int, ...]) -> None:
+    kernel.memlock.limit = kernel.memlock.used + 100
+    regions = len(kernel.aspace.regions)
+    assert err(create_map, kernel, attr(*spec)) == "ENOMEM"
+    assert len(kernel.aspace.regions) == regions

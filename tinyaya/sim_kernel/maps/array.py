@@ -88,8 +88,10 @@ class ArrayMap(BpfMap):
                                               writable=False, owner=self)
 
     def free(self) -> None:
-        self.storage.close()
-        self.kernel.aspace.remove(self._key_scratch)
+        if hasattr(self, "storage"):
+            self.storage.close()
+        if hasattr(self, "_key_scratch"):
+            self.kernel.aspace.remove(self._key_scratch)
 
     # -- program side ---------------------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:

@@ -65,12 +65,12 @@ class FdArrayMap(BpfMap):
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         super().__init__(kernel, attr)
         self.is_prog_array = self.map_type == T.BPF_MAP_TYPE_PROG_ARRAY
+        self.slots: dict[int, Any] = {}
         try:
             self.charge(MAP_STRUCT_SIZE + 8 * self.max_entries)
         except BaseException:
             self.release()
             raise
-        self.slots: dict[int, Any] = {}
         #: the program type every program in a PROG_ARRAY must share (``bpf_prog_map_compatible``)
         self.owner_prog_type: int | None = None
 

@@ -74,7 +74,8 @@ class RingBufMap(BpfMap):
         self.wakeups = 0
 
     def free(self) -> None:
-        self.kernel.aspace.remove(self.data)
+        if hasattr(self, "data"):
+            self.kernel.aspace.remove(self.data)
 
     # -- positions --------------------------------------------------------------------------------
     def _get(self, off: int) -> int:
