@@ -75,8 +75,8 @@ class ArrayMap(BpfMap):
         self.mmapable = bool(self.map_flags & F.BPF_F_MMAPABLE)
         slot = self.elem_size * (self.ncpus if self.percpu else 1)
         data = self.max_entries * slot
-        self.charge(MAP_STRUCT_SIZE + (round_up(data, PAGE_SIZE) if self.mmapable else data))
         try:
+            self.charge(MAP_STRUCT_SIZE + (round_up(data, PAGE_SIZE) if self.mmapable else data))
             self.storage = SlotStorage(self, slot, self.max_entries, charge=False, contiguous=self.mmapable,
                                        writable=not self.rdonly_prog)
             if self.mmapable:
