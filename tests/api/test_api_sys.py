@@ -141,3 +141,35 @@ def test_xlated_jited_and_btf_data(kernel: Any) -> None:
         assert S.bpf_btf_get_data(k, bfd) == btf
     finally:
         k.close(bfd)
+
+
+def test_link_info_and_detach_semantics(kernel: Any) -> None:
+    """Perf and raw-tracepoint links report their type and program; neither supports BPF_LINK_DETACH
+    (Linux: EOPNOTSUPP, the links have no .detach op); closing the fd is what detaches them."""
+    import os
+    from pathlib import Path
+
+    from tinyaya import EbpfLoader
+    from tinyaya.programs import FdLink, PerfLink
+    from tinyaya.uapi.bpf import BpfLinkType
+
+    if kernel.backend == "linux" and not os.path.exists("/sys/kernel/tracing/events/raw_syscalls/sys_enter/id"):
+        pytest.skip("tracefs is not mounted at /sys/kernel/tracing")
+    obj = Path(__file__).parents[2] / "tests/linux/fixtures/count_syscalls.o"
+    with EbpfLoader(kernel=kernel).load_file(obj) as ebpf:
+        tp, raw = ebpf.program("count_syscalls"), ebpf.program("raw_enter")
+        tp.load()
+        raw.load()
+        perf_id, raw_id = tp.attach("raw_syscalls", "sys_enter"), raw.attach("sys_enter")
+        perf_link, raw_link = tp.links[perf_id], raw.links[raw_id]
+        assert isinstance(perf_link, PerfLink) and isinstance(raw_link, FdLink)
+        assert perf_link.link_fd is not None
+        for fd, link_type, prog in ((perf_link.link_fd, BpfLinkType.BPF_LINK_TYPE_PERF_EVENT, tp),
+                                    (raw_link.fd, BpfLinkType.BPF_LINK_TYPE_RAW_TRACEPOINT, raw)):
+            k = kernel
+            info = S.bpf_link_get_info_by_fd(k, fd)
+            assert (info.type, info.prog_id) == (link_type, prog.id)
+            assert info.id in S.iter_ids(k, "link")
+            with pytest.raises(OSError) as ei:
+                S.bpf_link_detach(k, fd)
+            assert ei.value.errno == errno.EOPNOTSUPP
