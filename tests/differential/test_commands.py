@@ -11,6 +11,7 @@ import re
 import struct
 
 import pytest
+from btfgen import MUTATIONS, sample
 from diffharness import (
     ATTR_SIZE,
     RET0,
@@ -586,8 +587,9 @@ def test_btf_load(kernels, case):
         }.get(case, _btf(INT_TYPE, STRINGS))
         addr = BAD_PTR if case == "bad_ptr" else s.buf(blob)
         size = 17 * 1024 * 1024 if case == "too_big" else len(blob)
-        r = s.bpf(C.BPF_BTF_LOAD, btf_load(addr, size))
-        out = [r.outcome]
+        log = s.buf(4096)
+        r = s.bpf(C.BPF_BTF_LOAD, btf_load(addr, size, log, 4096, 1))
+        out = [r.outcome, r.u32(28), s.read(log, 4096).split(b"\0")[0]]
         if r.ok:
             ib = s.buf(struct.pack("<QIIQII", s.buf(64), 64, 0, 0, 0, 0))
             ri = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(r.ret, 32, ib))
@@ -799,5 +801,18 @@ def test_prog_info_rec_size_rules(kernels, field, value):
         ib = s.buf(bytes(raw))
         r = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(fd, 232, ib))
         return r.outcome
+
+    kernels.compare(scenario)
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_btf_type_checks_and_log(kernels, mutation):
+    """BTF_LOAD's per-record checks: the errno and the log (which names the record and the reason)."""
+    def scenario(s: Side):
+        blob = sample(mutation)
+        log = s.buf(1 << 16)
+        r = s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob), log, 1 << 16, 1))
+        text = s.read(log, 1 << 16).split(b"\0")[0].decode()
+        return [r.outcome, r.u32(28), text]
 
     kernels.compare(scenario)

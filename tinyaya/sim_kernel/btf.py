@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..uapi.bpf import BpfMapType, BtfLoadAttr, InfoAttr
+from .btf_check import BtfReject, _Checker
 from .errors import E2BIG, EACCES, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EOPNOTSUPP, EPERM, fail
 from .mapcmds import check_uarg_tail_zero, get_next_id
 from .usermem import copy_from_user, copy_to_user
@@ -51,6 +52,7 @@ class BtfType:
     kind_flag: bool
     size_or_type: int
     extra: bytes = b""
+    name_off: int = 0
 
 
 @dataclass(eq=False)
@@ -136,8 +138,10 @@ def parse_btf(data: bytes, log: VerifierLog | None = None) -> list[BtfType]:
         return _parse(data, log)
     except _BtfError as e:
         if log is not None:
-            log.write(e.msg + "\n")
+            log.write(e.msg)  # btf_verifier_log(env, "..."): these lines have no newline
         raise fail(e.err, e.msg)
+    except BtfReject as e:  # already logged, on the record's own line
+        raise fail(e.err, str(e))
 
 
 def _parse(data: bytes, log: VerifierLog | None) -> list[BtfType]:
@@ -189,26 +193,32 @@ def _parse(data: bytes, log: VerifierLog | None) -> list[BtfType]:
         raise _BtfError(EINVAL, "No type found")
     tsec = body[type_off:type_off + type_len]
     types: list[BtfType] = [BtfType(0, "", 0, False, 0)]
+    checker = _Checker(types, bytes(strs), log)  # type: ignore[arg-type]
     pos = 0
     while pos < len(tsec):
+        tid = len(types)
         if len(tsec) - pos < 12:
-            raise _BtfError(EINVAL, f"[{len(types)}] Type section is too short")
+            raise _BtfError(EINVAL, f"[{tid}] meta_left:{len(tsec) - pos} meta_needed:12")
         name_off, info, st = struct.unpack_from("<III", tsec, pos)
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
         if info & 0x60FF0000:
-            raise _BtfError(EINVAL, f"[{len(types)}] Invalid btf_info:{info:x}")
+            raise _BtfError(EINVAL, f"[{tid}] Invalid btf_info:{info:x}")
         if not 1 <= kind <= KIND_ENUM64:
-            raise _BtfError(EINVAL, f"[{len(types)}] Invalid kind:{kind}")
+            raise _BtfError(EINVAL, f"[{tid}] Invalid kind:{kind}")
         if name_off >= str_len:
-            raise _BtfError(EINVAL, f"[{len(types)}] Invalid name_offset:{name_off}")
+            raise _BtfError(EINVAL, f"[{tid}] Invalid name_offset:{name_off}")
         extra = _extra_len(kind, vlen)
-        if len(tsec) - pos - 12 < extra:
-            raise _BtfError(EINVAL, f"[{len(types)}] meta_left:{len(tsec) - pos - 12} meta_needed:{extra}")
         end = strs.find(b"\0", name_off)
         name = strs[name_off:end].decode(errors="replace")
-        types.append(BtfType(kind, name, vlen, bool(info >> 31), st, bytes(tsec[pos + 12:pos + 12 + extra])))
+        t = BtfType(kind, name, vlen, bool(info >> 31), st, bytes(tsec[pos + 12:pos + 12 + extra]), name_off)
+        if len(tsec) - pos - 12 < extra:
+            raise checker.reject(tid, t, f"meta_left:{len(tsec) - pos - 12} meta_needed:{extra}", details=False)
+        types.append(t)
+        checker.check_meta(tid, t)
         pos += 12 + extra
+    for tid in range(1, len(types)):
+        checker.resolve(tid, types[tid])
     return types
 
 
