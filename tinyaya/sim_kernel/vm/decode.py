@@ -6,8 +6,7 @@
 buffer and base address of the run's stack region (frame-pointer accesses skip the region lookup;
 r10 is read-only, so they stay inside it). Every region's base is 4 GiB aligned
 (memory.py), so the offset of an address in its region is ``addr & 0xFFFFFFFF``. Program exit
-returns ``len(code)``, so ``code[pc]`` raises IndexError exactly when the program
-is done: the dispatch loop pays nothing per instruction to test for exit.
+returns None, which ends the dispatch loop (``while pc is not None``).
 
 The statements come from ``semantics.py`` (the one definition of the ISA);
 this module only binds operands. Closure factories are generated once per
@@ -59,7 +58,7 @@ from .fault import LdAbsExit, SwitchCode, VmTrap
 if TYPE_CHECKING:
     from .interp import Vm
 
-Op = Callable[[list[Any]], int]
+Op = Callable[[list[Any]], Any]  # returns the next pc, or None at program exit
 
 M64 = sem.M64
 MAX_CALL_FRAMES = 8  # MAX_CALL_FRAMES in include/linux/bpf_verifier.h
@@ -290,8 +289,8 @@ def _callx(reg: int, nxt: int, code: list[Op], vm: Vm) -> Op:
 
 
 def _exit(code: list[Op]) -> Op:
-    """exit: return to the caller's frame (restoring r6-r10), or end the program (pc = len(code))."""
-    def op(R: list[Any]) -> int:
+    """exit: return to the caller's frame (restoring r6-r10), or end the program (None)."""
+    def op(R: list[Any]) -> int | None:
         fr = R[12]
         if fr:
             t = fr.pop()
@@ -300,7 +299,7 @@ def _exit(code: list[Op]) -> Op:
                 R[11].switch_code = t[6]
                 raise SwitchCode(t[0])
             return t[0]
-        return len(code)
+        return None
     return op
 
 

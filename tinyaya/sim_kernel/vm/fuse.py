@@ -209,6 +209,7 @@ def fuse(insns: list[Insn], code: list[Op], regions: dict[int, Any] | None = Non
     that makes it."""
     n = len(insns)
     targets = jump_targets(insns)
+    singles = list(code)  # the one-instruction closures, for exits at the end of a run
     fused = 0
     pc = 0
     while pc < n:
@@ -250,14 +251,18 @@ def fuse(insns: list[Insn], code: list[Op], regions: dict[int, Any] | None = Non
                 tail = jt[0]
                 pc += 1
                 count += 1
+            elif insns[pc].code == 0x95 and count:
+                tail = f"  return single_at[{pc}](R)\n"  # exit (or return to the caller's frame)
+                pc += 1
+                count += 1
         if count >= 2:
-            src = ("def make(budget, single, rget, CTX, U1, U2, U4, U8, Us1, Us2, Us4, P1, P2, P4, P8):\n"
+            src = ("def make(budget, single, rget, CTX, U1, U2, U4, U8, Us1, Us2, Us4, P1, P2, P4, P8, single_at):\n"
                    " def op(R):\n" + run.prologue(ctx_rewrite) + "".join(run.lines) + tail +
                    f"  return {pc}\n return op\n")
             S = _STRUCTS
             code[start] = _factory(src)(_budget, code[start], regions.get if regions is not None else None,
                                         RegionKind.CTX, S["U1"], S["U2"], S["U4"], S["U8"], S["Us1"], S["Us2"],
-                                        S["Us4"], S["P1"], S["P2"], S["P4"], S["P8"])
+                                        S["Us4"], S["P1"], S["P2"], S["P4"], S["P8"], singles)
             fused += 1
         if pc == start:
             pc += 1

@@ -185,8 +185,9 @@ def bpf_loop(env: RunEnv, nr_loops: int, callback_fn: int, callback_ctx: int, fl
     nr_loops &= 0xFFFF_FFFF
     if nr_loops > BPF_MAX_LOOPS:
         return -E2BIG
+    cb = env.vm.callback(env, callback_fn)
     for i in range(nr_loops):
-        if env.vm.call_function(env, callback_fn, (i, callback_ctx)):
+        if cb(i, callback_ctx):
             return i + 1
     return nr_loops
 
@@ -202,6 +203,7 @@ def bpf_for_each_map_elem(env: RunEnv, map_addr: int, callback_fn: int, callback
 
     key_buf = scratch(env.vm, env.cpu, max(8, m.key_size))
     n = 0
+    cb = env.vm.callback(env, callback_fn)
     for key, value_addr in m.for_each(env.cpu):
         if isinstance(key, int):
             key_addr = key
@@ -209,6 +211,6 @@ def bpf_for_each_map_elem(env: RunEnv, map_addr: int, callback_fn: int, callback
             key_buf.buf[:len(key)] = key
             key_addr = key_buf.base
         n += 1
-        if env.vm.call_function(env, callback_fn, (map_addr, key_addr, value_addr, callback_ctx, 0)):
+        if cb(map_addr, key_addr, value_addr, callback_ctx, 0):
             break
     return n

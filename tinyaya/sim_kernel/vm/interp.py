@@ -52,6 +52,7 @@ class RunEnv:
     tail_target: Any = None
     switch_code: list[Op] | None = None
     may_goto_left: int = BPF_MAX_LOOPS
+    busy: bool = False
     code_progs: dict[int, Any] = field(default_factory=dict)
 
     @property
@@ -73,7 +74,8 @@ class Vm:
         self.helpers: dict[int, Any] = helper_table()
         self.prandom = random.Random(getattr(kernel, "seed", 0) if seed is None else seed)
         self._states: dict[int, list[RunEnv]] = {}
-        self._depth: dict[int, int] = {}
+        #: each CPU's outermost run state
+        self._envs: dict[int, RunEnv] = {}
         #: (cpu, purpose) -> long-lived buffers, see contexts.py
         self.buffers: dict[tuple[int, str], Any] = {}
 
@@ -101,25 +103,27 @@ class Vm:
 
     # -- running ----------------------------------------------------------------------------------------
     def _acquire(self, cpu: int) -> RunEnv:
-        depth = self._depth.get(cpu, 0)
-        states = self._states.get(cpu)
-        if states is None:
-            states = self._states[cpu] = []
-        if depth == len(states):
-            stack = self.aspace.add(bytearray(MAX_CALL_FRAMES * STACK_FRAME), RegionKind.STACK,
-                                    f"stack cpu{cpu}" + (f" nest{depth}" if depth else ""))
-            regs: list[Any] = [0] * REGS_LEN
-            env = RunEnv(self, cpu, regs, stack)
-            regs[11] = env
-            regs[12] = []
-            regs[14] = stack.buf
-            regs[15] = stack.base
-            regs[16] = stack.buf.cast("Q")
-            regs[17] = stack.buf.cast("I")
-            regs[18] = stack.buf.cast("H")
-            states.append(env)
-        self._depth[cpu] = depth + 1
-        return states[depth]
+        """This CPU's first idle run state (a run nested on the same CPU gets another, made once)."""
+        states = self._states.setdefault(cpu, [])
+        for env in states:
+            if not env.busy:
+                return env
+        depth = len(states)
+        stack = self.aspace.add(bytearray(MAX_CALL_FRAMES * STACK_FRAME), RegionKind.STACK,
+                                f"stack cpu{cpu}" + (f" nest{depth}" if depth else ""))
+        regs: list[Any] = [0] * REGS_LEN
+        env = RunEnv(self, cpu, regs, stack)
+        regs[11] = env
+        regs[12] = []
+        regs[14] = stack.buf
+        regs[15] = stack.base
+        regs[16] = stack.buf.cast("Q")
+        regs[17] = stack.buf.cast("I")
+        regs[18] = stack.buf.cast("H")
+        states.append(env)
+        if depth == 0:
+            self._envs[cpu] = env
+        return env
 
     def run(self, prog: Any, ctx_addr: int, cpu: int, *, args: tuple[int, ...] = ()) -> int:
         """Run ``prog`` with r1 = ``ctx_addr`` (and r2.. = ``args``) on ``cpu``; return r0 or raise BpfFault."""
@@ -127,7 +131,10 @@ class Vm:
         code = cache.get("interp") if type(cache) is dict else None
         if code is None:
             code = self.code_for(prog)
-        env = self._acquire(cpu)
+        env = self._envs.get(cpu)
+        if env is None or env.busy:
+            env = self._acquire(cpu)
+        env.busy = True
         try:
             R = env.regs
             R[:10] = _ZERO10
@@ -140,26 +147,62 @@ class Vm:
                 R[12].clear()
             R[13] = self.budget
             env.prog = prog
-            env.ctx_addr = ctx_addr
-            env.tail_calls = 0
-            env.may_goto_left = BPF_MAX_LOOPS
-            pc = 0
+            if env.tail_calls:
+                env.tail_calls = 0
+            if env.may_goto_left != BPF_MAX_LOOPS:
+                env.may_goto_left = BPF_MAX_LOOPS
+            pc: int | None = 0
             # the dispatch loop, inlined for the common case; anything unusual continues in _execute
             try:
-                while True:
+                while pc is not None:
                     pc = code[pc](R)
-            except IndexError as e:
-                if pc == len(code):
-                    return R[0]
-                raise self._fault(env, code, pc, e)
-            except Exception as e:  # noqa: BLE001 - tail calls, callbacks' exits and faults
+                return int(R[0])
+            except Exception as e:  # noqa: BLE001 - tail calls, returns into another program, faults
                 if env.code_progs:
                     env.code_progs.clear()
                 return self._resume(env, code, pc, e)
         finally:
-            self._depth[cpu] -= 1
+            env.busy = False
 
-    def _resume(self, env: RunEnv, code: list[Op], pc: int, exc: Exception) -> int:
+    def run_repeat(self, prog: Any, ctx_addr: int, cpu: int, repeat: int) -> int:
+        """Run ``prog`` ``repeat`` times from a fresh register file each time, as PROG_TEST_RUN's
+        ``bpf_test_run`` loop does; return the last r0. The per-run setup is hoisted out of the loop."""
+        code = self.code_for(prog)
+        env = self._envs.get(cpu)
+        if env is None or env.busy:
+            env = self._acquire(cpu)
+        env.busy = True
+        try:
+            R = env.regs
+            ctx = ctx_addr & M64
+            fp = R[15] + STACK_FRAME
+            budget = self.budget
+            frames = R[12]
+            r0 = 0
+            for _ in range(max(1, repeat)):
+                R[:10] = _ZERO10
+                R[1] = ctx
+                R[10] = fp
+                if frames:
+                    frames.clear()
+                R[13] = budget
+                env.prog = prog
+                env.tail_calls = 0
+                env.may_goto_left = BPF_MAX_LOOPS
+                pc: int | None = 0
+                try:
+                    while pc is not None:
+                        pc = code[pc](R)
+                    r0 = R[0]
+                except Exception as e:  # noqa: BLE001 - as in run()
+                    if env.code_progs:
+                        env.code_progs.clear()
+                    r0 = self._resume(env, code, pc, e)
+            return int(r0)
+        finally:
+            env.busy = False
+
+    def _resume(self, env: RunEnv, code: list[Op], pc: int | None, exc: Exception) -> int:
         """Handle what stopped the inlined loop (a tail call, a return into another program, an
         LD_ABS exit or a fault) and carry on in ``_execute``."""
         R = env.regs
@@ -181,17 +224,14 @@ class Vm:
             raise exc
         raise self._fault(env, code, pc, exc)
 
-    def _execute(self, env: RunEnv, code: list[Op], pc: int) -> int:
-        """The dispatch loop. Exit is ``pc == len(code)``, detected by the IndexError it causes."""
+    def _execute(self, env: RunEnv, code: list[Op], pc: int | None) -> int:
+        """The dispatch loop: ``pc = code[pc](R)`` until an exit returns None."""
         R = env.regs
         while True:
             try:
-                while True:
+                while pc is not None:
                     pc = code[pc](R)
-            except IndexError as e:
-                if pc == len(code):
-                    return R[0]
-                raise self._fault(env, code, pc, e)
+                return int(R[0])
             except TailCall:
                 prog = env.tail_target
                 code = self.code_for(prog)
@@ -213,24 +253,35 @@ class Vm:
 
     def call_function(self, env: RunEnv, func_addr: int, args: tuple[int, ...]) -> int:
         """Run a BPF_PSEUDO_FUNC callback (bpf_loop, for_each_map_elem) in a new frame; return its r0."""
+        return self.callback(env, func_addr)(*args)
+
+    def callback(self, env: RunEnv, func_addr: int) -> Any:
+        """A Python callable ``cb(r1, r2, ...) -> r0`` running the subprogram at ``func_addr`` in a new
+        frame each time (r6-r9 and r10 restored on return), for helpers that call back often."""
         code = self.code_for(env.prog)
         tgt = func_addr - sem.FUNC_ADDR_BASE
         if not 0 <= tgt < len(code):
             raise VmTrap(f"invalid callback address {func_addr:#x}", func_addr)
         R = env.regs
         fr = R[12]
-        if len(fr) >= MAX_CALL_FRAMES - 1:
-            raise VmTrap(f"the call stack is too deep ({MAX_CALL_FRAMES} frames)")
-        fr.append((len(code), R[6], R[7], R[8], R[9], R[10], code))
-        R[10] += STACK_FRAME
-        for i, a in enumerate(args[:5]):
-            R[1 + i] = a & sem.M64
-        return self._execute(env, code, tgt)
+        execute = self._execute
+
+        def cb(*args: int) -> int:
+            if len(fr) >= MAX_CALL_FRAMES - 1:
+                raise VmTrap(f"the call stack is too deep ({MAX_CALL_FRAMES} frames)")
+            fr.append((None, R[6], R[7], R[8], R[9], R[10], code))  # the callback's exit ends the loop
+            R[10] += STACK_FRAME
+            for i, a in enumerate(args[:5]):
+                R[1 + i] = a & M64
+            return execute(env, code, tgt)
+        return cb
 
     # -- faults -----------------------------------------------------------------------------------------
-    def _fault(self, env: RunEnv, code: list[Op], pc: int, exc: BaseException) -> BpfFault:
+    def _fault(self, env: RunEnv, code: list[Op], pc: int | None, exc: BaseException) -> BpfFault:
         if isinstance(exc, VmTrap) and exc.pc is not None:
             pc = exc.pc
+        if pc is None:
+            pc = -1
         prog = env.code_progs.get(id(code), env.prog)
         insns: list[Insn] = list(prog.insns)
         ins = insns[pc] if 0 <= pc < len(insns) else None
