@@ -11,10 +11,11 @@ Semantics are Linux's: arguments are uapi byte layouts with user pointers
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from collections.abc import Buffer
+#: A writable buffer of uapi bytes: a bytearray, a memoryview or a ctypes structure/array.
+#: (collections.abc.Buffer would say it exactly, but needs Python 3.12.)
+Buffer = Any
 
 
 @runtime_checkable
@@ -24,11 +25,11 @@ class Kernel(Protocol):
     #: "sim" or "linux"
     backend: str
 
-    def bpf(self, cmd: int, attr: "Buffer") -> int:
+    def bpf(self, cmd: int, attr: Buffer) -> int:
         """bpf(2): ``attr`` is a writable buffer holding ``union bpf_attr`` bytes; the kernel may write back into it."""
         ...
 
-    def perf_event_open(self, attr: "Buffer", pid: int, cpu: int, group_fd: int, flags: int) -> int:
+    def perf_event_open(self, attr: Buffer, pid: int, cpu: int, group_fd: int, flags: int) -> int:
         """perf_event_open(2) with ``struct perf_event_attr`` bytes."""
         ...
 
