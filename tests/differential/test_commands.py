@@ -7,6 +7,7 @@ info structs, PROG_LOAD's map references and log, BTF_LOAD, pins, links.
 """
 from __future__ import annotations
 
+import ctypes
 import re
 import struct
 
@@ -814,5 +815,54 @@ def test_btf_type_checks_and_log(kernels, mutation):
         r = s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob), log, 1 << 16, 1))
         text = s.read(log, 1 << 16).split(b"\0")[0].decode()
         return [r.outcome, r.u32(28), text]
+
+    kernels.compare(scenario)
+
+
+def _tracepoint_event(s: Side) -> int:
+    from tinyaya.uapi.perf_event import PerfEventAttr
+
+    try:
+        tp = int(s.k.read_file("/sys/kernel/tracing/events/raw_syscalls/sys_enter/id"))
+    except OSError:
+        pytest.skip("tracefs is not mounted at /sys/kernel/tracing")
+    attr = PerfEventAttr(type=2, size=ctypes.sizeof(PerfEventAttr), config=tp)
+    fd = s.k.perf_event_open(attr, -1, 0, -1, 0)
+    s.fds.append(fd)
+    return fd
+
+
+def test_perf_link_create_info_and_detach(kernels):
+    """BPF_LINK_CREATE of a perf link on raw_syscalls:sys_enter: errnos, bpf_link_info, LINK_DETACH."""
+    def scenario(s: Side):
+        ev = _tracepoint_event(s)
+        progs = {}
+        for name, ptype in (("tp", P.BPF_PROG_TYPE_TRACEPOINT), ("sf", P.BPF_PROG_TYPE_SOCKET_FILTER),
+                            ("kp", P.BPF_PROG_TYPE_KPROBE)):
+            a, _ = prog_load(s, ptype, RET0)
+            progs[name] = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        m = array(s) if hasattr(maps_mod, "create_map") else s.non_bpf_fd()
+        out = [s.bpf(C.BPF_LINK_CREATE, link_create(progs["tp"], ev, 41, flags=1)).outcome,
+               s.bpf(C.BPF_LINK_CREATE, link_create(progs["sf"], ev, 41)).outcome,
+               s.bpf(C.BPF_LINK_CREATE, link_create(progs["kp"], ev, 41)).outcome,
+               s.bpf(C.BPF_LINK_CREATE, link_create(progs["kp"], ev, 0)).outcome,
+               s.bpf(C.BPF_LINK_CREATE, link_create(progs["tp"], m, 41)).outcome,
+               s.bpf(C.BPF_LINK_CREATE, link_create(progs["tp"], s.bad_fd(), 41)).outcome]
+        r = s.bpf(C.BPF_LINK_CREATE, link_create(progs["tp"], ev, 41, cookie=9))
+        out.append(r.outcome)
+        lfd = r.ret
+        out.append(s.bpf(C.BPF_LINK_CREATE, link_create(progs["tp"], ev, 41)).outcome)
+        name = s.buf(64)
+        ib = s.buf(bytes(24) + struct.pack("<QI", name, 64) + bytes(100))
+        ri = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(lfd, 64, ib))
+        raw = bytearray(s.read(ib, 64))
+        raw[4:12] = bytes(8)
+        raw[24:32] = bytes(8)
+        out += [ri.outcome, ri.u32(4), bytes(raw), s.read(name, 12)]
+        out.append(s.bpf(C.BPF_LINK_DETACH, bytearray(u32(lfd)).ljust(ATTR_SIZE, b"\0")).outcome)
+        s.close(lfd)
+        r = s.bpf(C.BPF_LINK_CREATE, link_create(progs["tp"], ev, 41))  # free again once the link is gone
+        out.append(r.outcome)
+        return out
 
     kernels.compare(scenario)
