@@ -12,10 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinyaya.isa import Insn, encode
-from tinyaya.sys.bpf import bpf_map_create, bpf_map_lookup_elem, bpf_map_update_elem
+from tinyaya.sys.bpf import (
+    bpf_map_create,
+    bpf_map_get_next_key,
+    bpf_map_lookup_and_delete_elem,
+    bpf_map_lookup_elem,
+    bpf_map_update_elem,
+)
 from tinyaya.sys.prog import ProgLoadError, bpf_prog_load, bpf_prog_test_run
 
+BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PROG_ARRAY = 3
+BPF_MAP_TYPE_QUEUE = 22
+BPF_MAP_TYPE_STACK = 23
+BPF_MAP_TYPE_RINGBUF = 27
 SOCKET_FILTER, SCHED_CLS, XDP = 1, 3, 6
 
 
@@ -28,6 +39,10 @@ class ArrayMap:
     value_size: int
     max_entries: int = 1
     init: bytes = b""  # initial contents of entry 0
+    map_type: int = BPF_MAP_TYPE_ARRAY
+    key_size: int = 4
+    #: BPF_MAP_TYPE_PROG_ARRAY: the programs (same type as the caller) to put at indexes 0, 1, ...
+    progs: tuple[tuple[Insn, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,27 +66,59 @@ def run_program(kernel: Any, prog_type: int, insns: list[Insn], *, data: bytes =
                 maps: tuple[ArrayMap, ...] = (), repeat: int = 1) -> Outcome:
     fds: list[int] = []
     try:
+        map_fds: list[int] = []
         for m in maps:
-            fd = bpf_map_create(kernel, BPF_MAP_TYPE_ARRAY, 4, m.value_size, m.max_entries)
+            fd = bpf_map_create(kernel, m.map_type, m.key_size, m.value_size, m.max_entries,
+                                map_flags=0 if m.map_type != BPF_MAP_TYPE_HASH else 0)
             fds.append(fd)
-            if m.init:
+            map_fds.append(fd)
+            if m.init and m.map_type == BPF_MAP_TYPE_ARRAY:
                 bpf_map_update_elem(kernel, fd, (0).to_bytes(4, "little"), m.init.ljust(m.value_size, b"\0"))
-        patched = [i.replace(imm=fds[i.imm]) if i.code == 0x18 and i.src == 1 else i for i in insns]
+
+        def patch(code: list[Insn] | tuple[Insn, ...]) -> list[Insn]:
+            return [i.replace(imm=map_fds[i.imm]) if i.code == 0x18 and i.src == 1 else i for i in code]
+
+        for m, fd in zip(maps, map_fds, strict=True):
+            for idx, sub in enumerate(m.progs):
+                try:
+                    sfd = bpf_prog_load(kernel, prog_type, encode(patch(sub)), log_level=1)
+                except ProgLoadError as e:
+                    raise Rejected(e.verifier_log[-2000:]) from None
+                fds.append(sfd)
+                bpf_map_update_elem(kernel, fd, idx.to_bytes(4, "little"), sfd.to_bytes(4, "little"))
         try:
-            pfd = bpf_prog_load(kernel, prog_type, encode(patched), log_level=1)
+            pfd = bpf_prog_load(kernel, prog_type, encode(patch(insns)), log_level=1)
         except ProgLoadError as e:
             raise Rejected(e.verifier_log[-2000:]) from None
         fds.append(pfd)
         res = bpf_prog_test_run(kernel, pfd, data=data or None, ctx=ctx, repeat=repeat,
                                 data_size_out=len(data) + 512 if data else None)
-        dumped = tuple(
-            tuple(bpf_map_lookup_elem(kernel, fd, i.to_bytes(4, "little"), m.value_size)
-                  for i in range(m.max_entries))
-            for fd, m in zip(fds, maps, strict=False))
+        dumped = tuple(_dump(kernel, fd, m) for fd, m in zip(map_fds, maps, strict=True))
         return Outcome(res.retval, res.data_out, dumped)
     finally:
-        for fd in fds:
+        for fd in reversed(fds):
             kernel.close(fd)
+
+
+def _dump(kernel: Any, fd: int, m: ArrayMap) -> tuple[bytes, ...]:
+    """A map's contents in a kernel-independent order: arrays by index, hashes sorted by key,
+    queues and stacks in pop order (emptying them), others not at all."""
+    if m.map_type == BPF_MAP_TYPE_ARRAY:
+        return tuple(bpf_map_lookup_elem(kernel, fd, i.to_bytes(4, "little"), m.value_size)
+                     for i in range(m.max_entries))
+    if m.map_type == BPF_MAP_TYPE_HASH:
+        keys, key = [], None
+        while (key := bpf_map_get_next_key(kernel, fd, key, m.key_size)) is not None:
+            keys.append(key)
+        return tuple(k + bpf_map_lookup_elem(kernel, fd, k, m.value_size) for k in sorted(keys))
+    if m.map_type in (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK):
+        out = []
+        while True:
+            try:
+                out.append(bpf_map_lookup_and_delete_elem(kernel, fd, None, m.value_size))
+            except OSError:
+                return tuple(out)
+    return ()
 
 
 def map_ref(index: int, dst: int = 1) -> list[Insn]:

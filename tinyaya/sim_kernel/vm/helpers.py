@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EFAULT, EINVAL, ENOENT
+from ..errors import EFAULT, EINVAL, ENOENT, ERANGE
 from ..memory import USER_TOP, MemoryFault
 from .fault import TailCall
 from .printf import MAX_BPRINTF_VARARGS, FormatError, bprintf, count_conversions
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .interp import RunEnv
 
 Helper = Callable[..., int]
+KERNEL_HALF = 0xFFFF_8000_0000_0000  # the lowest canonical kernel address on x86-64
 MAX_TAIL_CALL_CNT = 33
 
 
@@ -131,13 +132,27 @@ def bpf_get_current_task(env: RunEnv, *_: int) -> int:
 
 
 # -- probe_read family -----------------------------------------------------------------------------------------
+def _space_error(src: int, where: str) -> int:
+    """The error for reading ``src`` from the wrong address space, or 0 if the space is right.
+
+    x86's ``copy_from_kernel_nofault_allowed`` refuses user (and non-canonical) addresses: -ERANGE;
+    ``copy_from_user_nofault`` refuses kernel addresses (``access_ok``): -EFAULT. The legacy
+    bpf_probe_read picks the side by the address (``bpf_probe_read_compat``)."""
+    user = src <= USER_TOP
+    if where == "kernel" and (user or src < KERNEL_HALF):
+        return -ERANGE
+    if where == "user" and not user:
+        return -EFAULT
+    return 0
+
+
 def _probe_read(env: RunEnv, dst: int, size: int, src: int, where: str) -> int:
     size &= 0xFFFF_FFFF
-    ok_space = where == "any" or (src <= USER_TOP) == (where == "user")
-    data = _try_read(env, src, size) if ok_space else None
+    err = _space_error(src, where)
+    data = None if err else _try_read(env, src, size)
     if data is None:
         _write(env, dst, bytes(size))
-        return -EFAULT
+        return err or -EFAULT
     _write(env, dst, data)
     return 0
 
@@ -146,11 +161,11 @@ def _probe_read_str(env: RunEnv, dst: int, size: int, src: int, where: str) -> i
     size &= 0xFFFF_FFFF
     if size == 0:
         return 0
-    ok_space = where == "any" or (src <= USER_TOP) == (where == "user")
-    s = _try_read_str(env, src, size - 1) if ok_space else None
+    err = _space_error(src, where)
+    s = None if err else _try_read_str(env, src, size - 1)
     if s is None:
         _write(env, dst, bytes(size))
-        return -EFAULT
+        return err or -EFAULT
     _write(env, dst, s + b"\0")
     return len(s) + 1
 

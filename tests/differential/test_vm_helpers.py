@@ -1,0 +1,132 @@
+"""Helpers whose results do not depend on time, CPU or the caller, on SimKernel and on Linux.
+
+Each program is a small XDP program in assembly (maps referenced as ``map[i]``: ld_imm64 with
+BPF_PSEUDO_MAP_FD, patched with the fd). Compared: retval, data_out and the maps afterwards
+(hashes by key, queues and stacks in pop order).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vm"))
+
+from vmdiff import (  # noqa: E402
+    BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_PROG_ARRAY,
+    BPF_MAP_TYPE_QUEUE,
+    BPF_MAP_TYPE_RINGBUF,
+    BPF_MAP_TYPE_STACK,
+    XDP,
+    ArrayMap,
+    Rejected,
+    linux_kernel,
+    map_ref,
+    run_program,
+)
+
+from tinyaya.isa import Insn, assemble  # noqa: E402
+
+pytestmark = pytest.mark.linux
+PACKET = bytes(range(7, 7 + 64))
+
+
+def asm(*parts: str | list[Insn]) -> list[Insn]:
+    out: list[Insn] = []
+    for p in parts:
+        out += assemble(p) if isinstance(p, str) else p
+    return out
+
+
+CALL = "call {}\n".format
+
+HASH = asm(
+    "stw [%r10-4], 3\nstdw [%r10-16], 0x1111\n", map_ref(0),
+    "mov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -16\nmov %r4, 0\n", CALL(2),  # update k=3 ANY
+    "mov %r6, %r0\nstdw [%r10-16], 0x2222\n", map_ref(0),
+    "mov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -16\nmov %r4, 1\n", CALL(2),  # NOEXIST: -EEXIST
+    "lsh %r0, 8\nor %r6, %r0\nstw [%r10-4], 9\n", map_ref(0),
+    "mov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -16\nmov %r4, 2\n", CALL(2),  # EXIST on absent
+    "lsh %r0, 16\nor %r6, %r0\nstw [%r10-4], 3\n", map_ref(0),
+    "mov %r2, %r10\nadd %r2, -4\n", CALL(1),
+    "jeq %r0, 0, +3\nldxdw %r1, [%r0+0]\nadd %r1, 5\nstxdw [%r0+0], %r1\nstw [%r10-4], 77\n", map_ref(0),
+    "mov %r2, %r10\nadd %r2, -4\n", CALL(3),  # delete an absent key: -ENOENT
+    "lsh %r0, 24\nor %r6, %r0\nmov %r0, %r6\nexit\n",
+)
+
+QUEUE = asm(
+    *[p for v in (5, 6, 7) for p in (f"stdw [%r10-8], {v}\n", map_ref(0),
+                                       "mov %r2, %r10\nadd %r2, -8\nmov %r3, 0\n", CALL(87),
+                                       "mov %r6, %r0\n")],
+    "stdw [%r10-8], 8\n", map_ref(0), "mov %r2, %r10\nadd %r2, -8\nmov %r3, 2\n", CALL(87),  # BPF_EXIST
+    map_ref(0), "mov %r2, %r10\nadd %r2, -16\n", CALL(88),  # pop
+    "ldxdw %r7, [%r10-16]\n", map_ref(0), "mov %r2, %r10\nadd %r2, -16\n", CALL(89),  # peek
+    "ldxdw %r8, [%r10-16]\nlsh %r7, 8\nor %r7, %r8\nlsh %r6, 16\nor %r7, %r6\nmov %r0, %r7\nexit\n",
+)
+
+PROBE_READ = asm(
+    # r9 = the packet, checked to hold 8 bytes (r6-r9 survive helper calls)
+    "ldxw %r2, [%r1+4]\nldxw %r9, [%r1+0]\nmov %r3, %r9\nadd %r3, 8\njle %r3, %r2, +2\nmov %r0, 0\nexit\n",
+    "stdw [%r10-8], 0x41424344\nstdw [%r10-16], -1\n",
+    "mov %r1, %r10\nadd %r1, -16\nmov %r2, 8\nmov %r3, %r10\nadd %r3, -8\n", CALL(113),  # probe_read_kernel
+    "mov %r6, %r0\nldxdw %r7, [%r10-16]\n",
+    "mov %r1, %r10\nadd %r1, -24\nmov %r2, 8\nmov %r3, 0\n", CALL(113),  # NULL: -EFAULT, dst zeroed
+    "lsh %r0, 8\nxor %r6, %r0\nldxdw %r8, [%r10-24]\nxor %r7, %r8\n",
+    "mov %r1, %r10\nadd %r1, -32\nmov %r2, 3\nmov %r3, %r10\nadd %r3, -8\n", CALL(115),  # _str: 2 bytes + NUL
+    "lsh %r0, 16\nxor %r6, %r0\nldxb %r8, [%r10-30]\nlsh %r8, 32\nxor %r7, %r8\n",
+    "stxdw [%r9+0], %r7\nmov %r0, %r6\nexit\n",
+)
+
+RINGBUF = asm(
+    map_ref(0), "mov %r2, 16\nmov %r3, 0\n", CALL(131),  # reserve 16
+    "jeq %r0, 0, +4\nstdw [%r0+0], 0x55\nmov %r1, %r0\nmov %r2, 0\n", CALL(132),  # submit
+    map_ref(0), "mov %r2, 0\n", CALL(134), "mov %r6, %r0\n",  # AVAIL_DATA
+    "stdw [%r10-8], 7\n", map_ref(0), "mov %r2, %r10\nadd %r2, -8\nmov %r3, 8\nmov %r4, 0\n", CALL(130),
+    "lsh %r0, 16\nor %r6, %r0\n", map_ref(0), "mov %r2, 1\n", CALL(134),  # RING_SIZE
+    "lsh %r0, 24\nor %r6, %r0\n", map_ref(0), "mov %r2, 3\n", CALL(134),  # PROD_POS
+    "lsh %r0, 40\nor %r6, %r0\nmov %r0, %r6\nexit\n",
+)
+
+TAIL_TARGETS = (tuple(assemble("mov %r0, 100\nexit")), tuple(assemble("mov %r0, 200\nexit")))
+TAIL = asm(
+    "mov %r6, %r1\n", map_ref(0, dst=2), "mov %r1, %r6\nmov %r3, 5\n", CALL(12),  # index past the end: falls through
+    map_ref(0, dst=2), "mov %r1, %r6\nmov %r3, 1\n", CALL(12), "mov %r0, 1\nexit\n",
+)
+
+CASES = {
+    "hash": (HASH, (ArrayMap(8, 4, map_type=BPF_MAP_TYPE_HASH),)),
+    "queue": (QUEUE, (ArrayMap(8, 3, map_type=BPF_MAP_TYPE_QUEUE, key_size=0),)),
+    "stack": (QUEUE, (ArrayMap(8, 3, map_type=BPF_MAP_TYPE_STACK, key_size=0),)),
+    "probe_read": (PROBE_READ, ()),
+    "ringbuf": (RINGBUF, (ArrayMap(0, 4096, map_type=BPF_MAP_TYPE_RINGBUF, key_size=0),)),
+    "tail_call": (TAIL, (ArrayMap(4, 2, map_type=BPF_MAP_TYPE_PROG_ARRAY, progs=TAIL_TARGETS),)),
+}
+
+
+@pytest.fixture(scope="module")
+def linux():
+    k, reason = linux_kernel()
+    if k is None:
+        pytest.skip(reason)
+    return k
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_helper_agrees(linux, name: str) -> None:
+    from tinyaya.sim_kernel import SimKernel
+
+    insns, maps = CASES[name]
+    try:
+        want = run_program(linux, XDP, insns, data=PACKET, maps=maps)
+    except Rejected as e:
+        pytest.fail(f"the test program itself is invalid for Linux: {e}")
+    sim = SimKernel()
+    try:
+        got = run_program(sim, XDP, insns, data=PACKET, maps=maps)
+    except Rejected as e:
+        pytest.xfail(f"SimKernel's verifier rejects what Linux accepts: {str(e)[-300:]}")
+    finally:
+        sim.shutdown()
+    assert got == want
