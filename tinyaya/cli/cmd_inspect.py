@@ -39,32 +39,37 @@ def inspect_cmd(obj: str, as_json: bool, disasm_prog: str | None) -> None:
 
 
 def _print_description(info: dict[str, Any]) -> None:
-    click.echo(f"license: {info.get('license')}  kernel_version: {info.get('kernel_version')}  "
-               f"endianness: {info.get('endianness')}")
+    click.echo(f"{info.get('path') or 'object'}: license {info.get('license')!r}, "
+               f"kernel_version {info.get('kernel_version')}, {info.get('endianness')}-endian")
     progs = info.get("programs", [])
     click.echo(f"programs ({len(progs)}):")
     for p in progs:
         target = p.get("attach_target") or "-"
-        click.echo(f"  {p['name']:<24} section {p['section']:<28} type {p['type']:<16} "
-                   f"target {target:<20} insns {p['insn_count']}")
+        if p.get("attach_offset"):
+            target += f"+{p['attach_offset']}"
+        click.echo(f"  {p['name']:<24} section {p['section']:<24} type {p['type']:<14} target {target:<20} "
+                   f"insns {p['insns']}{'  (needs CO-RE)' if p.get('needs_core') else ''}")
     maps = info.get("maps", [])
     click.echo(f"maps ({len(maps)}):")
     for m in maps:
-        btf = f" btf {m.get('key_type') or '?'} -> {m.get('value_type') or '?'}" if m.get("key_type") or m.get(
-            "value_type") else ""
+        btf = (f"  btf {m.get('key_type') or '-'} -> {m.get('value_type') or '-'}"
+               if m.get("key_type") or m.get("value_type") else "")
+        flags = f" flags {'|'.join(m['flags'])}" if m.get("flags") else ""
         click.echo(f"  {m['name']:<24} {m['origin']:<7} {m['type']:<18} key {m['key_size']}B value "
-                   f"{m['value_size']}B max_entries {m['max_entries']} flags 0x{m.get('map_flags', 0):x} "
-                   f"pinning {m.get('pinning', 'none')}{btf}")
+                   f"{m['value_size']}B max_entries {m['max_entries']}{flags} pinning {m.get('pinning', 'none')}{btf}")
     globs = info.get("globals", [])
     if globs:
         click.echo(f"globals ({len(globs)}):")
         for g in globs:
-            click.echo(f"  {g['name']:<24} {g['section']:<16} offset {g['offset']} size {g['size']}")
+            click.echo(f"  {g['name']:<24} {g['section']:<16} offset {g['offset']:<5} size {g['size']:<4} "
+                       f"{g.get('type') or ''} = {g.get('formatted', g.get('value'))}")
     relocs = info.get("relocations", [])
     if relocs:
         click.echo(f"relocations ({len(relocs)}):")
         for r in relocs:
-            click.echo(f"  {r['section']}+{r['offset']:#x}: {r['type']} -> {r['target']}")
+            click.echo(f"  {r['section']}+{r['offset']:#x}: {r['type']} {r.get('symbol') or ''} -> {r['target']}")
+    for w in info.get("warnings", []):
+        click.echo(f"warning: {w}")
 
 
 def _print_disasm(o: Any, which: str, as_json: bool) -> None:
