@@ -362,8 +362,12 @@ class LoadSession:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.issued / elapsed
         faults = self.faults()
+        progress = ""
+        total = getattr(self.driver, "total_lines", None)
+        if total:
+            progress = f"  replay {100 * getattr(self.driver, 'pos', 0) // total}% of {total} lines"
         return (f"{self.o.obj}  backend {self.o.backend}  workload {self.workload_name}  "
-                f"syscalls {self.issued} ({rate:,.0f}/s)  faults {faults}")
+                f"syscalls {self.issued} ({rate:,.0f}/s)  faults {faults}{progress}")
 
     def summary_lines(self) -> list[str]:
         writes = self.by_nr.get(WRITE_NR, 0)
