@@ -39,10 +39,17 @@ class PluginError(Exception):
 
 
 def _base16(text: str, what: str) -> bytes:
+    """The runner's ``"b7 00 00 ..."`` (one byte per token); runs of hex digits are read two at a time."""
+    out = bytearray()
     try:
-        return bytes(int(tok, 16) for tok in text.split())
+        for tok in text.split():
+            if len(tok) <= 2:
+                out.append(int(tok, 16))
+            else:
+                out += bytes.fromhex(tok)
     except ValueError as e:
         raise PluginError(f"bad base16 {what}: {e}") from None
+    return bytes(out)
 
 
 def _elf_text(data: bytes) -> list[Insn]:

@@ -61,3 +61,43 @@ def test_stack_and_atomics(kernel) -> None:
     """
     # 10+5=15; fetch returns 15 into r2 and stores 18; cmpxchg compares 18 with r0=15: no store, r0=18
     assert run(kernel, src) == 18 + 15
+
+
+def test_may_goto_falls_through_until_the_counter_runs_out(kernel) -> None:
+    from tinyaya.isa import Insn
+
+    kernel.vm.budget = 1 << 30
+    # r0 = 0; loop: may_goto +2; r0 += 1; ja loop; exit  -> counts BPF_MAX_LOOPS iterations
+    insns = [Insn(0xB7, 0, 0, 0, 0), Insn(0xE5, 0, 0, 2, 0), Insn(0x07, 0, 0, 0, 1), Insn(0x05, 0, 0, -3, 0),
+             Insn(0x95)]
+    small = prog(insns)
+    env_loops = 1000
+    from tinyaya.sim_kernel.vm import interp
+
+    old = interp.BPF_MAX_LOOPS
+    interp.BPF_MAX_LOOPS = env_loops  # the counter's start, patched small for the test
+    try:
+        assert kernel.vm.run(small, 0, 0) == env_loops
+    finally:
+        interp.BPF_MAX_LOOPS = old
+
+
+def test_sign_extending_loads_and_acquire_release(kernel) -> None:
+    from tinyaya.isa import Insn
+
+    insns = [
+        Insn(0x7A, 10, 0, -8, -2),            # *(u64 *)(r10-8) = -2
+        Insn(0x91, 1, 10, -8, 0),             # r1 = *(s8 *)(r10-8)
+        Insn(0x89, 2, 10, -8, 0),             # r2 = *(s16 *)(r10-8)
+        Insn(0xDB, 10, 1, -16, 0x110),        # store_release(u64 *)(r10-16) = r1
+        Insn(0xDB, 3, 10, -16, 0x100),        # r3 = load_acquire(u64 *)(r10-16)
+        Insn(0xBF, 0, 1), Insn(0x0F, 0, 2), Insn(0x0F, 0, 3), Insn(0x95),
+    ]
+    assert kernel.vm.run(prog(insns), 0, 0) == (-6) & M64
+
+
+def test_gotol(kernel) -> None:
+    from tinyaya.isa import Insn
+
+    insns = [Insn(0xB7, 0, 0, 0, 1), Insn(0x06, 0, 0, 0, 1), Insn(0xB7, 0, 0, 0, 2), Insn(0x95)]
+    assert kernel.vm.run(prog(insns), 0, 0) == 1

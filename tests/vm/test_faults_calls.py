@@ -128,3 +128,31 @@ def test_probe_read_bad_pointer_returns_efault(kernel) -> None:
     exit
     """
     assert kernel.vm.run(prog(src), 0, 0) == (-14) & ((1 << 64) - 1)
+
+
+def test_fault_names_the_instruction_in_llvm_syntax(kernel) -> None:
+    with pytest.raises(BpfFault) as ei:
+        kernel.vm.run(prog("mov %r1, 0\nstw [%r1+4], 9\nexit"), 0, 0)
+    assert ei.value.insn_text == "*(u32 *)(r1 + 0x4) = 0x9"
+    assert ei.value.pc == 1 and ei.value.addr == 4
+
+
+def test_write_to_read_only_memory_faults(kernel) -> None:
+    from tinyaya.sim_kernel.memory import RegionKind
+
+    ro = kernel.aspace.add(bytearray(16), RegionKind.RODATA, ".rodata", writable=False)
+    insns = [Insn(0x18, 1, 0, 0, ro.base & 0xFFFF_FFFF), Insn(0, 0, 0, 0, ro.base >> 32), Insn(0x62, 1, 0, 0, 1),
+             Insn(0x95)]
+    with pytest.raises(BpfFault, match="read-only"):
+        kernel.vm.run(prog(insns), 0, 0)
+    assert bytes(ro.buf) == bytes(16)
+
+
+def test_plugin_accepts_unspaced_hex() -> None:
+    import io
+
+    from tinyaya.conformance_plugin import main
+
+    out = io.StringIO()
+    assert main([""], io.StringIO("b7000000010000009500000000000000\n"), out) == 0
+    assert out.getvalue().strip() == "1"
