@@ -120,22 +120,24 @@ def _hdr(type_len: int, str_len: int, **kw: int) -> bytes:
 
 
 @pytest.mark.parametrize(("blob", "reason"), [
-    (b"\x9f\xeb", "btf_header not found"),
+    (b"\x9f\xeb", "hdr_len not found"),
+    (_hdr(0, 1, hdr_len=200) + b"\0", "btf_header not found"),
     (_hdr(0, 1, magic=0x1234) + b"\0", "Invalid magic"),
     (_hdr(0, 1, version=2) + b"\0", "Unsupported version"),
     (_hdr(0, 1, flags=1) + b"\0", "Unsupported flags"),
-    (_hdr(0, 9) + b"\0", "Invalid section offset"),
+    (_hdr(0, 9) + b"\0", "Total section length too long"),
+    (_hdr(0, 1, str_off=9) + b"\0", "Invalid section offset"),
     (_hdr(0, 2) + b"a\0", "Invalid string section"),
     (_hdr(16, 4) + struct.pack("<III", 1, 1 << 24, 4) + struct.pack("<I", 32) + b"\0int", "Invalid string section"),
     (_hdr(16, 5) + struct.pack("<III", 9, 1 << 24, 4) + struct.pack("<I", 32) + b"\0int\0", "Invalid name_offset"),
     (_hdr(12, 1) + struct.pack("<III", 0, 2 << 24, 7) + b"\0", "Invalid type_id"),
     (_hdr(12, 1) + struct.pack("<III", 0, 25 << 24, 0) + b"\0", "Invalid kind"),
-    (_hdr(12, 1) + struct.pack("<III", 0, 1 << 24, 4) + b"\0", "INT truncated"),
+    (_hdr(12, 1) + struct.pack("<III", 0, 1 << 24, 4) + b"\0", "INT (anon) meta_left:0 meta_needed:4"),
     (_hdr(12, 1) + struct.pack("<III", 0, (2 << 24) | 1, 0) + b"\0", "vlen != 0"),
 ])
 def test_invalid_btf_reasons(blob: bytes, reason: str) -> None:
     with pytest.raises(BtfError) as e:
-        Btf.parse(blob)
+        Btf.parse_for_kernel(blob)
     assert reason in str(e.value)
 
 

@@ -11,6 +11,7 @@ BPF_BTF_LOAD can reuse them.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -65,12 +66,14 @@ class BtfMember:
     type: int
     bit_offset: int = 0
     bitfield_size: int = 0
+    name_off: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class BtfEnumValue:
     name: str
     value: int
+    name_off: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class BtfType:
     int_bits: int = 0
     linkage: int = 0  # VAR, FUNC (vlen)
     component_idx: int = -1  # DECL_TAG
+    int_data: int = 0  # INT: the raw encoding word
     offset: int = 0  # byte offset of the record in the type section
 
     @property
@@ -131,18 +135,22 @@ class Btf:
     big_endian: bool = False
     raw: bytes = b""
     _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _lenient_names: bool = field(default=False, repr=False)
 
     # --- parsing ---------------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, data: bytes, endian: str | bool | None = None) -> Btf:
+    def parse(cls, data: bytes, endian: str | bool | None = None, *,
+              on_type: Callable[[Btf, BtfType], None] | None = None) -> Btf:
         """Parse and check ``.BTF`` bytes; ``endian`` ("little"/"big"/True for big) or None to detect.
 
-        Raises ``BtfError`` whose ``reason`` is the kernel verifier's wording.
+        Raises ``BtfError`` whose ``reason`` is the kernel verifier's wording. ``on_type`` is
+        called on each type as soon as it is read (the kernel checks each type's meta in order);
+        with it, the structural id checks are left to the caller.
         """
         data = bytes(data)
         if len(data) < 8:
-            raise BtfError("btf_header not found")
+            raise BtfError("hdr_len not found")
         if endian is None:
             big = data[:2] == b"\xeb\x9f"
         elif isinstance(endian, bool):
@@ -151,49 +159,70 @@ class Btf:
             big = str(endian) in ("big", "Endianness.BIG")
         e = ">" if big else "<"
         magic, version, flags, hdr_len = struct.unpack_from(e + "HBBI", data, 0)
-        if magic != BTF_MAGIC:
-            raise BtfError(f"Invalid magic: 0x{magic:x}")
-        if hdr_len < 24 or hdr_len > len(data):
-            raise BtfError("Unsupported btf_header" if hdr_len > 24 else "btf_header not found")
-        if any(data[24:hdr_len]):
+        # kernel btf_parse_hdr: a shorter header reads as zeros, a longer one must be zero-padded
+        if hdr_len > len(data):
+            raise BtfError("btf_header not found")
+        if hdr_len > 24 and any(data[24:hdr_len]):
             raise BtfError("Unsupported btf_header")
+        header = data[:min(hdr_len, 24)].ljust(24, b"\0")
+        if magic != BTF_MAGIC:
+            raise BtfError("Invalid magic", magic=magic)
         if version != 1:
             raise BtfError("Unsupported version")
         if flags:
             raise BtfError("Unsupported flags")
-        type_off, type_len, str_off, str_len = struct.unpack_from(e + "IIII", data, 8)
-        body = len(data) - hdr_len
-        if type_off > body or type_len > body - type_off or str_off > body or str_len > body - str_off:
-            raise BtfError("Invalid section offset")
+        type_off, type_len, str_off, str_len = struct.unpack_from(e + "IIII", header, 8)
         if type_off % 4:
             raise BtfError("Unaligned type_off")
-        if type_off < str_off and type_off + type_len > str_off or str_off < type_off and str_off + str_len > type_off:
-            raise BtfError("Section overlap found")
-        if type_len + str_len > body:
-            raise BtfError("Total section length too long")
+        # kernel btf_check_sec_info: sections in offset order, inside the data, not overlapping
+        body = len(data) - hdr_len
+        total = 0
+        for off, length in sorted([(type_off, type_len), (str_off, str_len)]):
+            if body < off:
+                raise BtfError("Invalid section offset")
+            if total < off and on_type is not None:
+                raise BtfError("Unsupported section found")
+            if total > off:
+                raise BtfError("Section overlap found")
+            if body - max(total, off) < length:
+                raise BtfError("Total section length too long")
+            total = max(total, off) + length
+        if on_type is not None and total != body:
+            raise BtfError("Unsupported section found")
         strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
         if not strings or strings[0] != 0 or strings[-1] != 0 or str_len > BTF_MAX_NAME_OFFSET:
             raise BtfError("Invalid string section")
         tdata = data[hdr_len + type_off:hdr_len + type_off + type_len]
         btf = cls([VOID], strings, big, data)
-        btf._parse_types(tdata, e)
-        btf._check()
+        btf._lenient_names = on_type is not None
+        btf._parse_types(tdata, e, on_type)
+        if on_type is None:
+            btf._check()
         for t in btf.types[1:]:
             if t.name:
                 btf._by_name.setdefault(t.name, []).append(t.id)
         return btf
 
-    def _str(self, off: int) -> str:
+    def _str(self, off: int, what: str = "name_offset", tid: int | None = None) -> str:
+        if off >= len(self.strings) and self._lenient_names and what != "name_offset":
+            return ""  # kernel order: reported by check_meta after the type's own name
         if off >= len(self.strings):
-            raise BtfError("Invalid name_offset")
+            prefix = f"[{tid}] " if tid is not None else ""
+            raise BtfError(f"{prefix}Invalid {what}:{off}", type_id=tid)
         end = self.strings.find(b"\0", off)
         return self.strings[off:end].decode("utf-8", errors="replace")
+
+    def raw_string_at(self, off: int) -> bytes:
+        """The undecoded bytes of the string at ``off`` (b"" if out of range)."""
+        if off >= len(self.strings):
+            return b""
+        return self.strings[off:self.strings.find(b"\0", off)]
 
     def string_at(self, off: int) -> str:
         """The string at ``off`` in the string section (``BtfError`` "Invalid name_offset" if out of range)."""
         return self._str(off)
 
-    def _parse_types(self, d: bytes, e: str) -> None:
+    def _parse_types(self, d: bytes, e: str, on_type: Callable[[Btf, BtfType], None] | None = None) -> None:
         pos = 0
         n = len(d)
         u32 = struct.Struct(e + "I")
@@ -208,25 +237,24 @@ class Btf:
             vlen = info & 0xFFFF
             kind_v = (info >> 24) & 0x1F
             kflag = bool(info >> 31)
-            if info & 0x60FF0000:
-                raise BtfError("Invalid btf_info", type_id=len(self.types))
-            if not 0 < kind_v <= BtfKind.ENUM64:
-                raise BtfError(f"[{len(self.types)}] Invalid kind:{kind_v}")
-            kind = BtfKind(kind_v)
-            name = self._str(name_off)
             tid = len(self.types)
+            if info & 0x60FF0000:  # bits outside BTF_INFO_MASK
+                raise BtfError(f"[{tid}] Invalid btf_info:{info:x}", type_id=tid, reason=f"Invalid btf_info:{info:x}")
+            if not 0 < kind_v <= BtfKind.ENUM64:
+                raise BtfError(f"[{tid}] Invalid kind:{kind_v}", type_id=tid)
+            kind = BtfKind(kind_v)
+            name = self._str(name_off, tid=tid)
             kw: dict = {}
 
-            def need(size: int, what: str, _pos: int = pos, _tid: int = tid) -> None:
+            def need(size: int, what: str, _pos: int = pos, _tid: int = tid, _name: str = name) -> None:
                 if n - _pos < size:
-                    raise BtfError(f"[{_tid}] {what} truncated: meta_left:{n - _pos} meta_needed:{size}")
+                    raise BtfError(f"[{_tid}] {what} {_name or '(anon)'} meta_left:{n - _pos} meta_needed:{size}",
+                                   type_id=_tid)
 
             if kind == BtfKind.INT:
                 need(4, "INT")
                 v = u32.unpack_from(d, pos)[0]
-                kw.update(int_encoding=(v >> 24) & 0xF, int_offset=(v >> 16) & 0xFF, int_bits=v & 0xFF)
-                if v & 0xF0000000 or (v >> 24) & 0xF & ~7:
-                    raise BtfError(f"[{tid}] INT Unsupported encoding")
+                kw.update(int_encoding=(v >> 24) & 0xF, int_offset=(v >> 16) & 0xFF, int_bits=v & 0xFF, int_data=v)
                 pos += 4
             elif kind == BtfKind.ARRAY:
                 need(12, "ARRAY")
@@ -239,9 +267,9 @@ class Btf:
                 for i in range(vlen):
                     mn, mt, mo = struct.unpack_from(e + "III", d, pos + 12 * i)
                     if kflag:
-                        mems.append(BtfMember(self._str(mn), mt, mo & 0xFFFFFF, mo >> 24))
+                        mems.append(BtfMember(self._str(mn, 'member name_offset', tid), mt, mo & 0xFFFFFF, mo >> 24, mn))
                     else:
-                        mems.append(BtfMember(self._str(mn), mt, mo, 0))
+                        mems.append(BtfMember(self._str(mn, 'member name_offset', tid), mt, mo, 0, mn))
                 kw["members"] = tuple(mems)
                 pos += 12 * vlen
             elif kind == BtfKind.ENUM:
@@ -250,7 +278,7 @@ class Btf:
                 vals = []
                 for i in range(vlen):
                     vn, vv = struct.unpack_from(e + ("Ii" if signed else "II"), d, pos + 8 * i)
-                    vals.append(BtfEnumValue(self._str(vn), vv))
+                    vals.append(BtfEnumValue(self._str(vn, 'enum name_offset', tid), vv, vn))
                 kw["enum_values"] = tuple(vals)
                 pos += 8 * vlen
             elif kind == BtfKind.ENUM64:
@@ -261,7 +289,7 @@ class Btf:
                     v64 = (hi << 32) | lo
                     if kflag and v64 >> 63:
                         v64 -= 1 << 64
-                    vals.append(BtfEnumValue(self._str(vn), v64))
+                    vals.append(BtfEnumValue(self._str(vn, 'enum name_offset', tid), v64, vn))
                 kw["enum_values"] = tuple(vals)
                 pos += 12 * vlen
             elif kind == BtfKind.FUNC_PROTO:
@@ -269,7 +297,7 @@ class Btf:
                 params = []
                 for i in range(vlen):
                     pn, pt = struct.unpack_from(e + "II", d, pos + 8 * i)
-                    params.append(BtfMember(self._str(pn), pt))
+                    params.append(BtfMember(self._str(pn, 'param name_offset', tid), pt, name_off=pn))
                 kw["members"] = tuple(params)
                 pos += 8 * vlen
             elif kind == BtfKind.VAR:
@@ -287,10 +315,14 @@ class Btf:
                 pos += 4
             elif kind == BtfKind.FUNC:
                 kw["linkage"] = vlen
-            self.types.append(BtfType(tid, kind, name, name_off, vlen, kflag, st, offset=start, **kw))
+            t = BtfType(tid, kind, name, name_off, vlen, kflag, st, offset=start, **kw)
+            self.types.append(t)
+            if on_type is not None:
+                on_type(self, t)
 
     def _check(self) -> None:
-        """Per-kind meta checks (kernel ``btf_*_check_meta``) and type id ranges."""
+        """Structural checks every user needs: referenced type ids exist. The kernel's stricter
+        per-kind rules are in ``verify.check_for_kernel`` (libbpf parses objects leniently too)."""
         nr = len(self.types)
 
         def ref(t: BtfType, tid: int) -> None:
@@ -301,63 +333,34 @@ class Btf:
             k = t.kind
             if k in _REF_KINDS:
                 ref(t, t.type)
-            if k in (BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG,
-                     BtfKind.TYPEDEF, BtfKind.VAR, BtfKind.ARRAY, BtfKind.INT, BtfKind.FLOAT, BtfKind.DECL_TAG):
-                if t.vlen:
-                    raise BtfError(f"[{t.id}] {k.name} vlen != 0", type_id=t.id)
-            if k in (BtfKind.PTR, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT) and t.name_off:
-                raise BtfError(f"[{t.id}] {k.name} Invalid name", type_id=t.id)
-            if k in (BtfKind.TYPEDEF, BtfKind.VAR, BtfKind.FUNC, BtfKind.DECL_TAG, BtfKind.TYPE_TAG,
-                     BtfKind.FWD) and not t.name:
-                raise BtfError(f"[{t.id}] {k.name} Invalid name", type_id=t.id)
             if k == BtfKind.ARRAY:
                 ref(t, t.array_type)
                 ref(t, t.array_index_type)
             elif k in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.FUNC_PROTO):
                 for m in t.members:
                     ref(t, m.type)
-                if k != BtfKind.FUNC_PROTO:
-                    for m in t.members:
-                        if m.bitfield_size == 0 and m.bit_offset % 8 == 0 and m.bit_offset // 8 > t.size:
-                            raise BtfError(f"[{t.id}] {k.name} {t.name} Member exceeds struct_size",
-                                           type_id=t.id)
-                else:
+                if k == BtfKind.FUNC_PROTO:
                     ref(t, t.type)
             elif k == BtfKind.DATASEC:
                 for s in t.secinfo:
                     ref(t, s.type)
-                if not t.name:
-                    raise BtfError(f"[{t.id}] DATASEC Invalid name", type_id=t.id)
-            elif k == BtfKind.INT:
-                if t.int_bits > 128 or t.int_offset + t.int_bits > t.size * 8 or t.size not in (1, 2, 4, 8, 16):
-                    raise BtfError(f"[{t.id}] INT {t.name} Invalid int size/bits", type_id=t.id)
-            elif k == BtfKind.FLOAT and t.size not in (2, 4, 8, 12, 16):
-                raise BtfError(f"[{t.id}] FLOAT {t.name} Invalid type_size", type_id=t.id)
-            elif k == BtfKind.DECL_TAG and t.component_idx < -1:
-                raise BtfError(f"[{t.id}] DECL_TAG Invalid component_idx", type_id=t.id)
+
+    @classmethod
+    def parse_for_kernel(cls, data: bytes) -> Btf:
+        """What BPF_BTF_LOAD accepts: native (little-endian) BTF passing every check, including
+        ``check_for_kernel``. Raises ``BtfError`` (``.reason``, ``.errno``) otherwise."""
+        from .verify import check_for_kernel, check_meta
+
+        btf = cls.parse(data, "little", on_type=check_meta)
+        check_for_kernel(btf, metas_done=True)
+        return btf
 
     def check_for_kernel(self) -> None:
-        """The extra checks BPF_BTF_LOAD makes that a freshly compiled object may fail
-        (libbpf/aya fix these up first): DATASEC size, VAR/FUNC linkage, resolvable sizes."""
-        for t in self.types[1:]:
-            if t.kind in MODIFIERS:
-                self.resolve(t.id)
-            if t.kind == BtfKind.DATASEC:
-                if not t.size:
-                    raise BtfError(f"[{t.id}] DATASEC {t.name} size == 0", type_id=t.id)
-                last = 0
-                for s in t.secinfo:
-                    if s.offset < last or s.offset + s.size > t.size or not s.size:
-                        raise BtfError(f"[{t.id}] DATASEC {t.name} Invalid offset+size", type_id=t.id)
-                    last = s.offset + s.size
-            elif t.kind == BtfKind.VAR and t.linkage > 1:
-                raise BtfError(f"[{t.id}] VAR {t.name} Linkage not supported", type_id=t.id)
-            elif t.kind == BtfKind.FUNC and t.linkage > 2:
-                raise BtfError(f"[{t.id}] FUNC {t.name} Invalid func linkage", type_id=t.id)
-            elif t.kind == BtfKind.FUNC and self.type(t.type).kind != BtfKind.FUNC_PROTO:
-                raise BtfError(f"[{t.id}] FUNC {t.name} Invalid type_id", type_id=t.id)
-            elif t.kind == BtfKind.ARRAY:
-                self.size_of(t.id)
+        """The kernel's BTF verifier rules (kernel/bpf/btf.c ``btf_check_all_metas`` and
+        ``btf_check_all_types``), which a compiled object may need fixing up to pass."""
+        from .verify import check_for_kernel
+
+        check_for_kernel(self)
 
     def with_datasec_layout(self, sizes: dict[str, int], offsets: dict[tuple[str, str], int],
                             allocate: frozenset[str] = frozenset()) -> Btf:
@@ -439,7 +442,8 @@ class Btf:
             elem = self.size_of(t.array_type, _depth + 1)
             total = elem * t.array_nelems
             if total > 0xFFFFFFFF:
-                raise BtfError(f"[{t.id}] ARRAY Array size overflows U32_MAX", type_id=t.id)
+                raise BtfError(f"[{t.id}] ARRAY Array size overflows U32_MAX", type_id=t.id,
+                               reason="Array size overflows U32_MAX")
             return total
         if k == BtfKind.VAR:
             return self.size_of(t.type, _depth + 1)
