@@ -72,11 +72,14 @@ def test_x64_sys_wrapper_kretprobe_and_deeper_functions(kernel) -> None:
     assert openat2_ret["ax"] == (-2 & M64) and wrapper_ret["ax"] == (-2 & M64)
 
 
-def test_dragonos_syscall_handle_has_the_number_in_rsi(kernel) -> None:
+def test_dispatchers_have_the_number_in_rsi(kernel) -> None:
     vm = recording(kernel)
     kprobe(kernel, "dragonos_kernel::syscall::Syscall::handle", "dragonos")
-    kernel.machine.process().syscall("getppid")
-    assert regs(vm.runs[0].ctx)["si"] == 110
+    kprobe(kernel, "x64_sys_call", "linux")
+    kprobe(kernel, "x64_sys_call", "linux_ret", retprobe=True)
+    kernel.machine.process().syscall("getppid", ret=77)
+    assert [(r.prog, regs(r.ctx)["si"]) for r in vm.runs] == [("dragonos", 110), ("linux", 110), ("linux_ret", 110)]
+    assert regs(vm.runs[2].ctx)["ax"] == 77
 
 
 def test_kprobe_at_offset_and_by_address(kernel) -> None:

@@ -105,6 +105,8 @@ class Kallsyms:
         self.by_name: dict[str, KernelFunction] = {}
         self._add("void", "sys_enter", _REGS + (("long", "id"),))
         self._add("void", "sys_exit", _REGS + (("long", "ret"),))
+        # arch/x86/entry/syscall_64.c (6.9+): the dispatcher do_syscall_64 calls for every syscall
+        self._add("long", "x64_sys_call", (("const struct pt_regs *", "regs"), ("unsigned int", "nr")))
         for ret, name, params in _DEEP:
             self._add(ret, name, params)
         # DragonOS: Syscall::handle(&self?, syscall_num: usize, args: &[usize], frame: &mut TrapFrame);

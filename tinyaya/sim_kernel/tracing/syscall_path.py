@@ -7,7 +7,8 @@ entry
   1. kprobe ``sys_enter(struct pt_regs *regs, long id)`` (rdi = the task's user
      ``pt_regs``, rsi = id), the raw tracepoint ``sys_enter`` (ctx = u64 {regs, id}),
      ``raw_syscalls:sys_enter`` and ``syscalls:sys_enter_<name>`` (their records);
-  2. kprobe ``dragonos_kernel::syscall::Syscall::handle`` (rsi = id);
+  2. kprobe ``dragonos_kernel::syscall::Syscall::handle`` (rsi = id), then Linux's dispatcher
+     ``x64_sys_call(const struct pt_regs *regs, unsigned int nr)`` (rsi = nr);
   3. kprobe ``__x64_sys_<name>(const struct pt_regs *regs)``;
   4. kprobes on the deeper functions of its path (``do_sys_openat2``, ``vfs_read``…),
      outermost first, each with its own C arguments in rdi, rsi, rdx, rcx, r8, r9;
@@ -243,6 +244,10 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
     if r:
         exit_common.append(_kprobe_step(m, r, addr, lambda t, a: (t.regs_addr, t.cur_ret & M64, 0, 0, 0, 0), _zero))
     d_e, d_r, d_addr = site(DRAGONOS_SYSCALL_HANDLE)
+    c_e, c_r, c_addr = site("x64_sys_call")
+
+    def dispatch_regs(t: Task, a: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
+        return t.regs_addr, t.cur_nr, 0, 0, 0, 0
 
     def dragonos_regs(t: Task, a: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
         return t.regs_addr, t.cur_nr, t.regs_addr + 0x70, 6, 0, 0
@@ -276,6 +281,8 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
                 en.append(_record_step(m, tpe.progs, fill_sc))  # type: ignore[arg-type]
         if d_e:
             en.append(_kprobe_step(m, d_e, d_addr, dragonos_regs, None))
+        if c_e:
+            en.append(_kprobe_step(m, c_e, c_addr, dispatch_regs, None))
         if sc is not None:
             x_e, x_r, x_addr = site(sc.entry_symbol)
             if x_e:
@@ -290,6 +297,8 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
             ex.extend(deep_exit)
             if x_r:
                 ex.append(_kprobe_step(m, x_r, x_addr, lambda t, a: (t.regs_addr, 0, 0, 0, 0, 0), _same))
+        if c_r:
+            ex.append(_kprobe_step(m, c_r, c_addr, dispatch_regs, _same))
         if d_r:
             ex.append(_kprobe_step(m, d_r, d_addr, dragonos_regs, _same))
         if sc is not None and sc.args is not None:
