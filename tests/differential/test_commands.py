@@ -866,3 +866,84 @@ def test_perf_link_create_info_and_detach(kernels):
         return out
 
     kernels.compare(scenario)
+
+
+def _func_btf() -> tuple[bytes, int, int]:
+    from btfgen import BtfBuilder, int_t
+
+    b = BtfBuilder()
+    i = int_t(b)
+    fp = b.t("", 13, vlen=0, st=i)
+    f = b.t("main_fn", 12, vlen=1, st=fp)
+    b.s("int main_fn(void) { return 0; }")
+    b.s("prog.c")
+    return b.blob(), i, f
+
+
+FUNC_INFO_CASES = {
+    "ok": ([(0, "f")], 8, 1), "rec_size_4": ([(0, "f")], 4, 1), "rec_size_12_zero_tail": ([(0, "f", 0)], 12, 1),
+    "rec_size_12_tail": ([(0, "f", 1)], 12, 1), "not_a_func": ([(0, "i")], 8, 1), "first_off_1": ([(1, "f")], 8, 1),
+    "too_many": ([(0, "f"), (1, "f")], 8, 2), "no_such_type": ([(0, 99)], 8, 1), "bad_btf_fd": ([(0, "f")], 8, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(FUNC_INFO_CASES))
+def test_prog_load_func_info(kernels, case):
+    def scenario(s: Side):
+        blob, i, f = _func_btf()
+        bfd = s.fd(s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob))))
+        recs, rs, cnt = FUNC_INFO_CASES[case]
+        ids = {"f": f, "i": i}
+        data = b"".join(struct.pack("<" + "I" * len(r), *[ids.get(x, x) for x in r]) for r in recs)
+        a, log = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0, log_level=1, log_size=4096,
+                           prog_btf_fd=s.non_bpf_fd() if case == "bad_btf_fd" else bfd,
+                           func_info_rec_size=rs, func_info=s.buf(data), func_info_cnt=cnt)
+        r = s.bpf(C.BPF_PROG_LOAD, a)
+        out = [r.outcome, r.u32(ProgLoadAttr.func_info_rec_size.offset), s.read(log, 4096).split(b"\0")[0]]
+        if r.ok:
+            fi = s.buf(64)
+            raw = bytearray(232)
+            struct.pack_into("<IQI", raw, PI.func_info_rec_size.offset, 8, fi, 4)
+            ib = s.buf(bytes(raw))
+            s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(r.ret, 232, ib))
+            got = s.read(ib, 232)
+            out += [struct.unpack_from("<I", got, PI.nr_func_info.offset)[0], s.read(fi, 8),
+                    struct.unpack_from("<I", got, PI.btf_id.offset)[0] != 0]
+        return out
+
+    kernels.compare(scenario)
+
+
+LINE_INFO_CASES = {
+    "ok": [(0, 1, 8, 0)], "two": [(0, 1, 8, 0), (1, 1, 8, 5)], "not_first": [(1, 1, 8, 0)],
+    "backwards": [(1, 1, 8, 0), (0, 1, 8, 0)], "past_end": [(0, 1, 8, 0), (2, 1, 8, 0)],
+    "bad_name": [(0, 1, 5000, 0)],
+}
+
+
+@pytest.mark.parametrize("case", list(LINE_INFO_CASES))
+def test_prog_load_line_info(kernels, case):
+    def scenario(s: Side):
+        blob, _i, f = _func_btf()
+        bfd = s.fd(s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob))))
+        recs = LINE_INFO_CASES[case]
+        data = b"".join(struct.pack("<IIII", *r) for r in recs)
+        a, log = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0, log_level=1, log_size=4096, prog_btf_fd=bfd,
+                           func_info_rec_size=8, func_info=s.buf(struct.pack("<II", 0, f)), func_info_cnt=1,
+                           line_info_rec_size=16, line_info=s.buf(data), line_info_cnt=len(recs))
+        r = s.bpf(C.BPF_PROG_LOAD, a)
+        out = [r.outcome, s.read(log, 4096).split(b"\0")[0]]
+        if r.ok:
+            li = s.buf(64)
+            raw = bytearray(232)
+            struct.pack_into("<I", raw, PI.nr_line_info.offset, 4)
+            struct.pack_into("<Q", raw, PI.line_info.offset, li)
+            struct.pack_into("<I", raw, PI.line_info_rec_size.offset, 16)
+            ib = s.buf(bytes(raw))
+            s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(r.ret, 232, ib))
+            got = s.read(ib, 232)
+            n = struct.unpack_from("<I", got, PI.nr_line_info.offset)[0]
+            out += [n, s.read(li, 16 * n)]
+        return out
+
+    kernels.compare(scenario)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from ..isa.insn import Insn, decode, encode, ld_imm64_value
 from ..isa.opcodes import LD_IMM64
 from ..uapi.bpf import BpfMapType, BpfProgInfo, BpfProgType, InfoAttr, ProgLoadAttr, PseudoSrc, TestRunAttr
-from .errors import E2BIG, EINVAL, ENOSPC, ENOTSUPP, EPERM, fail
+from .errors import E2BIG, EACCES, EINVAL, ENOSPC, ENOTSUPP, EPERM, fail
 from .mapcmds import bpf_obj_name_cpy, check_uarg_tail_zero, get_next_id, is_map
-from .usermem import copy_from_user, copy_to_user, strncpy_from_user
+from .usermem import check_zeroed_user, copy_from_user, copy_to_user, strncpy_from_user
 from .vlog import VerifierLog, finalize_log
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def _bpf_check(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog,
     statistics line, as ``bpf_check``'s ``skip_full_check`` path does.
     """
     try:
-        _before_verifier(k, a, prog, log, fd_array_cnt)
+        _before_verifier(k, ua, a, prog, log, fd_array_cnt)
     except OSError:
         log.write(STATS_LINE_ZERO)
         raise
@@ -283,7 +283,7 @@ STATS_LINE_ZERO = ("processed 0 insns (limit 1000000) max_states_per_insn 0 tota
                    "mark_read 0\n")
 
 
-def _before_verifier(k: SimKernel, a: Any, prog: BpfProg, log: VerifierLog, fd_array_cnt: int) -> None:
+def _before_verifier(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog, fd_array_cnt: int) -> None:
     if fd_array_cnt:
         fds = copy_from_user(a.fd_array, 4 * fd_array_cnt)
         for (fd,) in struct.iter_unpack("<i", fds):
@@ -292,37 +292,103 @@ def _before_verifier(k: SimKernel, a: Any, prog: BpfProg, log: VerifierLog, fd_a
                 _add_used_map(k, prog, log, obj)
             elif type(obj).__name__ != "BtfObject":
                 raise fail(EINVAL, f"fd_array[] fd {fd} is neither a map nor BTF")
-    _check_btf_info(k, a, prog, log)
+    _check_btf_info(k, ua, a, prog, log)
     prog.tag = bpf_prog_calc_tag(prog.orig_insns)
     resolve_pseudo_ldimm64(k, prog, log, a.fd_array)
 
 
-def _check_btf_info(k: SimKernel, a: Any, prog: BpfProg, log: VerifierLog) -> None:
-    """``check_btf_info_early``/``check_btf_func``/``check_btf_line``: the BTF and the record sizes."""
+def _check_btf_info(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog) -> None:
+    """``check_btf_info_early``/``check_btf_func_early``/``check_btf_line`` (kernel/bpf/verifier.c).
+
+    The records are kept in the kernel's record sizes (``struct bpf_func_info``,
+    ``struct bpf_line_info``); a longer user record must have a zero tail
+    (E2BIG, and the kernel's size is written back to the attr).
+    Messages without a newline are printed so by the kernel too.
+    """
     if not a.func_info_cnt and not a.line_info_cnt:
         return
-    from .btf import btf_from_fd
+    from .btf import KIND_FUNC, KIND_FUNC_PROTO, btf_from_fd
 
-    prog.btf = btf_from_fd(k, a.prog_btf_fd)
-    k.obj_get(prog.btf)
+    btf_obj = btf_from_fd(k, a.prog_btf_fd)
+    if btf_obj.kernel_btf:
+        raise fail(EACCES, "kernel BTF for a program")
+    k.obj_get(btf_obj)
+    prog.btf = btf_obj
     if a.func_info_cnt:
         rs = a.func_info_rec_size
         if rs < BPF_FUNCINFO_SIZE or rs > 252 or rs % 4:
             log.write(f"invalid func info rec size {rs}\n")
             raise fail(EINVAL, "func_info_rec_size")
-        prog.func_info = copy_from_user(a.func_info, rs * a.func_info_cnt)
-        prog.func_info_rec_size = rs
-        first_off = struct.unpack_from("<I", prog.func_info, 0)[0]
-        if first_off:
-            log.write(f"nonzero insn_off {first_off} for the first func info record\n")
-            raise fail(EINVAL, "func_info")
+        recs = []
+        prev = 0
+        for i in range(a.func_info_cnt):
+            urec = a.func_info + i * rs
+            if rs > BPF_FUNCINFO_SIZE and not check_zeroed_user(urec + BPF_FUNCINFO_SIZE, rs - BPF_FUNCINFO_SIZE):
+                log.write("nonzero tailing record in func info")
+                ua.put_u32(ProgLoadAttr.func_info_rec_size.offset, BPF_FUNCINFO_SIZE)
+                raise fail(E2BIG, "func_info record tail")
+            insn_off, type_id = struct.unpack("<II", copy_from_user(urec, BPF_FUNCINFO_SIZE))
+            if i == 0 and insn_off:
+                log.write(f"nonzero insn_off {insn_off} for the first func info record")
+                raise fail(EINVAL, "func_info")
+            if i and insn_off <= prev:
+                log.write(f"same or smaller insn offset ({insn_off}) than previous func info record ({prev})")
+                raise fail(EINVAL, "func_info")
+            t = btf_obj.types[type_id] if 0 < type_id < len(btf_obj.types) else None
+            if t is None or t.kind != KIND_FUNC:
+                log.write(f"invalid type id {type_id if type_id < 1 << 31 else type_id - (1 << 32)} in func info")
+                raise fail(EINVAL, "func_info type")
+            proto = btf_obj.types[t.size_or_type] if t.size_or_type < len(btf_obj.types) else None
+            if proto is None or proto.kind != KIND_FUNC_PROTO:
+                raise fail(EINVAL, "func_info type is not a function")
+            recs.append(struct.pack("<II", insn_off, type_id))
+            prev = insn_off
+        prog.func_info = b"".join(recs)
+        prog.func_info_rec_size = BPF_FUNCINFO_SIZE
     if a.line_info_cnt:
-        rs = a.line_info_rec_size
-        if rs < BPF_LINEINFO_SIZE or rs > 252 or rs % 4:
-            log.write(f"invalid line info rec size {rs}\n")
-            raise fail(EINVAL, "line_info_rec_size")
-        prog.line_info = copy_from_user(a.line_info, rs * a.line_info_cnt)
-        prog.line_info_rec_size = rs
+        _check_btf_line(ua, a, prog, log, btf_obj)
+
+
+def _check_btf_line(ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog, btf_obj: Any) -> None:
+    rs = a.line_info_rec_size
+    if rs < BPF_LINEINFO_SIZE or rs > 252 or rs % 4:
+        raise fail(EINVAL, "line_info_rec_size")
+    starts = subprog_starts(prog.orig_insns)
+    n = len(prog.orig_insns)
+    recs = []
+    prev = 0
+    s = 0
+    strs_len = len(btf_obj.data)  # any offset inside the blob's strings is a name; checked loosely
+    for i in range(a.line_info_cnt):
+        urec = a.line_info + i * rs
+        if rs > BPF_LINEINFO_SIZE and not check_zeroed_user(urec + BPF_LINEINFO_SIZE, rs - BPF_LINEINFO_SIZE):
+            log.write("nonzero tailing record in line_info")
+            ua.put_u32(ProgLoadAttr.line_info_rec_size.offset, BPF_LINEINFO_SIZE)
+            raise fail(E2BIG, "line_info record tail")
+        rec = copy_from_user(urec, BPF_LINEINFO_SIZE)
+        insn_off, file_name_off, line_off, _col = struct.unpack("<IIII", rec)
+        if (i and insn_off <= prev) or insn_off >= n:
+            log.write(f"Invalid line_info[{i}].insn_off:{insn_off} (prev_offset:{prev} prog->len:{n})\n")
+            raise fail(EINVAL, "line_info insn_off")
+        if not prog.orig_insns[insn_off].code:
+            log.write(f"Invalid insn code at line_info[{i}].insn_off\n")
+            raise fail(EINVAL, "line_info insn")
+        if line_off >= strs_len or file_name_off >= strs_len:
+            log.write(f"Invalid line_info[{i}].line_off or .file_name_off\n")
+            raise fail(EINVAL, "line_info names")
+        if s != len(starts):
+            if insn_off == starts[s]:
+                s += 1
+            elif starts[s] < insn_off:
+                log.write(f"missing bpf_line_info for func#{s}\n")
+                raise fail(EINVAL, "line_info")
+        recs.append(rec)
+        prev = insn_off
+    if s != len(starts):
+        log.write(f"missing bpf_line_info for {len(starts) - s} funcs starting from func#{s}\n")
+        raise fail(EINVAL, "line_info")
+    prog.line_info = b"".join(recs)
+    prog.line_info_rec_size = BPF_LINEINFO_SIZE
 
 
 def _add_used_map(k: SimKernel, prog: BpfProg, log: VerifierLog, m: Any) -> None:
