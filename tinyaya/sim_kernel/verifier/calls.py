@@ -112,6 +112,7 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         return check_callback_call(env, pc, func_id, name)
     regs = env.regs
     map_ = None
+    lock_reg: Reg | None = None
     const_key: int | None = None
     release_id = 0
     alloc_size = 0
@@ -188,11 +189,8 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
                 raise env.reject(EACCES, f"R{regno} must be referenced when passed to release func")
             release_id = r.ref_obj_id
         elif atype == A.ARG_PTR_TO_SPIN_LOCK:
-            if r.type != T.PTR_TO_MAP_VALUE or r.maybe_null:
-                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=map_value, ptr_")
-            m = r.map
-            if getattr(m, "spin_lock_off", -1) is None or getattr(m, "spin_lock_off", -1) < 0:
-                raise env.reject(EINVAL, f"map '{getattr(m, 'name', b'').decode() if isinstance(getattr(m, 'name', b''), bytes) else getattr(m, 'name', '')}' has to have BTF in order to use bpf_spin_lock")
+            lock_reg = r
+            check_spin_lock_arg(env, r, regno)
         elif atype == A.ARG_PTR_TO_CONST_STR:
             if r.type != T.PTR_TO_MAP_VALUE or not (r.map.map_flags & (1 << 7)):
                 raise env.reject(EACCES, f"R{regno} does not point to a readonly map'")
@@ -256,15 +254,45 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
     else:
         mark_known(r0, 0)
         r0.type = T.PTR_TO_BTF_ID
-    if proto.name == "spin_lock":
-        if env.state.active_lock:
-            raise env.reject(EINVAL, "Locking two bpf_spin_locks are not allowed")
-        env.state.active_lock = 1
-    elif proto.name == "spin_unlock":
-        if not env.state.active_lock:
-            raise env.reject(EINVAL, "bpf_spin_unlock without taking a lock")
-        env.state.active_lock = 0
+    if proto.name in ("spin_lock", "spin_unlock") and lock_reg is not None:
+        # process_spin_lock(): the lock is identified by the map value it lives in
+        ident = lock_reg.id or id(lock_reg.map) & 0x7FFFFFFF or 1
+        if proto.name == "spin_lock":
+            if env.state.active_lock:
+                raise env.reject(EINVAL, "Locking two bpf_spin_locks are not allowed")
+            env.state.active_lock = ident
+            env.state.active_lock_map = lock_reg.map
+        else:
+            if not env.state.active_lock:
+                raise env.reject(EINVAL, "bpf_spin_unlock without taking a lock")
+            if env.state.active_lock != ident or env.state.active_lock_map is not lock_reg.map:
+                raise env.reject(EINVAL, "bpf_spin_unlock of different lock")
+            env.state.active_lock = 0
+            env.state.active_lock_map = None
     return pc + 1
+
+
+def _map_name(m: object) -> str:
+    name = getattr(m, "name", b"")
+    return name.decode(errors="replace").rstrip("\0") if isinstance(name, bytes) else str(name)
+
+
+def check_spin_lock_arg(env: Env, r: Reg, regno: int) -> None:
+    """process_spin_lock(): a pointer to the map value's ``struct bpf_spin_lock``, at a constant offset."""
+    if r.type != T.PTR_TO_MAP_VALUE or r.maybe_null:
+        raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=map_value, ptr_")
+    if r.var_off[1] != 0:
+        raise env.reject(EINVAL, f"R{regno} doesn't have constant offset. bpf_spin_lock has to be at the constant "
+                                 "offset")
+    m = r.map
+    lock_off = getattr(m, "spin_lock_off", None)
+    if lock_off is None or lock_off < 0:
+        if getattr(m, "btf", None) is None and getattr(m, "btf_value_type_id", 0) == 0:
+            raise env.reject(EINVAL, f"map '{_map_name(m)}' has to have BTF in order to use bpf_spin_lock")
+        raise env.reject(EINVAL, f"map '{_map_name(m)}' has no valid bpf_spin_lock")
+    off = r.off + r.var_off[0]
+    if off != lock_off:
+        raise env.reject(EINVAL, f"off {off} doesn't point to 'struct bpf_spin_lock' that is at {lock_off}")
 
 
 def check_callback_call(env: Env, pc: int, func_id: int, name: str) -> int:
@@ -364,7 +392,8 @@ def check_combined_stack(env: Env) -> None:
 def check_exit(env: Env, pc: int) -> int | None:
     st = env.state
     if st.active_lock:
-        raise env.reject(EINVAL, "bpf_spin_unlock is missing")
+        raise env.reject(EINVAL, "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region"
+                         if len(st.frames) == 1 else "bpf_spin_unlock is missing")
     r0 = env.check_reg_read(0)
     if len(st.frames) > 1 and st.cur.in_callback:
         if not r0.is_scalar:

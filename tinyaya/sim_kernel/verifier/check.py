@@ -35,7 +35,7 @@ from .regs import (
     reg_str,
     zext_32_to_64,
 )
-from .state import FuncState, VState, init_state, state_str, states_equal
+from .state import FuncState, VState, exact_key, init_state, state_str, states_equal
 
 T = RegType
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
@@ -55,6 +55,8 @@ class Explored:
     state: VState
     branches: int
     parent: Explored | None
+    miss: int = 0
+    hit: int = 0
 
 
 class Env:
@@ -75,6 +77,7 @@ class Env:
         self.prune_points: list[bool] = []
         self.live: list[frozenset[int]] = []
         self.explored: dict[int, list[Explored]] = {}
+        self.loop_keys: dict[tuple[int, tuple[object, ...]], Explored] = {}
         self.branch_stack: list[tuple[VState, int, Explored | None, int]] = []
         self.parent: Explored | None = None
         self.insn_processed = 0
@@ -250,25 +253,36 @@ class Env:
         return out
 
     def is_state_visited(self, pc: int) -> bool:
+        """is_state_visited(): prune if a fully explored state here covers this one; reject an exact repeat
+        of a state still being explored (an infinite loop); otherwise remember this state."""
         cur = self.state
         entries = self.explored.setdefault(pc, [])
         live = self.frame_live(pc)
-        is_may_goto = self.insns[pc].code == (op.BPF_JMP | op.BPF_JCOND) or pc in self.callback_calls
+        callback_call = pc in self.callback_calls
+        is_may_goto = self.insns[pc].code == (op.BPF_JMP | op.BPF_JCOND) or callback_call
         looping = False
         for e in entries:
             if e.branches > 0:
                 looping = True
-                if is_may_goto and (e.state.may_goto_depth != cur.may_goto_depth or pc in self.callback_calls) \
+                if is_may_goto and (e.state.may_goto_depth != cur.may_goto_depth or callback_call) \
                         and states_equal(e.state, cur, live):
                     return True
-                if e.state.may_goto_depth == cur.may_goto_depth and pc not in self.callback_calls and \
-                        states_equal(e.state, cur, live, exact=True):
-                    self.log_line(f"infinite loop detected at insn {pc}")
-                    self.log_line(f"cur state: {state_str(cur.cur)}")
-                    raise self.reject(EINVAL, f"old state: {state_str(e.state.cur)}")
                 continue
             if states_equal(e.state, cur, live):
+                e.hit += 1
                 return True
+            e.miss += 1
+        key = None
+        if looping and not callback_call:
+            key = exact_key(cur, live)
+            old = self.loop_keys.get((pc, key))
+            if old is not None and old.branches > 0:
+                self.log_line(f"infinite loop detected at insn {pc}")
+                self.log_line(f"cur state: {state_str(cur.cur)}")
+                raise self.reject(EINVAL, f"old state: {state_str(old.state.cur)}")
+        # evict explored states that keep failing to prune (the kernel's miss_cnt heuristic)
+        if len(entries) > 8 and self.insn_processed - self.prev_insn_processed >= 100:
+            entries[:] = [e for e in entries if e.branches > 0 or e.miss <= 3 * e.hit + 3]
         if is_may_goto:
             prog = [e for e in entries if e.branches > 0]
             if prog:
@@ -282,6 +296,7 @@ class Env:
                 entries.remove(done[0])
         e = Explored(cur.copy(), 1, self.parent)
         entries.append(e)
+        self.loop_keys[(pc, key if key is not None else exact_key(cur, live))] = e
         self.parent = e
         self.total_states += 1
         self.peak_states = max(self.peak_states, sum(len(v) for v in self.explored.values())

@@ -36,15 +36,15 @@ def check_cond_jmp(env: Env, pc: int, i: Insn) -> int | None:
         if not jmp32:
             mark_known(src, i.imm)
     target = pc + 1 + i.off
-    taken_state = env.state.copy()
     # pointer cases
     if dst.is_pointer or src.is_pointer:
-        return ptr_cond(env, pc, i, o, jmp32, x, target, taken_state)
+        return ptr_cond(env, pc, i, o, jmp32, x, target)
     t = branch_taken(dst, src, o, jmp32)
     if t == 1:
         return target
     if t == 0:
         return pc + 1
+    taken_state = env.state.copy()
     # both possible: refine each side
     tregs = taken_state.cur.regs
     tdst = tregs[i.dst]
@@ -85,13 +85,14 @@ def sync_linked(env: Env, st: VState, reg: Reg) -> None:
                 r.id = keep
 
 
-def ptr_cond(env: Env, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: int, taken: VState) -> int | None:
+def ptr_cond(env: Env, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: int) -> int | None:
     dst = env.regs[i.dst]
     src = env.regs[i.src] if x else None
     other = src
     is_zero = (not x and i.imm == 0) or (other is not None and other.is_null())
     if not jmp32 and o in (op.BPF_JEQ, op.BPF_JNE) and is_zero and dst.is_pointer:
         if dst.maybe_null:
+            taken = env.state.copy()
             # mark_ptr_or_null_regs(): on one side it is NULL, on the other a valid pointer
             null_st, ok_st = (taken, env.state) if o == op.BPF_JEQ else (env.state, taken)
             mark_ptr_or_null(env, null_st, dst.id, True)
@@ -101,6 +102,7 @@ def ptr_cond(env: Env, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: i
         if dst.type != T.PTR_TO_BTF_ID:
             # a pointer that cannot be NULL: the branch is decided
             return target if o == op.BPF_JNE else pc + 1
+    taken = env.state.copy()
     if not jmp32 and src is not None and o in (op.BPF_JGT, op.BPF_JGE, op.BPF_JLT, op.BPF_JLE):
         pkt = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
         if dst.type in pkt and src.type == T.PTR_TO_PACKET_END:

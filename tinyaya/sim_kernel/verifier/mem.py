@@ -198,6 +198,12 @@ def check_map_value_access(env: Env, reg: Reg, regno: int, off: int, size: int, 
         raise env.reject(EACCES, f"read from map forbidden, value_size={m.value_size} off={off + reg.off} "
                                  f"size={size}")
     check_mem_region(env, reg, regno, off + reg.off, size, m.value_size, "map_value")
+    lock_off = getattr(m, "spin_lock_off", None)
+    if lock_off is not None and lock_off >= 0:
+        lo = reg.smin + off + reg.off
+        hi = reg.umax + off + reg.off + size
+        if lo < lock_off + 4 and lock_off < hi:
+            raise env.reject(EACCES, "bpf_spin_lock cannot be accessed directly by load/store")
 
 
 def check_packet_access(env: Env, reg: Reg, regno: int, off: int, size: int) -> None:

@@ -94,8 +94,11 @@ class Reg:
         return r
 
     def assign(self, o: Reg) -> None:
-        for f in Reg.__slots__:
-            setattr(self, f, getattr(o, f))
+        self.type, self.flags, self.off, self.var_off = o.type, o.flags, o.off, o.var_off
+        self.smin, self.smax, self.umin, self.umax = o.smin, o.smax, o.umin, o.umax
+        self.s32_min, self.s32_max, self.u32_min, self.u32_max = o.s32_min, o.s32_max, o.u32_min, o.u32_max
+        self.id, self.ref_obj_id, self.map, self.mem_size = o.id, o.ref_obj_id, o.map, o.mem_size
+        self.range, self.frameno, self.subprog = o.range, o.frameno, o.subprog
 
     # -- predicates -------------------------------------------------------------------------------
     @property
@@ -142,8 +145,9 @@ def mark_unknown(r: Reg) -> None:
 
 def mark_known(r: Reg, v: int) -> None:
     """__mark_reg_known(): a scalar constant (64-bit)."""
-    r.__init__()  # type: ignore[misc]
     r.type = T.SCALAR_VALUE
+    r.flags = r.off = r.id = r.ref_obj_id = r.mem_size = r.range = r.frameno = r.subprog = 0
+    r.map = None
     v &= U64
     r.var_off = (v, 0)
     r.smin = r.smax = s64(v)

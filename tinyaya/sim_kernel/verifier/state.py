@@ -189,6 +189,31 @@ def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, ex
     return True
 
 
+def exact_key(st: VState, live: list[frozenset[int]]) -> tuple[object, ...]:
+    """A hashable image of everything ``states_equal(..., exact=True)`` compares, with ids renumbered in
+    order of appearance: two states have equal keys exactly when they are equal (for loop detection)."""
+    ids: dict[int, int] = {}
+
+    def cid(i: int) -> int:
+        if not i:
+            return 0
+        return ids.setdefault(i, len(ids) + 1)
+
+    def rkey(r: Reg) -> tuple[object, ...]:
+        return (r.type, r.flags, r.off, r.var_off, r.smin, r.smax, r.umin, r.umax, r.s32_min, r.s32_max,
+                r.u32_min, r.u32_max, id(r.map), r.range, r.mem_size, r.frameno, r.subprog, cid(r.id),
+                cid(r.ref_obj_id))
+
+    out: list[object] = [st.active_lock, st.may_goto_depth, tuple(cid(r.id) for r in st.refs)]
+    for k, f in enumerate(st.frames):
+        lv = live[k]
+        out.append((f.callsite, f.in_callback))
+        out.append(tuple(rkey(f.regs[r]) if r in lv else None for r in range(10)))
+        out.append(tuple((off, types, rkey(sp) if sp is not None else None)
+                         for off, (types, sp) in sorted(f.stack.items()) if types != STACK_INVALID * 8))
+    return tuple(out)
+
+
 def stack_str(f: FuncState) -> str:
     out: list[str] = []
     for off in sorted(f.stack, reverse=True):
