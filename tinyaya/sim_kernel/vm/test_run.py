@@ -232,7 +232,8 @@ def _run_skb(vm: Vm, prog: Any, pt: int, data_in: bytes, ctx_in: bytes | None, r
     put_u32(ctx, SKB_PROTOCOL, int.from_bytes(proto.to_bytes(2, "big"), "little"))
     put_u32(ctx, SKB_IFINDEX, LOOPBACK_IFINDEX)
     put_u32(ctx, SKB_INGRESS_IFINDEX, 0)
-    put_u32(ctx, SKB_WIRE_LEN, wire_len or pc.length)
+    # cb->pkt_len: set by convert___skb_to_skb, which runs only when there is a user context
+    put_u32(ctx, SKB_WIRE_LEN, (wire_len or pc.length) if user_ctx is not None else 0)
     if proto == 0x0800:
         put_u32(ctx, SKB_FAMILY, 2)  # AF_INET on the test socket
         if len(data_in) >= ETH_HLEN + 20:
