@@ -180,3 +180,18 @@ def test_datasec_fixup_from_elf(name: str) -> None:
             checked += 1
     assert checked >= 5
     obj.btf.check_for_kernel()  # DATASEC sizes are no longer 0
+
+
+VMLINUX = Path("/sys/kernel/btf/vmlinux")
+
+
+@pytest.mark.skipif(BPFTOOL is None or not VMLINUX.exists(), reason="needs bpftool and /sys/kernel/btf/vmlinux")
+def test_vmlinux_btf_matches_bpftool_and_passes_kernel_rules() -> None:
+    """Every kind the running kernel uses (ENUM64, TYPE_TAG/DECL_TAG attributes, FLOAT...), line for line."""
+    btf = Btf.parse(VMLINUX.read_bytes())
+    theirs = subprocess.run([BPFTOOL, "btf", "dump", "file", str(VMLINUX)], check=True, capture_output=True,
+                            text=True).stdout
+    assert dump_raw(btf) == theirs
+    btf.check_for_kernel()
+    task = btf.find("task_struct", BtfKind.STRUCT)
+    assert task is not None and btf.format_type(task.id).startswith("struct task_struct {")

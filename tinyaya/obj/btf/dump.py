@@ -40,8 +40,9 @@ def dump_type(btf: Btf, t: BtfType) -> str:
                 out += f" bitfield_size={m.bitfield_size}"
     elif k in (BtfKind.ENUM, BtfKind.ENUM64):
         out += f" encoding={'SIGNED' if t.kind_flag else 'UNSIGNED'} size={t.size} vlen={t.vlen}"
+        suffix = ("LL" if t.kind_flag else "ULL") if k == BtfKind.ENUM64 else ""
         for v in t.enum_values:
-            out += f"\n\t'{_name(v.name)}' val={v.value}"
+            out += f"\n\t'{_name(v.name)}' val={v.value}{suffix}"
     elif k == BtfKind.FWD:
         out += f" fwd_kind={'union' if t.kind_flag else 'struct'}"
     elif k == BtfKind.FUNC:

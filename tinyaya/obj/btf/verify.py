@@ -55,12 +55,13 @@ def check_meta(btf: Btf, t: BtfType) -> None:
     if k in (BtfKind.PTR, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT, BtfKind.ARRAY, BtfKind.FUNC_PROTO):
         if t.name_off:
             raise _fail(t, "Invalid name")
+    # TYPE_TAG and DECL_TAG may set kind_flag: the tag is then a raw __attribute__ (e.g. address_space(1))
     if k in (BtfKind.PTR, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT, BtfKind.ARRAY, BtfKind.INT,
-             BtfKind.TYPEDEF, BtfKind.FUNC, BtfKind.VAR, BtfKind.DATASEC, BtfKind.TYPE_TAG) \
-            and t.kind_flag:
+             BtfKind.TYPEDEF, BtfKind.FUNC, BtfKind.VAR, BtfKind.DATASEC) and t.kind_flag:
         raise _fail(t, "Invalid btf_info kind_flag")
-    if k in (BtfKind.TYPEDEF, BtfKind.FUNC, BtfKind.FWD, BtfKind.TYPE_TAG, BtfKind.DECL_TAG,
-             BtfKind.VAR) and not _ident(t.name):
+    if k in (BtfKind.TYPEDEF, BtfKind.FUNC, BtfKind.FWD, BtfKind.VAR) and not _ident(t.name):
+        raise _fail(t, "Invalid name")
+    if k in (BtfKind.TYPE_TAG, BtfKind.DECL_TAG) and not name:
         raise _fail(t, "Invalid name")
     if k in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64) and t.name_off and not _ident(t.name):
         raise _fail(t, "Invalid name")
