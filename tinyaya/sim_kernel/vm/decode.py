@@ -14,7 +14,6 @@ process from the templates with ``exec``, then called per instruction.
 """
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -74,11 +73,7 @@ _MASK = {BPF_B: 0xFF, BPF_H: 0xFFFF, BPF_W: 0xFFFF_FFFF, BPF_DW: M64}
 _factories: dict[str, Callable[..., Op]] = {}
 
 
-def _bind(template: str, d: str, s: str, o: str = "O") -> str:
-    """Substitute operand expressions for the ``D``/``S``/``O`` placeholders of a template."""
-    out = re.sub(r"\bD\b", d, template)
-    out = re.sub(r"\bS\b", s, out)
-    return re.sub(r"\bO\b", o, out)
+_bind = sem._bind
 
 
 def _factory(src: str) -> Callable[..., Op]:

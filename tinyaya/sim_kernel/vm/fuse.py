@@ -18,10 +18,7 @@ from typing import Any
 
 from ...isa.insn import Insn
 from ...isa.opcodes import (
-    BPF_ALU,
-    BPF_ALU64,
     BPF_CALL,
-    BPF_END,
     BPF_EXIT,
     BPF_JA,
     BPF_JCOND,
@@ -29,12 +26,11 @@ from ...isa.opcodes import (
     BPF_JMP32,
     BPF_PSEUDO_CALL,
     BPF_PSEUDO_FUNC,
-    BPF_X,
     LD_IMM64,
 )
 from ..memory import RegionKind
 from . import semantics as sem
-from .decode import Op, _bind, _factory
+from .decode import Op, _factory
 from .fault import VmTrap
 
 M64 = sem.M64
@@ -42,24 +38,9 @@ M64 = sem.M64
 
 def _alu_stmt(ins: Insn) -> str | None:
     """The statement of an ALU instruction with literal operands, or None if it is not one that fuses."""
-    c = ins.code
-    cls = c & 0x07
-    if cls not in (BPF_ALU, BPF_ALU64) or ins.dst > 9 or ins.src > 10:
+    if ins.dst > 9 or ins.src > 10:
         return None
-    op = c & 0xF0
-    x = bool(c & BPF_X)
-    if op == BPF_END:
-        stmt = sem.END.get((cls == BPF_ALU64, 1 if x else 0, ins.imm))
-        return None if stmt is None else _bind(stmt, f"R[{ins.dst}]", "0")
-    k = ins.off if op in (0x30, 0x90, 0xB0) else 0
-    stmt = (sem.ALU64 if cls == BPF_ALU64 else sem.ALU32).get((op, k))
-    if stmt is None:
-        return None
-    if x:
-        src = f"R[{ins.src}]"
-    else:
-        src = str(ins.imm & M64 if cls == BPF_ALU64 else ins.imm & sem.M32)
-    return _bind(stmt, f"R[{ins.dst}]", src)
+    return sem.alu_statement(ins.code, ins.dst, ins.src, ins.off, ins.imm)
 
 
 def _jump_tail(ins: Insn, pc: int) -> tuple[str, int] | None:
@@ -74,15 +55,11 @@ def _jump_tail(ins: Insn, pc: int) -> tuple[str, int] | None:
     if op == BPF_JA:
         tgt = pc + (ins.imm if cls == BPF_JMP32 else ins.off) + 1
         return (_taken(tgt, pc, "  "), tgt)
-    cond = (sem.JMP64 if cls == BPF_JMP else sem.JMP32).get(op)
+    cond = sem.jump_condition(c, ins.dst, ins.src, ins.imm)
     if cond is None:
         return None
     tgt = pc + ins.off + 1
-    if c & BPF_X:
-        src = f"R[{ins.src}]"
-    else:
-        src = str(ins.imm & M64 if cls == BPF_JMP else ins.imm & sem.M32)
-    return (f"  if {_bind(cond, f'R[{ins.dst}]', src)}:\n{_taken(tgt, pc, '   ')}", tgt)
+    return (f"  if {cond}:\n{_taken(tgt, pc, '   ')}", tgt)
 
 
 def _taken(tgt: int, pc: int, indent: str) -> str:

@@ -7,6 +7,11 @@ process; the compiled tier (issue 9) substitutes locals for ``D``/``S`` and
 pastes the same text into straight-line Python, so both tiers share one
 definition of the ISA and can never disagree.
 
+``alu_statement``/``jump_condition`` give one instruction's statement with literal operands and
+registers spelled as the caller likes. Memory accesses are not templates of their own: their
+address arithmetic is ``decode._ADDR_POS``/``_ADDR_NEG`` and ``fuse._Run.mem`` (a region lookup
+by ``addr >> 32``, the offset ``addr & 0xFFFFFFFF``, faults where the access leaves the region).
+
 Value convention: registers hold unsigned 64-bit values (``0 <= r < 2**64``).
 Immediates are pre-converted at decode time: sign-extended to 64 bits and
 masked for ALU64/JMP, masked to 32 bits for ALU32/JMP32 (RFC 9669 section 2.2).
@@ -22,6 +27,9 @@ Semantics follow RFC 9669 section 4 and Linux's ``kernel/bpf/core.c``
 * every 32-bit ALU result is zero-extended to 64 bits.
 """
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 from ...isa.opcodes import (
     BPF_ADD,
@@ -201,3 +209,44 @@ ATOMIC_RMW: dict[int, str] = {
 #: ld_imm64 pseudo-function pointers (BPF_PSEUDO_FUNC) are encoded as this tag plus the target pc,
 #: in the kernel half where no region lives (regions start at KERNEL_BASE and grow upward).
 FUNC_ADDR_BASE = 0xFFFF_FFFF_C000_0000
+
+
+# -- statements with literal operands (superinstructions here, the compiled tier later) ----------------
+def _bind(template: str, d: str, s: str, o: str = "O") -> str:
+    """Substitute operand expressions for the ``D``/``S``/``O`` placeholders of a template."""
+    out = re.sub(r"\bD\b", d, template)
+    out = re.sub(r"\bS\b", s, out)
+    return re.sub(r"\bO\b", o, out)
+
+
+def _r(n: int) -> str:
+    return f"R[{n}]"
+
+
+def alu_statement(code: int, dst: int, src: int, off: int, imm: int, reg: Callable[[int], str] = _r) -> str | None:
+    """The statement of an ALU/ALU64 instruction (byte swaps included) with literal operands, registers
+    spelled by ``reg`` (``R[3]`` here, a local such as ``r3`` in compiled code); None if invalid."""
+    cls = code & 0x07
+    if cls not in (0x04, 0x07):
+        return None
+    op = code & 0xF0
+    x = bool(code & 0x08)
+    if op == 0xD0:  # BPF_END
+        stmt = END.get((cls == 0x07, 1 if x else 0, imm))
+        return None if stmt is None else _bind(stmt, reg(dst), "0")
+    k = off if op in (0x30, 0x90, 0xB0) else 0
+    stmt = (ALU64 if cls == 0x07 else ALU32).get((op, k))
+    if stmt is None:
+        return None
+    return _bind(stmt, reg(dst), reg(src) if x else str(imm & M64 if cls == 0x07 else imm & M32))
+
+
+def jump_condition(code: int, dst: int, src: int, imm: int, reg: Callable[[int], str] = _r) -> str | None:
+    """The condition of a conditional JMP/JMP32 instruction with literal operands; None otherwise."""
+    cls = code & 0x07
+    if cls not in (0x05, 0x06):
+        return None
+    cond = (JMP64 if cls == 0x05 else JMP32).get(code & 0xF0)
+    if cond is None:
+        return None
+    return _bind(cond, reg(dst), reg(src) if code & 0x08 else str(imm & M64 if cls == 0x05 else imm & M32))
