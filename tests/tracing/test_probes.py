@@ -217,6 +217,21 @@ def test_sched_tracepoints_follow_fork_exec_exit(kernel) -> None:
     assert child_pid not in kernel.machine.processes  # reaped
 
 
+def test_sched_raw_tracepoints_get_task_pointers(kernel) -> None:
+    vm = recording(kernel)
+    for name in ("sched_process_fork", "sched_process_exit"):
+        _, pfd = install_prog(kernel, RAW_TP, name)
+        kernel.tracing.raw_tracepoint_open(name, kernel.fds.get(pfd))
+    bash = kernel.machine.process(comm="bash")
+    child_pid = bash.syscall("fork")
+    child = kernel.machine.tasks[child_pid]
+    child_addr = child.task_addr
+    child.process.syscall("exit_group", 3)
+    fork, exit_ = vm.runs
+    assert struct.unpack_from("<QQ", fork.ctx) == (bash.leader.task_addr, child_addr)
+    assert struct.unpack_from("<QQ", exit_.ctx) == (child_addr, 1)
+
+
 def test_thread_clone_joins_the_process(kernel) -> None:
     p = kernel.machine.process(comm="python3")
     tid = p.syscall("clone", 0x3D0F00, 0, 0, 0, 0)  # CLONE_VM|CLONE_FS|...|CLONE_THREAD

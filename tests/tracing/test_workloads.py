@@ -128,3 +128,46 @@ def test_unknown_workload_and_missing_file(tmp_path) -> None:
         get_workload("nope")
     with pytest.raises(WorkloadError, match="no such workload file"):
         get_workload(str(tmp_path / "x.toml"))
+
+
+def test_the_example_workload_file() -> None:
+    from conftest import FIXTURES
+
+    from tinyaya.sim_kernel.workloads import load_workload_file
+
+    spec = load_workload_file(FIXTURES / "workloads" / "static_site.toml")
+    k = sim_kernel()
+    res = k.machine.workload(spec, seed=2).run(events=3000)
+    assert res.events == 3000 and res.count("epoll_wait") > res.count("openat") > 0
+    assert res.count("execve") > 0  # the shell ran its commands
+
+
+def test_event_path_does_not_grow_memory() -> None:
+    """Firing a probe reuses the per-CPU context region: memory stays flat over many events."""
+    import tracemalloc
+
+    from conftest import install_prog
+
+    from tinyaya import sys as bpfsys
+
+    k = sim_kernel()
+
+    class NoVm:
+        def run(self, prog, ctx, cpu):
+            return 0
+
+    k.__dict__["vm"] = NoVm()
+    _, pfd = install_prog(k, 2, "x")
+    bpfsys.perf_event_ioc_set_bpf(k, bpfsys.perf_event_open_probe(k, "sys_enter"), pfd)
+    _, pfd2 = install_prog(k, 5, "y")
+    tp = bpfsys.perf_event_open_trace_point(k, bpfsys.tracepoint_id(k, "raw_syscalls", "sys_enter"))
+    bpfsys.perf_event_ioc_set_bpf(k, tp, pfd2)
+    r = k.machine.workload("webserver", seed=1)
+    r.run(events=5000)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    r.run(events=20000)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert growth < 64 * 1024, f"{growth} bytes kept after 20000 events"
