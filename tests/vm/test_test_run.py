@@ -93,3 +93,9 @@ def test_kprobe_has_no_test_run_but_runs_with_ctx(kernel) -> None:
     regs = bytearray(168)
     regs[112:120] = (7).to_bytes(8, "little")
     assert kernel.vm.run_with_ctx(p, bytes(regs), 0)[0] == 7
+
+
+def test_lwt_runs_on_the_skb_path_without_l2(kernel) -> None:
+    pkt = bytes(12) + b"\x08\x00" + bytes(range(40))
+    res = kernel.vm.test_run(prog("ldxw %r0, [%r1+0]\nexit", prog_type=10), pkt, None, 1, 0, 0, 0, 0)
+    assert res.retval == 40 and res.data_out == bytes(14) + pkt[14:]  # as Linux 6.18 returns it

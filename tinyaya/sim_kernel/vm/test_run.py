@@ -79,6 +79,16 @@ _SKB_SETTABLE = [(SKB_MARK, 4), (SKB_PRIORITY, 4), (SKB_IFINDEX, 4), (SKB_CB, 20
                  (SKB_WIRE_LEN, 4), (SKB_GSO_SEGS, 4), (SKB_GSO_SIZE, 4), (SKB_HWTSTAMP, 8)]
 
 
+#: the program types whose test_run op is bpf_prog_test_run_skb (net/core/filter.c *_prog_ops)
+_SKB_TYPES = frozenset({
+    BpfProgType.BPF_PROG_TYPE_SOCKET_FILTER, BpfProgType.BPF_PROG_TYPE_SCHED_CLS,
+    BpfProgType.BPF_PROG_TYPE_SCHED_ACT, BpfProgType.BPF_PROG_TYPE_CGROUP_SKB, BpfProgType.BPF_PROG_TYPE_LWT_IN,
+    BpfProgType.BPF_PROG_TYPE_LWT_OUT, BpfProgType.BPF_PROG_TYPE_LWT_XMIT, BpfProgType.BPF_PROG_TYPE_LWT_SEG6LOCAL,
+})
+#: the skb types that see the frame from its Ethernet header (is_l2 in bpf_prog_test_run_skb)
+_L2_TYPES = frozenset({BpfProgType.BPF_PROG_TYPE_SCHED_CLS, BpfProgType.BPF_PROG_TYPE_SCHED_ACT})
+
+
 @dataclass
 class TestRunResult:
     """What BPF_PROG_TEST_RUN hands back: ``retval`` (u32), the output packet and context, the mean
@@ -141,8 +151,7 @@ def test_run(vm: Vm, prog: Any, data_in: bytes, ctx_in: bytes | None, repeat: in
     if want_ctx_out is None:
         want_ctx_out = ctx_size_out > 0
     pt = int(getattr(prog, "prog_type", 0))
-    if pt in (BpfProgType.BPF_PROG_TYPE_SOCKET_FILTER, BpfProgType.BPF_PROG_TYPE_SCHED_CLS,
-              BpfProgType.BPF_PROG_TYPE_SCHED_ACT):
+    if pt in _SKB_TYPES:
         return _run_skb(vm, prog, pt, data_in, ctx_in, repeat, flags, cpu, data_size_out, ctx_size_out,
                         batch_size, want_ctx_out)
     if pt == BpfProgType.BPF_PROG_TYPE_XDP:
@@ -201,7 +210,7 @@ def _run_skb(vm: Vm, prog: Any, pt: int, data_in: bytes, ctx_in: bytes | None, r
     ifindex = struct.unpack_from("<I", fields, SKB_IFINDEX)[0]
     if ifindex not in (0, LOOPBACK_IFINDEX):
         raise fail(ENODEV, f"no device with ifindex {ifindex}")
-    is_l2 = pt != BpfProgType.BPF_PROG_TYPE_SOCKET_FILTER
+    is_l2 = pt in _L2_TYPES
     length = len(data_in) if is_l2 else len(data_in) - ETH_HLEN
     wire_len = struct.unpack_from("<I", fields, SKB_WIRE_LEN)[0]
     if wire_len and (wire_len < length or wire_len > GSO_LEGACY_MAX_SIZE):
