@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..uapi.bpf import BpfCmd
-from . import bpffs, btf, link, mapcmds, prog
+from . import bpffs, btf, link, mapcmds, prog, progcmds
 from .clock import Clock
 from .errors import E2BIG, EACCES, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, fail
 from .fdtable import FMODE_WRITE, FdTable, IdAllocator
@@ -276,9 +276,9 @@ _DISPATCH: dict[int, Handler] = {
     BpfCmd.BPF_MAP_GET_NEXT_ID: mapcmds.map_get_next_id,
     BpfCmd.BPF_MAP_GET_FD_BY_ID: mapcmds.map_get_fd_by_id,
     BpfCmd.BPF_PROG_LOAD: prog.prog_load,
-    BpfCmd.BPF_PROG_TEST_RUN: prog.prog_test_run,
-    BpfCmd.BPF_PROG_GET_NEXT_ID: prog.prog_get_next_id,
-    BpfCmd.BPF_PROG_GET_FD_BY_ID: prog.prog_get_fd_by_id,
+    BpfCmd.BPF_PROG_TEST_RUN: progcmds.prog_test_run,
+    BpfCmd.BPF_PROG_GET_NEXT_ID: progcmds.prog_get_next_id,
+    BpfCmd.BPF_PROG_GET_FD_BY_ID: progcmds.prog_get_fd_by_id,
     BpfCmd.BPF_OBJ_GET_INFO_BY_FD: mapcmds.obj_get_info_by_fd,
     BpfCmd.BPF_OBJ_PIN: bpffs.obj_pin,
     BpfCmd.BPF_OBJ_GET: bpffs.obj_get,
@@ -293,6 +293,6 @@ _DISPATCH: dict[int, Handler] = {
     BpfCmd.BPF_PROG_DETACH: link.prog_detach,
     BpfCmd.BPF_PROG_QUERY: link.prog_query,
     BpfCmd.BPF_TASK_FD_QUERY: link.task_fd_query,
-    BpfCmd.BPF_ENABLE_STATS: prog.enable_stats,
+    BpfCmd.BPF_ENABLE_STATS: progcmds.enable_stats,
 }
 

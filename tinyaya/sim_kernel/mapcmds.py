@@ -567,7 +567,8 @@ def map_get_info(k: SimKernel, ua: UAttr, m: Any, uinfo: int, info_len: int) -> 
 def obj_get_info_by_fd(k: SimKernel, ua: UAttr) -> int:
     from .btf import BtfObject, btf_get_info
     from .link import BpfLink, link_get_info
-    from .prog import BpfProg, prog_get_info
+    from .prog import BpfProg
+    from .progcmds import prog_get_info
 
     ua.check_unused(INFO_END)
     a: Any = ua.view(InfoAttr)
