@@ -249,6 +249,9 @@ def test_task_struct_fields_at_linux_offsets(kernel) -> None:
     assert read(t.task_addr + TASK_STRUCT["comm"], 16).rstrip(b"\0") == b"nginx"
     cred = struct.unpack("<Q", read(t.task_addr + TASK_STRUCT["cred"], 8))[0]
     assert struct.unpack("<II", read(cred + CRED["uid"], 8)) == (33, 34)
+    parent = struct.unpack("<Q", read(t.task_addr + TASK_STRUCT["real_parent"], 8))[0]
+    assert struct.unpack("<i", read(parent + TASK_STRUCT["tgid"], 4))[0] == 1  # init
+    assert p.syscall("getppid") == 1
     stack = struct.unpack("<Q", read(t.task_addr + TASK_STRUCT["stack"], 8))[0]
     assert t.regs_addr == stack + 16384 - 168  # task_pt_regs()
 

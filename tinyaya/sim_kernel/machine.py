@@ -270,6 +270,8 @@ class Machine:
         self._exits: list[Any] = []
         #: syscalls issued, by number
         self.syscall_counts = [0] * (NR_syscalls + 1)
+        #: pid 1, the parent of every process the workloads start (task->real_parent points at it)
+        self.init_process = self.process(comm="systemd", uid=0, gid=0, cpu=0, pid=1, ppid=0)
         #: the process that stands for tinyaya itself (PROG_TEST_RUN's current); a low pid, clear of replayed logs
         self.default_process = self.process(comm="tinyaya", uid=0, gid=0, cpu=0, pid=100)
 
@@ -448,7 +450,7 @@ class Machine:
 
     def reap(self, process: Process) -> None:
         """Forget a process that exited: its pids and its memory go (``release_task``)."""
-        if process is self.default_process:
+        if process is self.default_process or process is self.init_process:
             return
         process.alive = False
         for t in process.threads:

@@ -13,8 +13,8 @@ timestamps from ``-t``, ``-tt``, ``-ttt`` and ``-r`` advance the clock by the
 time between lines; ``-T`` durations (``<0.000012>``) and ``-i`` instruction pointers are ignored; ``-y`` fd
 annotations (``3</etc/passwd>``) are stripped. ``name(... <unfinished ...>``
 fires the entry probes and ``<... name resumed> ...) = ret`` the exit probes.
-Signal lines (``--- SIGCHLD ... ---``), exit lines (``+++ exited with 0 +++``)
-and strace's own messages are skipped; a ``strace: Process N attached`` notice
+Signal lines (``--- SIGCHLD ... ---``), exit lines (``+++ exited with 0 +++``),
+``-k`` stack frames (`` > /lib/...``) and strace's own messages are skipped; a ``strace: Process N attached`` notice
 that strace wrote into the middle of a line (tracing to stderr) is cut out and
 the line joined again. A ``clone`` with ``CLONE_THREAD``
 makes the child a thread of its parent's process (a pre-pass finds these, so a
@@ -170,7 +170,7 @@ def _parse_line(line: str) -> StraceLine:
 
 
 def _parse_rest(rest: str, pid: int | None, ts: float | None) -> StraceLine:
-    if not rest or rest.startswith(("---", "+++", "strace:", "????")):
+    if not rest or rest.startswith(("---", "+++", "strace:", "????", "> ", "[ Process PID=")):
         return StraceLine("skip", pid, ts, reason="signal, exit or strace message")
     rm = _RESUMED.match(rest)
     if rm is not None:
