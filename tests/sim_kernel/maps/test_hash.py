@@ -103,14 +103,16 @@ def test_for_each_skips_deleted(mk: Any, kernel: Any) -> None:
     m = mk(HASH, 4, 8, 8)
     for i in range(5):
         m.sys_update(u32(i), bytes([i]) * 8, 0)
+    order = [kernel.aspace.read(ka, 4) for ka, _ in m.for_each(0)]
+    assert sorted(order) == [u32(i) for i in range(5)]
     seen = []
     for ka, va in m.for_each(0):
         k = kernel.aspace.read(ka, 4)
         seen.append(k)
-        if k == u32(0):
-            m.sys_delete(u32(3))
+        if k == order[0]:
+            m.sys_delete(order[-1])
         assert kernel.aspace.read(va, 8) == bytes([k[0]]) * 8
-    assert sorted(seen) == [u32(i) for i in (0, 1, 2, 4)]
+    assert seen == order[:-1]
 
 
 def test_huge_hash_costs_nothing_until_filled(mk: Any, kernel: Any) -> None:
@@ -154,3 +156,19 @@ def test_spin_lock_field_is_never_copied(mk: Any, kernel: Any) -> None:
         m.sys_update(u32(1), b"B" * 16, 0)
         assert kernel.aspace.read(addr + 4, 4) == b"\x01\0\0\0"
         assert m.sys_lookup(u32(1)) == b"BBBB" + bytes(4) + b"B" * 8
+
+
+def test_bucket_order_newest_first_and_replaced_to_head(mk: Any) -> None:
+    from tinyaya.sim_kernel.maps.jhash import htab_map_hash
+
+    m = mk(HASH, 4, 4, 2, 64)  # ZERO_SEED: two buckets
+    keys = [u32(i) for i in range(40)]
+    same = [k for k in keys if htab_map_hash(k, 0) & 1 == htab_map_hash(keys[0], 0) & 1][:2]
+    m2 = mk(HASH, 4, 4, 2, 64)
+    m2.sys_update(same[0], u32(0), 0)
+    m2.sys_update(same[1], u32(0), 0)
+    first = m2.sys_get_next_key(None)
+    assert first == same[1]  # newest first
+    m2.sys_update(same[0], u32(1), 0)  # replaced: back to the head
+    assert m2.sys_get_next_key(None) == same[0]
+    assert m.n_buckets == 2 and m.hashrnd == 0

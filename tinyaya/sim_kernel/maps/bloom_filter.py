@@ -6,13 +6,15 @@ Keyless. ``map_extra`` bits 0-3 give the number of hash functions (0 means
 present) or ENOENT (surely absent). A lookup from user space passes the value
 to test in the value buffer (``lookup_reads_value``).
 
-The bitset has Linux's size (``max_entries * nr_hash_funcs / ln 2`` rounded
-to a power of two, at most 2^32 bits) but only the bits set are stored, and
-memory is charged per 4 KiB page of the bitset as it is first touched.
+The bitset has Linux's size (``max_entries * nr_hash_funcs * 7 / 5`` rounded
+up to a power of two, at least 64 bits, 2^32 bits past 2^31) and the bits are
+Linux's (``jhash`` with ``hash_seed + i``), so with BPF_F_ZERO_SEED a peek
+answers exactly as Linux does, false positives included. Only the bits set
+are stored, and memory is charged per 4 KiB page of the bitset as it is
+first touched.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from ..errors import E2BIG, EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP, fail
@@ -27,6 +29,7 @@ from .base import (
     flags_access_ok,
     roundup_pow_of_two,
 )
+from .jhash import htab_map_hash, jhash2
 
 __all__ = ["BloomFilterMap", "BLOOM_CREATE_FLAG_MASK"]
 
@@ -51,12 +54,17 @@ class BloomFilterMap(BpfMap):
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         super().__init__(kernel, attr)
         self.nr_hash_funcs = (self.map_extra & 0xF) or 5
-        nr_bits = self.max_entries * self.nr_hash_funcs * 7 // 5  # 1 / ln 2 ~ 7 / 5, as bloom_map_alloc
-        nr_bits = min(max(nr_bits, 1), 1 << 31)
-        self.nr_bits = roundup_pow_of_two(nr_bits)
-        self.bitset_mask = self.nr_bits - 1
-        seed = 0 if self.map_flags & F.BPF_F_ZERO_SEED else int(getattr(kernel, "seed", 0)) ^ 0x9E3779B9
-        self.hash_seed = seed & 0xFFFFFFFF
+        # bloom_map_alloc: nr_bits = max_entries * nr_hash_funcs / ln(2), with 7 / 5 for 1 / ln(2)
+        nr_bits = self.max_entries * self.nr_hash_funcs
+        if nr_bits > 0xFFFFFFFF or (nr_bits // 5) * 7 > 0xFFFFFFFF or (nr_bits // 5) * 7 > 1 << 31:
+            self.bitset_mask = 0xFFFFFFFF
+        else:
+            nr_bits = (nr_bits // 5) * 7
+            self.bitset_mask = (64 if nr_bits <= 64 else roundup_pow_of_two(nr_bits)) - 1
+        if self.map_flags & F.BPF_F_ZERO_SEED:
+            self.hash_seed = 0
+        else:  # Linux draws a random seed; here it is derived from the kernel's seed, for repeatable runs
+            self.hash_seed = jhash2([int(getattr(kernel, "seed", 0)) & 0xFFFFFFFF, self.region.base >> 32], 0x5EED)
         self.bits: set[int] = set()
         self._pages: set[int] = set()
         try:
@@ -66,11 +74,8 @@ class BloomFilterMap(BpfMap):
             raise
 
     def _hashes(self, value: bytes) -> list[int]:
-        out = []
-        for i in range(self.nr_hash_funcs):
-            h = hashlib.blake2b(value, digest_size=8, key=(self.hash_seed + i).to_bytes(8, "little")).digest()
-            out.append(int.from_bytes(h, "little") & self.bitset_mask)
-        return out
+        """``hash(bloom, value, value_size, i)`` for each hash function."""
+        return [htab_map_hash(value, self.hash_seed + i) & self.bitset_mask for i in range(self.nr_hash_funcs)]
 
     def prog_push(self, value: bytes, flags: int) -> int:
         if flags != U.BPF_ANY:

@@ -1,12 +1,19 @@
 """BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH (kernel/bpf/hashtab.c).
 
-An element is a slot: ``u64 state`` (bit 0: in use), the key padded to 8
-(``round_up(key_size, 8)``, as in ``struct htab_elem``), then the value (per
-CPU: one ``round_up(value_size, 8)`` copy per possible CPU). The key → slot
-index is a dict in this process; freed slots are reused first, like the
-preallocated free list. Iteration order (``get_next_key``) is slot order, and
-a key that is gone restarts the walk at the first key, as
-``htab_map_get_next_key`` does.
+An element is a slot: ``u64 state`` (bit 0: in use, bits 1-63: when it was
+linked), the key padded to 8 (``round_up(key_size, 8)``, as in ``struct
+htab_elem``), then the value (per CPU: one ``round_up(value_size, 8)`` copy
+per possible CPU). The key → slot index is a dict in this process; freed
+slots are reused first, like the preallocated free list.
+
+Iteration follows Linux's buckets: ``n_buckets = roundup_pow_of_two(max_entries)``,
+a key's bucket is ``htab_map_hash(key, hashrnd) & (n_buckets - 1)`` (jhash),
+and a bucket lists its newest element first (``hlist_nulls_add_head_rcu``;
+an update that replaces an element moves it to the head, an in-place
+per-CPU or BPF_F_LOCK update does not). ``get_next_key`` walks the rest of
+the key's bucket, then the next non-empty buckets; a key that is gone
+restarts the walk at the first key, as ``htab_map_get_next_key`` does. With
+BPF_F_ZERO_SEED (``hashrnd`` 0) the order is exactly Linux's.
 
 LRU maps evict the least recently used element when an insert finds the map
 full. Recency is exact here: a program's lookup and any update make an
@@ -37,6 +44,7 @@ from .base import (
     round_up,
     roundup_pow_of_two,
 )
+from .jhash import htab_map_hash, jhash2
 from .storage import SlotStorage
 
 __all__ = ["HashMap", "htab_map_alloc_check", "HTAB_CREATE_FLAG_MASK"]
@@ -100,6 +108,11 @@ class HashMap(BpfMap):
         if self.max_entries > 1 << 31 or roundup_pow_of_two(self.max_entries) > U32_MAX // BUCKET_SIZE:
             self.release()
             raise fail(E2BIG, f"max_entries {self.max_entries}: too many buckets")
+        self.n_buckets = roundup_pow_of_two(self.max_entries)
+        if self.map_flags & F.BPF_F_ZERO_SEED:
+            self.hashrnd = 0
+        else:  # Linux draws get_random_u32(); here it derives from the kernel's seed, for repeatable runs
+            self.hashrnd = jhash2([int(getattr(kernel, "seed", 0)) & U32_MAX, self.region.base >> 32], 0x5EED)
         self.elem_size = round_up(self.value_size, 8)
         self.key_off = _STATE
         self.value_off = _STATE + round_up(self.key_size, 8)
@@ -117,7 +130,11 @@ class HashMap(BpfMap):
         self.index: dict[bytes, int] = {}
         #: key -> address of its value (this CPU's copy is ``+ cpu * elem_size``)
         self.vaddr: dict[bytes, int] = {}
-        self.used: list[int] = []  # sorted slot numbers in use: the iteration order
+        #: bucket number -> its keys, newest first; the sorted numbers of the non-empty buckets
+        self.buckets: dict[int, list[bytes]] = {}
+        self.nonempty: list[int] = []
+        self.bucket_of: dict[bytes, int] = {}
+        self._seq = 0  # the last element's link sequence (the state word's bits 1-63)
         self.free_slots: list[int] = []
         self.recent: OrderedDict[bytes, None] = OrderedDict()  # LRU order, oldest first
         #: BPF_F_NO_COMMON_LRU: one LRU list per CPU, each holding at most max_entries / ncpus elements
@@ -140,19 +157,24 @@ class HashMap(BpfMap):
         if not st.shared or st.generation == self._gen:
             return
 
-        def scan() -> tuple[int, list[tuple[int, bytes]]]:
+        def scan() -> tuple[int, list[tuple[int, bytes, int]]]:
             found = []
             for i in range(st.hwm):
-                if st.read(i, 0, 8)[0] & 1:
-                    found.append((i, st.read(i, self.key_off, self.key_size)))
+                state = int.from_bytes(st.read(i, 0, 8), "little")
+                if state & 1:
+                    found.append((i, st.read(i, self.key_off, self.key_size), state >> 1))
             return st.generation, found
 
-        gen, found = st.read_consistent(scan)
+        gen, scanned = st.read_consistent(scan)
+        found = [(i, k) for i, k, _ in scanned]
         old_recent = list(self.recent)
         self.index = {k: i for i, k in found}
         self.vaddr = {k: st.slot_addr(i, self.value_off) for i, k in found}
-        self.used = sorted(self.index.values())
-        in_use = set(self.used)
+        self.buckets, self.nonempty, self.bucket_of = {}, [], {}
+        for _, k, _ in sorted(scanned, key=lambda e: e[2]):  # oldest first, so the newest ends up at the head
+            self._link(k)
+        self._seq = max((seq for _, _, seq in scanned), default=0)
+        in_use = set(self.index.values())
         self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
         self.recent = OrderedDict((k, None) for k in old_recent if k in self.index)
         for _, k in found:
@@ -165,6 +187,42 @@ class HashMap(BpfMap):
                 self.lru_cpu[k] = i % self.ncpus
                 self.recent_cpu[i % self.ncpus][k] = None
         self._gen = gen
+
+    def _key(self, key: bytes) -> bytes:
+        """The key as the map stores it: exactly key_size bytes (a short buffer is zero-padded)."""
+        return bytes(key[:self.key_size]).ljust(self.key_size, b"\0")
+
+    # -- buckets ------------------------------------------------------------------------------------
+    def _link(self, key: bytes) -> None:
+        """``hlist_nulls_add_head_rcu``: the key goes to the head of its bucket."""
+        b = htab_map_hash(key, self.hashrnd) & (self.n_buckets - 1)
+        self.bucket_of[key] = b
+        lst = self.buckets.get(b)
+        if lst is None:
+            self.buckets[b] = [key]
+            bisect.insort(self.nonempty, b)
+        else:
+            lst.insert(0, key)
+
+    def _unlink(self, key: bytes) -> None:
+        b = self.bucket_of.pop(key)
+        lst = self.buckets[b]
+        lst.remove(key)
+        if not lst:
+            del self.buckets[b]
+            del self.nonempty[bisect.bisect_left(self.nonempty, b)]
+
+    def _to_head(self, key: bytes, i: int) -> None:
+        """An update that replaces the element: Linux links the new one at the head of the bucket."""
+        lst = self.buckets[self.bucket_of[key]]
+        if lst[0] != key:
+            lst.remove(key)
+            lst.insert(0, key)
+            self._seq += 1
+            self.storage.write(i, 0, (1 | self._seq << 1).to_bytes(_STATE, "little"))
+
+    def _iter_keys(self) -> list[bytes]:
+        return [k for b in self.nonempty for k in self.buckets[b]]
 
     def _lru_of(self, key: bytes) -> OrderedDict[bytes, None] | None:
         if not self.lru:
@@ -188,12 +246,14 @@ class HashMap(BpfMap):
         else:
             i = st.hwm
             hwm = i + 1
-        image = b"\x01".ljust(_STATE, b"\0") + key.ljust(self.value_off - _STATE, b"\0") + values
+        self._seq += 1
+        state = (1 | self._seq << 1).to_bytes(_STATE, "little")
+        image = state + key.ljust(self.value_off - _STATE, b"\0") + values
         st.write(i, 0, image.ljust(st.slot_size, b"\0"), hwm=hwm, structural=True)
         self._gen = st.generation
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)
-        bisect.insort(self.used, i)
+        self._link(key)
         if self.percpu_lru:
             self.lru_cpu[key] = cpu
         self._touch(key)
@@ -204,7 +264,7 @@ class HashMap(BpfMap):
         del self.vaddr[key]
         st.write(i, 0, bytes(_STATE), structural=True)
         self._gen = st.generation
-        del self.used[bisect.bisect_left(self.used, i)]
+        self._unlink(key)
         self.free_slots.append(i)
         lst = self._lru_of(key)
         if lst is not None:
@@ -245,7 +305,7 @@ class HashMap(BpfMap):
         if flags & U.BPF_F_LOCK and not self.has_spin_lock:
             return EINVAL
         if type(key) is not bytes or len(key) != self.key_size:
-            key = bytes(key[:self.key_size])
+            key = self._key(key)
         st = self.storage
         if not st.shared:
             return self._update_locked(key, value, flags, cpu)
@@ -272,6 +332,8 @@ class HashMap(BpfMap):
                 if self.spin_lock_off is not None:
                     data = self.keep_special(data, st.read(i, self.value_off, self.value_size))
                 st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
+                if not flags & U.BPF_F_LOCK:
+                    self._to_head(key, i)
             self._touch(key)
             return 0
         err = self._make_room(cpu or 0)
@@ -296,7 +358,7 @@ class HashMap(BpfMap):
         if self.storage.shared:
             self._sync()
         if type(key) is not bytes or len(key) != self.key_size:
-            key = bytes(key[:self.key_size])
+            key = self._key(key)
         a = self.vaddr.get(key)
         if a is None:
             return 0
@@ -316,7 +378,7 @@ class HashMap(BpfMap):
         return -self._update(key, value, flags, cpu)
 
     def prog_delete(self, key: bytes) -> int:
-        key = bytes(key[:self.key_size])
+        key = self._key(key)
         with self.storage.transaction():
             self._sync()
             if key not in self.index:
@@ -327,8 +389,9 @@ class HashMap(BpfMap):
     def for_each(self, cpu: int = 0) -> Iterator[tuple[int, int]]:
         """``bpf_for_each_hash_elem``: elements deleted meanwhile are skipped."""
         self._sync()
-        for i in list(self.used):
-            if self.storage.read(i, 0, 1)[0] & 1:
+        for key in self._iter_keys():
+            i = self.index.get(key)
+            if i is not None:
                 yield self.storage.slot_addr(i, self.key_off), self._value_addr(i, cpu)
 
     # -- syscall side -------------------------------------------------------------------------------
@@ -339,7 +402,7 @@ class HashMap(BpfMap):
 
     def sys_lookup(self, key: bytes | None, flags: int = 0, value: bytes | None = None) -> bytes:
         """``htab_map_lookup_elem`` (``_sys_only`` for LRU: no reference bit from user space)."""
-        key = bytes((key or b"")[:self.key_size])
+        key = self._key(key or b"")
         st = self.storage
         stale = object()
 
@@ -374,19 +437,26 @@ class HashMap(BpfMap):
     def sys_get_next_key(self, key: bytes | None) -> bytes:
         """``htab_map_get_next_key``: a missing or NULL key gives the first key; ENOENT after the last."""
         self._sync()
-        i = self.index.get(bytes(key[:self.key_size])) if key is not None else None
-        pos = 0 if i is None else bisect.bisect_right(self.used, i)
-        if pos >= len(self.used):
+        k = self._key(key) if key is not None else None
+        start = 0
+        if k is not None and k in self.bucket_of:
+            b = self.bucket_of[k]
+            lst = self.buckets[b]
+            pos = lst.index(k) + 1
+            if pos < len(lst):
+                return lst[pos]  # the next (older) element of the same bucket
+            start = b + 1
+        j = bisect.bisect_left(self.nonempty, start)
+        if j >= len(self.nonempty):
             raise fail(ENOENT, "no next key")
-        nxt = self.used[pos]
-        return self.storage.read_consistent(lambda: self.storage.read(nxt, self.key_off, self.key_size))
+        return self.buckets[self.nonempty[j]][0]
 
     def sys_lookup_and_delete(self, key: bytes | None, flags: int = 0) -> bytes:
         """``htab_map_lookup_and_delete_elem``."""
         self.check_sys_write()
         if flags & ~U.BPF_F_LOCK or (flags & U.BPF_F_LOCK and not self.has_spin_lock):
             raise fail(EINVAL, "lookup_and_delete flags")
-        key = bytes((key or b"")[:self.key_size])
+        key = self._key(key or b"")
         with self.storage.transaction():
             self._sync()
             i = self.index.get(key)

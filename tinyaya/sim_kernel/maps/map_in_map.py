@@ -88,7 +88,7 @@ class MapInMap(BpfMap):
             self.kernel.fds.put(m)
 
     def _key(self, key: bytes | None) -> Any:
-        return array_index(key) if self.is_array else bytes((key or b"")[:self.key_size])
+        return array_index(key) if self.is_array else bytes((key or b"")[:self.key_size]).ljust(self.key_size, b"\0")
 
     def _get_ptr(self, value: bytes) -> Any:
         """``bpf_map_fd_get_ptr``: the fd must be a map matching the template."""
