@@ -3,6 +3,7 @@ SimKernel and on Linux give the same errnos, written-back fields and user memory
 from __future__ import annotations
 
 import ctypes
+import errno
 import struct
 
 import pytest
@@ -418,3 +419,38 @@ def test_pin_and_get_errors(kernels, tmp_path):
 
     kernels.compare(scenario)
     assert sorted(p.name for p in outside.iterdir()) == ["file"]
+
+
+ZERO_SEED = 1 << 6  # BPF_F_ZERO_SEED: jhash with seed 0, the same bucket layout on both kernels
+
+
+@needs_maps
+@pytest.mark.parametrize("map_type", [T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_HASH])
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 16])
+def test_hash_batches_bucket_exact(kernels, map_type, count):
+    """With BPF_F_ZERO_SEED the buckets are the same as Linux's, so every batch must agree exactly:
+    the tokens, the counts, ENOSPC for a bucket larger than count, ENOENT at the end, the order."""
+    maps_mod = pytest.importorskip("tinyaya.sim_kernel.maps")
+    if not hasattr(getattr(maps_mod, "hash", None), "jhash2") and not hasattr(maps_mod, "jhash"):
+        pytest.skip("sim hash maps have no Linux bucket layout yet")
+
+    def scenario(s: Side):
+        vs = 8
+        fd = s.fd(s.bpf(C.BPF_MAP_CREATE, map_create(map_type, 4, vs, 16, ZERO_SEED)))
+        vsz = vs * 2 if map_type == T.BPF_MAP_TYPE_PERCPU_HASH else vs
+        for key in range(0, 60, 5):
+            s.bpf(C.BPF_MAP_UPDATE_ELEM, elem(fd, s.buf(u32(key)), s.buf(u64(key * 3) * (vsz // 8))))
+        out = []
+        for cmd in (C.BPF_MAP_LOOKUP_BATCH, C.BPF_MAP_LOOKUP_AND_DELETE_BATCH):
+            in_b = 0
+            for _ in range(40):
+                keys, vals, out_b = s.buf(4 * 16), s.buf(vsz * 16), s.buf(4)
+                r = s.bpf(cmd, batch(fd, keys, vals, count, in_batch=in_b, out_batch=out_b))
+                n = r.u32(32)
+                out.append((int(cmd), r.outcome, n, s.read(out_b, 4), s.read(keys, 4 * n), s.read(vals, vsz * n)))
+                if r.err in (errno.ENOENT, errno.ENOSPC) or not r.ok:
+                    break
+                in_b = out_b
+        return out
+
+    kernels.compare(scenario)

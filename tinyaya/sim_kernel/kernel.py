@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..uapi.bpf import BpfCmd
-from . import bpffs, btf, link, mapcmds, prog, progcmds
+from . import batchcmds, bpffs, btf, link, mapcmds, prog, progcmds
 from .clock import Clock
 from .errors import E2BIG, EACCES, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, fail
 from .fdtable import FMODE_WRITE, FdTable, IdAllocator
@@ -269,10 +269,10 @@ _DISPATCH: dict[int, Handler] = {
     BpfCmd.BPF_MAP_GET_NEXT_KEY: mapcmds.map_get_next_key,
     BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM: mapcmds.map_lookup_and_delete_elem,
     BpfCmd.BPF_MAP_FREEZE: mapcmds.map_freeze,
-    BpfCmd.BPF_MAP_LOOKUP_BATCH: mapcmds.map_lookup_batch,
-    BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH: mapcmds.map_lookup_and_delete_batch,
-    BpfCmd.BPF_MAP_UPDATE_BATCH: mapcmds.map_update_batch,
-    BpfCmd.BPF_MAP_DELETE_BATCH: mapcmds.map_delete_batch,
+    BpfCmd.BPF_MAP_LOOKUP_BATCH: batchcmds.map_lookup_batch,
+    BpfCmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH: batchcmds.map_lookup_and_delete_batch,
+    BpfCmd.BPF_MAP_UPDATE_BATCH: batchcmds.map_update_batch,
+    BpfCmd.BPF_MAP_DELETE_BATCH: batchcmds.map_delete_batch,
     BpfCmd.BPF_MAP_GET_NEXT_ID: mapcmds.map_get_next_id,
     BpfCmd.BPF_MAP_GET_FD_BY_ID: mapcmds.map_get_fd_by_id,
     BpfCmd.BPF_PROG_LOAD: prog.prog_load,

@@ -20,7 +20,6 @@ from ..uapi.bpf import (
     BpfMapType,
     GetIdAttr,
     InfoAttr,
-    MapBatchAttr,
     MapCreateAttr,
     MapElemAttr,
     MapFlags,
@@ -51,7 +50,7 @@ MAP_ELEM_END = 32  # flags
 MAP_DELETE_END = 16  # key
 MAP_GET_NEXT_KEY_END = 24  # next_key
 MAP_FREEZE_END = 4  # map_fd
-MAP_BATCH_END = 56  # batch.flags
+
 GET_NEXT_ID_END = 8  # next_id
 MAP_GET_FD_BY_ID_END = 12  # open_flags
 INFO_END = 16  # info.info
@@ -303,186 +302,6 @@ def map_freeze(k: SimKernel, ua: UAttr) -> int:
     if callable(freeze):
         freeze()
     m.frozen = True
-    return 0
-
-
-# -- batch commands -----------------------------------------------------------------------------------
-_COUNT_OFF = MapBatchAttr.count.offset
-_OUT_BATCH_OFF = MapBatchAttr.out_batch.offset
-
-
-def _batch_map(k: SimKernel, ua: UAttr, read: bool, write: bool) -> tuple[Any, Any]:
-    ua.check_unused(MAP_BATCH_END)
-    a: Any = ua.view(MapBatchAttr)
-    m, f = map_from_fd(k, a.map_fd)
-    perms = sys_perms(m, f)
-    if read and not perms & FMODE_READ:
-        raise fail(EPERM, "map fd is not readable")
-    if write and not perms & FMODE_WRITE:
-        raise fail(EPERM, "map fd is not writable (or the map is frozen)")
-    return m, a
-
-
-def _check_elem_flags(m: Any, elem_flags: int) -> None:
-    if elem_flags & ~F_LOCK:
-        raise fail(EINVAL, "batch elem_flags")
-    if (elem_flags & F_LOCK) and not has_spin_lock(m):
-        raise fail(EINVAL, "BPF_F_LOCK on a map without a bpf_spin_lock")
-
-
-def _put_count(ua: UAttr, n: int) -> None:
-    ua.put_u32(_COUNT_OFF, n)
-
-
-def _generic_lookup_batch(k: SimKernel, ua: UAttr, m: Any, a: Any) -> int:
-    """``generic_map_lookup_batch``: the token is the last key returned."""
-    _check_elem_flags(m, a.elem_flags)
-    vsize = bpf_map_value_size(k, m)
-    if a.count == 0:
-        return 0
-    _put_count(ua, 0)
-    prev: bytes | None = copy_from_user(a.in_batch, m.key_size) if a.in_batch else None
-    cp = 0
-    err: OSError | None = None
-    while cp < a.count:
-        try:
-            key = m.sys_get_next_key(prev)
-        except OSError as e:
-            err = e
-            break
-        try:
-            value = m.sys_lookup(key, int(a.elem_flags))
-        except OSError as e:
-            if e.errno != ENOENT:
-                raise
-            prev = key
-            continue
-        copy_to_user(a.keys + cp * m.key_size, key)
-        copy_to_user(a.values + cp * vsize, value)
-        cp += 1
-        prev = key
-    _put_count(ua, cp)
-    if cp:
-        assert prev is not None
-        copy_to_user(a.out_batch, prev)
-    if err is not None:
-        raise err
-    return 0
-
-
-def _htab_batch(k: SimKernel, ua: UAttr, m: Any, a: Any, delete: bool) -> int:
-    """``__htab_map_lookup_and_delete_batch``: the token is a u32 bucket index.
-
-    Each element is its own bucket here, in the map's iteration order; the
-    batch ends with ENOENT once the scan reaches the last bucket.
-    """
-    if (a.elem_flags & ~F_LOCK) or ((a.elem_flags & F_LOCK) and not has_spin_lock(m)):
-        raise fail(EINVAL, "batch elem_flags")
-    if a.flags:
-        raise fail(EINVAL, "batch flags")
-    if a.count == 0:
-        return 0
-    _put_count(ua, 0)
-    batch = int.from_bytes(copy_from_user(a.in_batch, 4), "little") if a.in_batch else 0
-    keys = _all_keys(m)
-    n_buckets = max(len(keys), 1)
-    if batch >= n_buckets or batch >= len(keys):
-        raise fail(ENOENT, "no more buckets")
-    vsize = bpf_map_value_size(k, m)
-    total = 0
-    pos = batch
-    enoent = False
-    while True:
-        if pos >= len(keys):
-            enoent = True
-            break
-        if total >= a.count:
-            break
-        key = keys[pos]
-        value = m.sys_lookup(key, int(a.elem_flags))
-        copy_to_user(a.keys + total * m.key_size, key)
-        copy_to_user(a.values + total * vsize, value)
-        if delete:
-            m.sys_delete(key)
-        total += 1
-        pos += 1
-    out = batch if delete else pos
-    copy_to_user(a.out_batch, out.to_bytes(4, "little"))
-    _put_count(ua, total)
-    if enoent:
-        raise fail(ENOENT, "batch reached the end of the map")
-    return 0
-
-
-def _all_keys(m: Any) -> list[bytes]:
-    keys: list[bytes] = []
-    prev: bytes | None = None
-    while True:
-        try:
-            prev = m.sys_get_next_key(prev)
-        except OSError as e:
-            if e.errno == ENOENT:
-                return keys
-            raise
-        keys.append(prev)
-        if len(keys) > m.max_entries:  # a key order that never ends would be a map bug
-            return keys
-
-
-def map_lookup_batch(k: SimKernel, ua: UAttr) -> int:
-    m, a = _batch_map(k, ua, True, False)
-    if m.map_type in _ARRAYS:
-        return _generic_lookup_batch(k, ua, m, a)
-    if m.map_type in _HASHES:
-        return _htab_batch(k, ua, m, a, delete=False)
-    raise fail(ENOTSUPP, "map type has no lookup batch")
-
-
-def map_lookup_and_delete_batch(k: SimKernel, ua: UAttr) -> int:
-    m, a = _batch_map(k, ua, True, True)
-    if m.map_type in _HASHES:
-        return _htab_batch(k, ua, m, a, delete=True)
-    raise fail(ENOTSUPP, "map type has no lookup_and_delete batch")
-
-
-def map_update_batch(k: SimKernel, ua: UAttr) -> int:
-    m, a = _batch_map(k, ua, False, True)
-    if m.map_type not in _ARRAYS and m.map_type not in _HASHES:
-        raise fail(ENOTSUPP, "map type has no update batch")
-    if (a.elem_flags & F_LOCK) and not has_spin_lock(m):
-        raise fail(EINVAL, "BPF_F_LOCK on a map without a bpf_spin_lock")
-    if a.count == 0:
-        return 0
-    _put_count(ua, 0)
-    vsize = bpf_map_value_size(k, m)
-    cp = 0
-    try:
-        while cp < a.count:
-            key = copy_from_user(a.keys + cp * m.key_size, m.key_size)
-            value = copy_from_user(a.values + cp * vsize, vsize)
-            m.sys_update(key, value, int(a.elem_flags))
-            cp += 1
-    finally:
-        _put_count(ua, cp)
-    return 0
-
-
-def map_delete_batch(k: SimKernel, ua: UAttr) -> int:
-    m, a = _batch_map(k, ua, False, True)
-    if m.map_type not in _HASHES:
-        raise fail(ENOTSUPP, "map type has no delete batch")
-    _check_elem_flags(m, a.elem_flags)
-    if a.count == 0:
-        return 0
-    _put_count(ua, 0)
-    cp = 0
-    try:
-        while cp < a.count:
-            key = copy_from_user(a.keys + cp * m.key_size, m.key_size)
-            m.sys_delete(key)
-            cp += 1
-    finally:
-        _put_count(ua, cp)
     return 0
 
 
