@@ -44,7 +44,7 @@ def test_c_printer() -> None:
     assert event is not None
     assert btf.format_type(event.id) == (
         "struct event {\n\t__u32 pid;\n\t__u64 ts;\n\tchar comm[16];\n\tint kind: 4;\n"
-        "\tunsigned int flag: 1;\n\tenum { EV_OPEN = 1, EV_CLOSE = 2 } type;\n};")
+        "\tunsigned int flag: 1;\n\tenum {\n\t\tEV_OPEN = 1,\n\t\tEV_CLOSE = 2,\n\t} type;\n};")
     u32 = btf.find("__u32")
     assert u32 is not None and btf.format_type(u32.id) == "typedef unsigned int __u32;"
     func = btf.find("entry", BtfKind.FUNC)
@@ -195,3 +195,23 @@ def test_vmlinux_btf_matches_bpftool_and_passes_kernel_rules() -> None:
     btf.check_for_kernel()
     task = btf.find("task_struct", BtfKind.STRUCT)
     assert task is not None and btf.format_type(task.id).startswith("struct task_struct {")
+
+
+@pytest.mark.skipif(BPFTOOL is None or not VMLINUX.exists(), reason="needs bpftool and /sys/kernel/btf/vmlinux")
+def test_c_printer_matches_bpftool_format_c_on_vmlinux() -> None:
+    """Struct/union/enum definitions as ``bpftool btf dump format c`` writes them (padding, packed,
+    anonymous members, function pointers). bpftool renames duplicate type names (``___2``); those differ."""
+    import re
+
+    btf = Btf.parse(VMLINUX.read_bytes())
+    out = subprocess.run([BPFTOOL, "btf", "dump", "file", str(VMLINUX), "format", "c"], check=True,
+                         capture_output=True, text=True).stdout
+    theirs = {f"{m[1]} {m[2]}": m[0] for m in re.finditer(r"^(struct|union|enum) (\w+) \{\n.*?^\}[^;\n]*;", out,
+                                                             re.M | re.S)}
+    kw = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union", BtfKind.ENUM: "enum", BtfKind.ENUM64: "enum"}
+    same = total = 0
+    for t in btf.types:
+        if t.kind in kw and t.name and f"{kw[t.kind]} {t.name}" in theirs:
+            total += 1
+            same += btf.format_type(t.id) == theirs[f"{kw[t.kind]} {t.name}"]
+    assert total > 5000 and same >= 0.99 * total, f"{same}/{total}"

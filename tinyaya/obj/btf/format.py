@@ -26,9 +26,9 @@ def _base(btf: Btf, t: BtfType, indent: int) -> str:
         kw = "struct" if k == BtfKind.STRUCT else "union"
         if t.name:
             return f"{kw} {t.name}"
-        return _body(btf, t, indent) if indent < 4 else f"{kw} {{...}}"
+        return _body(btf, t, indent) if indent < MAX_RESOLVE_DEPTH else f"{kw} {{...}}"
     if k in (BtfKind.ENUM, BtfKind.ENUM64):
-        return f"enum {t.name}" if t.name else _enum_body(t)
+        return f"enum {t.name}" if t.name else _enum_body(t, indent)
     if k == BtfKind.FWD:
         return f"{'union' if t.kind_flag else 'struct'} {t.name}"
     return t.name or k.name.lower()
@@ -42,7 +42,7 @@ def _decl(btf: Btf, type_id: int, name: str, depth: int = 0, indent: int = 0) ->
     k = t.kind
     if k == BtfKind.PTR:
         target = btf.type(t.type)
-        inner = f"*{name}"
+        inner = f"* {name}" if name.startswith("(") else f"*{name}"  # bpftool: "struct x * (*fn)(...)"
         if target.kind in (BtfKind.ARRAY, BtfKind.FUNC_PROTO):
             inner = f"(*{name})"
         return _decl(btf, t.type, inner, depth + 1, indent)
@@ -52,7 +52,8 @@ def _decl(btf: Btf, type_id: int, name: str, depth: int = 0, indent: int = 0) ->
         qual = k.name.lower()
         if btf.type(t.type).kind == BtfKind.PTR:
             return _decl(btf, t.type, f" {qual} {name}".rstrip(), depth + 1, indent)
-        return f"{qual} {_decl(btf, t.type, name, depth + 1, indent)}"
+        inner = _decl(btf, t.type, name, depth + 1, indent)
+        return inner if inner.startswith(f"{qual} ") else f"{qual} {inner}"
     if k == BtfKind.TYPE_TAG:
         return _decl(btf, t.type, f"__attribute__((btf_type_tag(\"{t.name}\"))) {name}".rstrip(), depth + 1,
                      indent)
@@ -69,20 +70,111 @@ def _decl(btf: Btf, type_id: int, name: str, depth: int = 0, indent: int = 0) ->
         else f"{base} {name}"
 
 
+def align_of(btf: Btf, type_id: int, depth: int = 0) -> int:
+    """libbpf ``btf__align_of`` (pointer size 8): packed structs align to 1."""
+    t = btf.resolve(type_id)
+    if depth > MAX_RESOLVE_DEPTH:
+        raise BtfError(f"[{type_id}] Loop detected", type_id=type_id)
+    if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT):
+        return max(1, min(8, t.size))
+    if t.kind == BtfKind.PTR:
+        return 8
+    if t.kind == BtfKind.ARRAY:
+        return align_of(btf, t.array_type, depth + 1)
+    if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
+        max_align = 1
+        for m in t.members:
+            a = align_of(btf, m.type, depth + 1)
+            max_align = max(max_align, a)
+            if not m.bitfield_size and m.bit_offset % (8 * a):
+                return 1
+        return 1 if t.size % max_align else max_align
+    return 1
+
+
+def _is_packed(btf: Btf, t: BtfType) -> bool:
+    """bpftool ``btf_is_struct_packed``: a member off its natural alignment, or an odd size."""
+    max_align = 1
+    for m in t.members:
+        a = align_of(btf, m.type)
+        if not m.bitfield_size and m.bit_offset % (8 * a):
+            return True
+        max_align = max(max_align, a)
+    return bool(t.size % max_align)
+
+
+_PADS = (("long", 64), ("int", 32), ("short", 16), ("char", 8))
+
+
+def _padding(cur: int, nxt: int, next_align: int, in_bitfield: bool) -> list[str]:
+    """bpftool ``btf_dump_emit_bit_padding``: anonymous bitfields that reproduce a gap's layout."""
+    out: list[str] = []
+    if cur >= nxt:
+        return out
+    pad_type, pad_bits, new = _PADS[-1][0], _PADS[-1][1], cur
+    for pad_type, pad_bits in _PADS:
+        new = -(-cur // pad_bits) * pad_bits
+        if new <= nxt:
+            break
+    if cur < new <= nxt:
+        if in_bitfield or (new == nxt and -(-cur // (next_align * 8)) * next_align * 8 != new) or \
+                (new != nxt and nxt - new <= new - cur):
+            out.append(f"{pad_type}: {new - cur if in_bitfield else 0};")
+        cur = new
+    while cur != nxt:
+        bits = min(nxt - cur, pad_bits)
+        if bits == pad_bits:
+            out.append(f"{pad_type}: {pad_bits};")
+        else:
+            name = next(n for n, b in reversed(_PADS) if b >= bits)
+            out.append(f"{name}: {bits};")
+        cur += bits
+    return out
+
+
 def _body(btf: Btf, t: BtfType, indent: int = 0) -> str:
+    """A struct/union definition laid out as ``bpftool btf dump format c`` does (padding, packed)."""
     kw = "struct" if t.kind == BtfKind.STRUCT else "union"
+    is_struct = t.kind == BtfKind.STRUCT
     pad = "\t" * (indent + 1)
     lines = [f"{kw} {t.name + ' ' if t.name else ''}{{"]
+    packed = _is_packed(btf, t)
+    off = 0
+    prev_bitfield = False
     for m in t.members[:_MAX_MEMBERS_SHOWN]:
+        if is_struct:
+            align = 1 if packed else align_of(btf, m.type)
+            in_bitfield = prev_bitfield and m.bitfield_size != 0
+            lines += [pad + p for p in _padding(off, m.bit_offset, align, in_bitfield)]
         text = _decl(btf, m.type, m.name, 0, indent + 1)
-        lines.append(pad + (f"{text}: {m.bitfield_size};" if m.bitfield_size else f"{text};"))
-    lines.append("\t" * indent + "}")
+        if m.bitfield_size:
+            lines.append(f"{pad}{text}: {m.bitfield_size};")
+            off = m.bit_offset + m.bitfield_size
+            prev_bitfield = True
+        else:
+            lines.append(f"{pad}{text};")
+            try:
+                size = btf.size_of(m.type)
+            except BtfError:
+                size = 0
+            off = m.bit_offset + size * 8
+            prev_bitfield = False
+    if is_struct and len(t.members) <= _MAX_MEMBERS_SHOWN:
+        lines += [pad + p for p in _padding(off, t.size * 8, 1 if packed else align_of(btf, t.id), False)]
+    if len(lines) == 1:
+        return f"{kw} {t.name + ' ' if t.name else ''}{{}}" + (" __attribute__((packed))" if packed else "")
+    lines.append("\t" * indent + "}" + (" __attribute__((packed))" if packed else ""))
     return "\n".join(lines)
 
 
-def _enum_body(t: BtfType) -> str:
-    items = ", ".join(f"{v.name} = {v.value}" for v in t.enum_values[:_MAX_MEMBERS_SHOWN])
-    return f"enum {t.name + ' ' if t.name else ''}{{ {items} }}"
+def _enum_body(t: BtfType, indent: int = 0) -> str:
+    """bpftool's layout: one enumerator per line, each with a trailing comma."""
+    pad = "\t" * (indent + 1)
+    lines = [f"enum {t.name + ' ' if t.name else ''}{{"]
+    suffix = ("LL" if t.kind_flag else "ULL") if t.kind == BtfKind.ENUM64 else ""
+    lines += [f"{pad}{v.name} = {v.value}{suffix}," for v in t.enum_values[:_MAX_MEMBERS_SHOWN]]
+    lines.append("\t" * indent + "}")
+    return "\n".join(lines)
 
 
 def type_name(btf: Btf, type_id: int) -> str:
