@@ -14,30 +14,32 @@ JHASH_INITVAL = 0xDEADBEEF
 _M = 0xFFFFFFFF
 
 
-def _rol32(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & _M
-
-
 def _mix(a: int, b: int, c: int) -> tuple[int, int, int]:
-    """``__jhash_mix``."""
-    a = (a - c) & _M; a ^= _rol32(c, 4); c = (c + b) & _M  # noqa: E702
-    b = (b - a) & _M; b ^= _rol32(a, 6); a = (a + c) & _M  # noqa: E702
-    c = (c - b) & _M; c ^= _rol32(b, 8); b = (b + a) & _M  # noqa: E702
-    a = (a - c) & _M; a ^= _rol32(c, 16); c = (c + b) & _M  # noqa: E702
-    b = (b - a) & _M; b ^= _rol32(a, 19); a = (a + c) & _M  # noqa: E702
-    c = (c - b) & _M; c ^= _rol32(b, 4); b = (b + a) & _M  # noqa: E702
+    """``__jhash_mix`` (rotations inlined: this runs on every hash map insert)."""
+    a = ((a - c) & _M) ^ (((c << 4) | (c >> 28)) & _M)
+    c = (c + b) & _M
+    b = ((b - a) & _M) ^ (((a << 6) | (a >> 26)) & _M)
+    a = (a + c) & _M
+    c = ((c - b) & _M) ^ (((b << 8) | (b >> 24)) & _M)
+    b = (b + a) & _M
+    a = ((a - c) & _M) ^ (((c << 16) | (c >> 16)) & _M)
+    c = (c + b) & _M
+    b = ((b - a) & _M) ^ (((a << 19) | (a >> 13)) & _M)
+    a = (a + c) & _M
+    c = ((c - b) & _M) ^ (((b << 4) | (b >> 28)) & _M)
+    b = (b + a) & _M
     return a, b, c
 
 
 def _final(a: int, b: int, c: int) -> int:
     """``__jhash_final``; only ``c`` is the result."""
-    c ^= b; c = (c - _rol32(b, 14)) & _M  # noqa: E702
-    a ^= c; a = (a - _rol32(c, 11)) & _M  # noqa: E702
-    b ^= a; b = (b - _rol32(a, 25)) & _M  # noqa: E702
-    c ^= b; c = (c - _rol32(b, 16)) & _M  # noqa: E702
-    a ^= c; a = (a - _rol32(c, 4)) & _M  # noqa: E702
-    b ^= a; b = (b - _rol32(a, 14)) & _M  # noqa: E702
-    c ^= b; c = (c - _rol32(b, 24)) & _M  # noqa: E702
+    c = ((c ^ b) - (((b << 14) | (b >> 18)) & _M)) & _M
+    a = ((a ^ c) - (((c << 11) | (c >> 21)) & _M)) & _M
+    b = ((b ^ a) - (((a << 25) | (a >> 7)) & _M)) & _M
+    c = ((c ^ b) - (((b << 16) | (b >> 16)) & _M)) & _M
+    a = ((a ^ c) - (((c << 4) | (c >> 28)) & _M)) & _M
+    b = ((b ^ a) - (((a << 14) | (a >> 18)) & _M)) & _M
+    c = ((c ^ b) - (((b << 24) | (b >> 8)) & _M)) & _M
     return c
 
 
@@ -87,6 +89,10 @@ def jhash2(words: list[int], initval: int) -> int:
 def htab_map_hash(key: bytes, hashrnd: int) -> int:
     """``htab_map_hash`` (kernel/bpf/hashtab.c), also the bloom filter's ``hash``."""
     n = len(key)
+    if n == 4:  # the common case: one u32 word
+        a = (JHASH_INITVAL + 4 + hashrnd + int.from_bytes(key, "little")) & _M
+        b = c = (JHASH_INITVAL + 4 + hashrnd) & _M
+        return _final(a, b, c)
     if n % 4 == 0:
         return jhash2([int.from_bytes(key[i:i + 4], "little") for i in range(0, n, 4)], hashrnd & _M)
     return jhash(key, hashrnd & _M)
