@@ -22,7 +22,7 @@ from .alu import scalar_alu, scalar_end, scalar_neg
 from .disasm import align_state, print_insn
 from .errors import E2BIG, EACCES, EINVAL, VerifierReject
 from .log import VerifierLog
-from .mem import check_mem_access
+from .mem import check_alignment, check_mem_access
 from .regs import (
     Reg,
     RegType,
@@ -493,11 +493,8 @@ class Env:
             raise self.reject(EACCES, f"BPF_ATOMIC stores into R{i.dst} {dst.type_str()} is not allowed")
         fetch = bool(i.imm & op.BPF_FETCH)
         load_reg = 0 if i.imm == op.BPF_CMPXCHG else i.src
-        if dst.var_off[1] == 0:
-            v = dst.var_off[0] - (1 << 64) if dst.var_off[0] >> 63 else dst.var_off[0]
-            if (v + dst.off + i.off) % size:
-                desc = {T.PTR_TO_STACK: "stack ", T.PTR_TO_MAP_VALUE: "value ", T.PTR_TO_MEM: ""}.get(dst.type, "")
-                raise self.reject(EACCES, f"misaligned {desc}access off {v}+{dst.off}+{i.off} size {size}")
+        desc = {T.PTR_TO_STACK: "stack ", T.PTR_TO_MAP_VALUE: "value ", T.PTR_TO_MEM: ""}.get(dst.type, "")
+        check_alignment(self, dst, i.off, size, desc)
         out = Reg()
         check_mem_access(self, i.dst, i.off, size, False, -1, out)
         check_mem_access(self, i.dst, i.off, size, True, -1 if fetch else i.src, None)

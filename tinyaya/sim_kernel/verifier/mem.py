@@ -39,6 +39,14 @@ def _off_str(reg: Reg) -> str:
     return tn.tnum_str(reg.var_off)
 
 
+def check_alignment(env: Env, reg: Reg, off: int, size: int, desc: str) -> None:
+    """check_generic_ptr_alignment() for strictly aligned accesses (the stack, atomics)."""
+    t = tn.add(reg.var_off, tn.const(reg.off + off))
+    if not tn.is_aligned(t, size):
+        shown = str(_sval(reg.var_off[0])) if reg.var_off[1] == 0 else tn.tnum_str(reg.var_off)
+        raise env.reject(EACCES, f"misaligned {desc}access off {shown}+{reg.off}+{off} size {size}")
+
+
 def check_ptr_off_reg(env: Env, reg: Reg, regno: int, what: str) -> None:
     """__check_ptr_off_reg(): ctx and similar pointers must be unmodified when dereferenced or passed."""
     if reg.off:
@@ -240,9 +248,7 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
     if t == T.PTR_TO_STACK:
         frame = stack_frame(env, reg)
         what = " write to" if write else " read from"
-        if reg.var_off[1] == 0 and (_sval(reg.var_off[0]) + reg.off + off) % size:
-            raise env.reject(EACCES, f"misaligned stack access off {_sval(reg.var_off[0])}+{reg.off}+{off} "
-                                     f"size {size}")
+        check_alignment(env, reg, off, size, "stack ")
         lo, hi = check_stack_bounds(env, reg, regno, off, size, what)
         fixed = reg.var_off[1] == 0
         if write:

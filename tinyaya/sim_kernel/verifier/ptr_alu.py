@@ -22,6 +22,20 @@ ALU_STR = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=
            op.BPF_XOR: "^=", op.BPF_MOV: "=", op.BPF_ARSH: "s>>=", op.BPF_END: "endian"}
 
 
+def check_reg_sane_offset(env: Env, reg: Reg, tname: str) -> None:
+    """check_reg_sane_offset(): offsets that stay far from overflowing (BPF_MAX_VAR_OFF)."""
+    if reg.var_off[1] == 0:
+        v = reg.var_off[0] - (1 << 64) if reg.var_off[0] >> 63 else reg.var_off[0]
+        if not -BPF_MAX_VAR_OFF < v < BPF_MAX_VAR_OFF:
+            raise env.reject(EINVAL, f"math between {tname} pointer and {v} is not allowed")
+    if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
+        raise env.reject(EINVAL, f"{tname} pointer offset {reg.off} is not allowed")
+    if reg.smin == S64_MIN:
+        raise env.reject(EINVAL, f"math between {tname} pointer and register with unbounded min value is not allowed")
+    if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
+        raise env.reject(EINVAL, f"value {reg.smin} makes {tname} pointer be out of bounds")
+
+
 def ptr_alu(env: Env, i: Insn, dst: Reg, src: Reg, alu64: bool, o: int) -> None:
     """adjust_ptr_min_max_vals() and the pointer cases of adjust_reg_min_max_vals()."""
     d = i.dst
@@ -51,18 +65,10 @@ def ptr_alu(env: Env, i: Insn, dst: Reg, src: Reg, alu64: bool, o: int) -> None:
     if o not in (op.BPF_ADD, op.BPF_SUB):
         raise env.reject(EACCES, f"R{d} pointer arithmetic with {ALU_STR[o]} operator prohibited")
     tname = ptr.type_str()
-    smin = off.smin
+    check_reg_sane_offset(env, off, tname)
+    check_reg_sane_offset(env, ptr, tname)
     if o == op.BPF_SUB and ptr.type == T.PTR_TO_STACK:
         raise env.reject(EACCES, f"R{d} subtraction from stack pointer prohibited")
-    if known and not (-BPF_MAX_VAR_OFF < smin < BPF_MAX_VAR_OFF):
-        raise env.reject(EINVAL, f"math between {tname} pointer and {smin} is not allowed")
-    if smin == S64_MIN:
-        raise env.reject(EINVAL, f"math between {tname} pointer and register with unbounded min value "
-                                  "is not allowed")
-    if not known and off.smin <= -BPF_MAX_VAR_OFF:
-        raise env.reject(EINVAL, f"value {off.smin} makes {tname} pointer be out of bounds")
-    if not known and off.smax >= BPF_MAX_VAR_OFF:
-        raise env.reject(EINVAL, f"value {off.smax} makes {tname} pointer be out of bounds")
     res = ptr.copy()
     if known:
         v = off.var_off[0]
@@ -80,6 +86,7 @@ def ptr_alu(env: Env, i: Insn, dst: Reg, src: Reg, alu64: bool, o: int) -> None:
         if res.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
             res.id = env.new_id()
             res.range = 0
+    check_reg_sane_offset(env, res, tname)
     if res.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META) and known and o == op.BPF_SUB:
         res.range = 0
     dst.assign(res)

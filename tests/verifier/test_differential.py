@@ -1,0 +1,69 @@
+"""Differential fuzzing of the verifier: random programs (the soundness test's snippets) loaded into Linux and
+into SimKernel must get the same verdict and errno. Runs where bpf() is permitted."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tinyaya.isa import Insn, encode
+from tinyaya.isa import opcodes as op
+from tinyaya.uapi.bpf import BpfCmd, MapCreateAttr, ProgLoadAttr
+
+from .corpus import key_message
+from .linux_oracle import bpf_available
+from .test_soundness import build, snippet
+
+EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
+pytestmark = pytest.mark.linux
+
+
+def _verdict(kernel, insns: list[Insn]) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+    def call(cmd: int, attr: ctypes.Structure) -> int:
+        buf = bytearray(144)
+        buf[:ctypes.sizeof(attr)] = bytes(attr)
+        return int(kernel.bpf(cmd, buf))
+
+    map_fd = call(BpfCmd.BPF_MAP_CREATE, MapCreateAttr(map_type=2, key_size=4, value_size=48, max_entries=1))
+    try:
+        insns = [i.replace(imm=map_fd) if i.code == op.LD_IMM64 and i.src == op.BPF_PSEUDO_MAP_FD else i
+                 for i in insns]
+        code = ctypes.create_string_buffer(encode(insns))
+        lic = ctypes.create_string_buffer(b"GPL")
+        log = ctypes.create_string_buffer(1 << 20)
+        attr = ProgLoadAttr(prog_type=2, insn_cnt=len(insns), insns=ctypes.addressof(code),
+                            license=ctypes.addressof(lic), log_level=1, log_size=1 << 20,
+                            log_buf=ctypes.addressof(log))
+        try:
+            kernel.close(call(BpfCmd.BPF_PROG_LOAD, attr))
+            return ("accept", "", "")
+        except OSError as e:
+            return ("reject", errno.errorcode.get(e.errno or 0, str(e.errno)),
+                    key_message(log.value.decode(errors="replace")))
+    finally:
+        kernel.close(map_fd)
+
+
+@pytest.fixture(scope="module")
+def kernels():  # type: ignore[no-untyped-def]
+    why = bpf_available()
+    if why:
+        pytest.skip(why)
+    sk = pytest.importorskip("tinyaya.sim_kernel.kernel", reason="SimKernel not available")
+    from tinyaya.kernel import LinuxKernel
+    return LinuxKernel(), sk.SimKernel()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.generate, Phase.shrink])
+@given(st.lists(snippet, min_size=1, max_size=12))
+def test_same_verdict_as_linux(kernels, snippets: list[list[Insn]]) -> None:  # type: ignore[no-untyped-def]
+    linux, sim = kernels
+    insns = build(snippets)
+    want = _verdict(linux, insns)
+    got = _verdict(sim, insns)
+    assert got[:2] == want[:2], f"linux {want} tinyaya {got}"
