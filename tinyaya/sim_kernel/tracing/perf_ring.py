@@ -34,6 +34,7 @@ SAMPLE_RAW_HEADER = struct.Struct("<IHHI")
 #: perf_event_header + u64 id + u64 lost
 LOST_RECORD = struct.Struct("<IHHQQ")
 _SAMPLE = int(PerfEventType.PERF_RECORD_SAMPLE)
+_ZEROS = memoryview(bytes(8))
 _LOST = int(PerfEventType.PERF_RECORD_LOST)
 
 
@@ -75,36 +76,39 @@ class PerfRing:
         (``perf_prepare_sample``: round_up(size + sizeof(u32), 8) - sizeof(u32)).
         Returns False (and counts a lost sample) when the ring is full.
         """
-        raw_size = ((len(raw) + 4 + 7) & ~7) - 4
-        size = 8 + len(prefix) + 4 + raw_size
+        n = len(raw)
+        raw_size = ((n + 11) & ~7) - 4
+        size = 12 + len(prefix) + raw_size
         if size > 0xFFFF:
             self.lost += 1
             return False
         head = self.head
-        need = size + (LOST_RECORD.size if self.lost else 0)
+        lost = self.lost
+        need = size + 24 if lost else size
         # ring_buffer_has_space(): CIRC_SPACE, so the writer stays strictly behind the reader's tail
-        if need > ((self.tail - head - 1) & self._mask):
-            self.lost += 1
+        if need > ((_U64.unpack_from(self.buf, MMAP_PAGE_DATA_TAIL)[0] - head - 1) & self._mask):
+            self.lost = lost + 1
             return False
-        if self.lost:
-            self._copy_in(head, LOST_RECORD.pack(_LOST, 0, LOST_RECORD.size, self.event_id, self.lost))
+        if lost:
+            self._copy_in(head, LOST_RECORD.pack(_LOST, 0, LOST_RECORD.size, self.event_id, lost))
             head += LOST_RECORD.size
             self.lost = 0
         off = head & self._mask
+        data = self._data
         if off + size <= self.data_size and not prefix:
-            SAMPLE_RAW_HEADER.pack_into(self._data, off, _SAMPLE, PERF_RECORD_MISC_KERNEL, size, raw_size)
-            end = off + 12 + len(raw)
-            self._data[off + 12:end] = raw
-            pad = raw_size - len(raw)
+            SAMPLE_RAW_HEADER.pack_into(data, off, _SAMPLE, PERF_RECORD_MISC_KERNEL, size, raw_size)
+            end = off + 12 + n
+            data[off + 12:end] = raw
+            pad = raw_size - n
             if pad:
-                self._data[end:end + pad] = bytes(pad)
+                data[end:end + pad] = _ZEROS[:pad]
         else:
             rec = bytearray(size)
             struct.pack_into("<IHH", rec, 0, _SAMPLE, PERF_RECORD_MISC_KERNEL, size)
             rec[8:8 + len(prefix)] = prefix
             p = 8 + len(prefix)
             struct.pack_into("<I", rec, p, raw_size)
-            rec[p + 4:p + 4 + len(raw)] = raw
+            rec[p + 4:p + 4 + n] = raw
             self._copy_in(head, rec)
         head += size
         self.head = head
