@@ -111,11 +111,9 @@ def _padding(cur: int, nxt: int, next_align: int, in_bitfield: bool) -> list[str
     out: list[str] = []
     if cur >= nxt:
         return out
-    pad_type, pad_bits, new = _PADS[-1][0], _PADS[-1][1], cur
-    for pad_type, pad_bits in _PADS:
-        new = -(-cur // pad_bits) * pad_bits
-        if new <= nxt:
-            break
+    # the largest of long/int/short/char whose alignment boundary the gap reaches
+    pad_type, pad_bits = next(((n, b) for n, b in _PADS if -(-cur // b) * b <= nxt), _PADS[-1])
+    new = -(-cur // pad_bits) * pad_bits
     if cur < new <= nxt:
         if in_bitfield or (new == nxt and -(-cur // (next_align * 8)) * next_align * 8 != new) or \
                 (new != nxt and nxt - new <= new - cur):
