@@ -1,0 +1,282 @@
+"""One eBPF instruction as Python statements over local registers ``r0``..``r9``.
+
+The statements are ``semantics.py``'s templates with the operands bound, exactly as the
+interpreter binds them (``decode.py``), with the mask constants pasted in as literals. Memory
+accesses repeat the interpreter's address arithmetic (``regions[a >> 32]``, the offset
+``a & 0xFFFFFFFF``), so the same access fails the same way; frame-pointer accesses inside the
+current 512-byte frame go straight to the stack views at an index resolved at translation time.
+
+Anything this module does not translate (LD_ABS/LD_IND, may_goto, invalid encodings that the
+interpreter turns into traps) is delegated to the interpreter's own closure for that slot, with
+the registers written back to the run state around the call, so rare instructions cannot drift.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ....isa.insn import Insn
+from ....isa.opcodes import (
+    BPF_ADD,
+    BPF_ALU,
+    BPF_ALU64,
+    BPF_ATOMIC,
+    BPF_B,
+    BPF_CALL,
+    BPF_CMPXCHG,
+    BPF_DW,
+    BPF_END,
+    BPF_FETCH,
+    BPF_H,
+    BPF_IMM,
+    BPF_JMP,
+    BPF_JMP32,
+    BPF_LD,
+    BPF_LDX,
+    BPF_MEM,
+    BPF_MEMSX,
+    BPF_PSEUDO_CALL,
+    BPF_PSEUDO_FUNC,
+    BPF_ST,
+    BPF_STX,
+    BPF_SUB,
+    BPF_W,
+    BPF_X,
+    BPF_XCHG,
+)
+from .. import semantics as sem
+
+M64 = sem.M64
+M32 = sem.M32
+STACK_FRAME = 512
+BPF_LOAD_ACQ = 0x100
+BPF_STORE_REL = 0x110
+SIZE = {BPF_B: 1, BPF_H: 2, BPF_W: 4, BPF_DW: 8}
+MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
+_UFMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_SFMT = {1: "b", 2: "h", 4: "i"}
+_VIEW = {8: ("sQ", 3), 4: ("sI", 2), 2: ("sH", 1), 1: ("sB", 0)}
+_LITERALS = {"M64": hex(M64), "M32": hex(M32), "SB64": hex(sem.SB64), "SB32": hex(sem.SB32)}
+_LIT_RE = re.compile(r"\b(M64|M32|SB64|SB32)\b")
+
+
+def bind(template: str, d: str, s: str, o: str = "O") -> str:
+    """A template with its operands bound and its mask names replaced by literals."""
+    out = re.sub(r"\bD\b", d, template)
+    out = re.sub(r"\bS\b", s, out)
+    out = re.sub(r"\bO\b", o, out)
+    return _LIT_RE.sub(lambda m: _LITERALS[m.group(1)], out)
+
+
+def reg(n: int) -> str:
+    return "fp" if n == 10 else f"r{n}"
+
+
+@dataclass
+class Ctx:
+    """What translating one function needs: the program, the helpers, the frame and the views used."""
+
+    insns: list[Insn]
+    helpers: dict[int, Any]
+    ctx_rewrite: bool
+    #: the frame's offset in the stack buffer when it is known (the main function: 512), else None
+    fo: int | None
+    callback_helpers: frozenset[int]
+    names: set[str] = field(default_factory=set)
+    fallback: bool = False
+
+    def use(self, name: str) -> str:
+        self.names.add(name)
+        return name
+
+
+def _stack_index(c: Ctx, off: int, size: int) -> str | None:
+    """The view expression of an aligned frame-pointer access inside the current frame, or None."""
+    if not -STACK_FRAME <= off <= -size:
+        return None
+    view, shift = _VIEW[size]
+    c.use(view)
+    if off % size:
+        return None
+    if c.fo is not None:
+        return f"{view}[{(c.fo + off) >> shift}]"
+    return f"{view}[(fo + {off}) >> {shift}]" if shift else f"{view}[fo + {off}]"
+
+
+def _stack_offset(c: Ctx, off: int) -> str:
+    c.use("sB")
+    return str(c.fo + off) if c.fo is not None else f"fo + {off}"
+
+
+def _addr(base: str, off: int) -> tuple[str, str]:
+    """(statements computing ``g`` and ``o``, the address the read-only message names), as decode.py."""
+    if off >= 0:
+        return f"g = rget({base} >> 32); o = ({base} & 0xFFFFFFFF) + {off}", base
+    return f"a = {base} + {off}; g = rget(a >> 32); o = a & 0xFFFFFFFF", "a"
+
+
+def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]:
+    sx = " & 0xFFFFFFFFFFFFFFFF" if signed else ""
+    fmt = (_SFMT if signed else _UFMT)[size]
+    if s == 10 and -STACK_FRAME <= off <= -size:
+        idx = None if signed else _stack_index(c, off, size)
+        if idx is not None:
+            return [f"r{d} = {idx}"]
+        return [f"r{d} = {c.use('U' + fmt)}(sB, {_stack_offset(c, off)})[0]{sx}"]
+    addr, _ = _addr(reg(s), off)
+    plain = "g.buf[o]" if size == 1 and not signed else f"{c.use('U' + fmt)}(g.buf, o)[0]"
+    if c.ctx_rewrite:
+        return [addr, f"r{d} = ctx_load(g, o, {size}, {signed}){sx} if g.kind is CTX else {plain}{sx}"]
+    return [addr, f"r{d} = {plain}{sx}"]
+
+
+def store(c: Ctx, d: int, value: str, off: int, size: int) -> list[str]:
+    if d == 10 and -STACK_FRAME <= off <= -size:
+        idx = _stack_index(c, off, size)
+        if idx is not None:
+            return [f"{idx} = {value}"]
+        return [f"{c.use('P' + _UFMT[size])}(sB, {_stack_offset(c, off)}, {value})"]
+    addr, a = _addr(reg(d), off)
+    put = f"g.buf[o] = {value}" if size == 1 else f"{c.use('P' + _UFMT[size])}(g.buf, o, {value})"
+    return [addr, f"if not g.writable: readonly(g, {a})", put]
+
+
+def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] | None:
+    mask = hex(MASK[size])
+    fmt = _UFMT[size]
+    u, p = c.use("U" + fmt), c.use("P" + fmt)
+    rs = reg(s)
+    addr, a = _addr(reg(d), off)
+    head = [addr, f"if not g.writable: readonly(g, {a})", f"old = {u}(g.buf, o)[0]"]
+    if imm == BPF_CMPXCHG:
+        return head + [f"if old == r0 & {mask}: {p}(g.buf, o, {rs} & {mask})", "r0 = old"]
+    if imm == BPF_XCHG:
+        return head + [f"{p}(g.buf, o, {rs} & {mask})", f"{rs} = old"]
+    rmw = sem.ATOMIC_RMW.get(imm & ~BPF_FETCH)
+    if rmw is None:
+        return None
+    out = head + [f"{p}(g.buf, o, ({bind(rmw, 'D', rs, 'old')}) & {mask})"]
+    if imm & BPF_FETCH:
+        out.append(f"{rs} = old")
+    return out
+
+
+def alu(ins: Insn) -> list[str] | None:
+    c, d, s, off, imm = ins.code, ins.dst, ins.src, ins.off, ins.imm
+    cls = c & 0x07
+    if d > 9 or s > 10:
+        return None
+    op = c & 0xF0
+    x = bool(c & BPF_X)
+    if op == BPF_END:
+        stmt = sem.END.get((cls == BPF_ALU64, 1 if x else 0, imm))
+        return None if stmt is None else [bind(stmt, f"r{d}", "0")]
+    k = off if op in (0x30, 0x90, 0xB0) else 0
+    stmt = (sem.ALU64 if cls == BPF_ALU64 else sem.ALU32).get((op, k))
+    if stmt is None:
+        return None
+    src = reg(s) if x else str(imm & M64 if cls == BPF_ALU64 else imm & M32)
+    if cls == BPF_ALU64 and op in (BPF_ADD, BPF_SUB):
+        return _add_sub(d, src, op == BPF_SUB, None if x else imm)
+    return [bind(stmt, f"r{d}", src)]
+
+
+def _add_sub(d: int, src: str, sub: bool, imm: int | None) -> list[str]:
+    """64-bit add/sub without a big-int AND per instruction: both operands are below 2**64, so the
+    exact sum wraps at most once (equal to ``semantics.ALU64``'s ``(D + S) & M64``, checked by the
+    equivalence tests). An immediate that is negative as s32 is added as a subtraction."""
+    if imm is not None and imm < 0:
+        sub = not sub
+        src = str(-imm)
+    if sub:
+        return [f"r{d} = r{d} - {src}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
+    return [f"r{d} = r{d} + {src}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
+
+
+def condition(ins: Insn) -> str | None:
+    """The condition of a conditional jump, or None."""
+    c, d, s, imm = ins.code, ins.dst, ins.src, ins.imm
+    if d > 10 or s > 10:
+        return None
+    cls = c & 0x07
+    cond = (sem.JMP64 if cls == BPF_JMP else sem.JMP32).get(c & 0xF0)
+    if cond is None:
+        return None
+    src = reg(s) if c & BPF_X else str(imm & M64 if cls == BPF_JMP else imm & M32)
+    return bind(cond, reg(d), src)
+
+
+def straight(c: Ctx, pc: int) -> list[str] | None:
+    """Statements for a non-control-flow instruction, or None (the interpreter's closure runs it)."""
+    insns = c.insns
+    ins = insns[pc]
+    code, d, s, off, imm = ins.code, ins.dst, ins.src, ins.off, ins.imm
+    cls = code & 0x07
+    if d > 10 or s > 10:
+        return None
+    if cls in (BPF_ALU, BPF_ALU64):
+        return alu(ins)
+    size = SIZE[code & 0x18]
+    mode = code & 0xE0
+    if cls == BPF_LD:
+        if mode == BPF_IMM and code & 0x18 == BPF_DW and pc + 1 < len(insns) and d <= 9:
+            if s == BPF_PSEUDO_FUNC:
+                tgt = pc + imm + 1
+                if not 0 <= tgt < len(insns):
+                    return None
+                return [f"r{d} = {sem.FUNC_ADDR_BASE + tgt}"]
+            return [f"r{d} = {((insns[pc + 1].imm & M32) << 32) | (imm & M32)}"]
+        return None
+    if cls == BPF_LDX:
+        if d == 10 or mode not in (BPF_MEM, BPF_MEMSX) or (mode == BPF_MEMSX and size == 8):
+            return None
+        return load(c, d, s, off, size, mode == BPF_MEMSX)
+    if cls == BPF_ST:
+        if mode != BPF_MEM:
+            return None
+        return store(c, d, str(imm & MASK[size]), off, size)
+    if cls == BPF_STX:
+        if mode == BPF_MEM:
+            return store(c, d, reg(s) if size == 8 else f"({reg(s)} & {hex(MASK[size])})", off, size)
+        if mode == BPF_ATOMIC:
+            if imm == BPF_LOAD_ACQ:
+                return None if d == 10 else load(c, d, s, off, size, False)
+            if imm == BPF_STORE_REL:
+                return store(c, d, reg(s) if size == 8 else f"({reg(s)} & {hex(MASK[size])})", off, size)
+            if size not in (4, 8) or s == 10:
+                return None
+            return atomic(c, d, s, off, size, imm)
+    return None
+
+
+def helper_call(c: Ctx, pc: int) -> list[str] | None:
+    """``call helper``: the helper function bound as a constant; callback helpers see the run state."""
+    ins = c.insns[pc]
+    if ins.code != (BPF_JMP | BPF_CALL) or ins.src != 0 or ins.imm not in c.helpers:
+        return None
+    name = c.use(f"H{ins.imm}")
+    call = f"r0 = {name}(env, r1, r2, r3, r4, r5) & 0xFFFFFFFFFFFFFFFF"
+    if ins.imm in c.callback_helpers:
+        # the interpreter runs the callback on the run state: frame pointer, budget, frame depth
+        pad = "R[12][:] = PAD[:depth]; " if c.fo is None else ""
+        regs = ", ".join(f"r{i}" for i in range(10))
+        return [f"R[0:11] = ({regs}, fp); R[13] = b; {pad}{call}", "b = R[13]" + ("; R[12].clear()" if c.fo is None else "")]
+    return [call]
+
+
+def is_local_call(ins: Insn) -> bool:
+    return ins.code == (BPF_JMP | BPF_CALL) and ins.src == BPF_PSEUDO_CALL
+
+
+def is_may_goto(ins: Insn) -> bool:
+    return ins.code == (BPF_JMP | 0xE0)
+
+
+def is_cond_jump(ins: Insn) -> bool:
+    cls = ins.code & 0x07
+    return cls in (BPF_JMP, BPF_JMP32) and (ins.code & 0xF0) not in (0x00, BPF_CALL, 0x90, 0xE0)
+
+
+__all__ = ["Ctx", "alu", "bind", "condition", "helper_call", "is_cond_jump", "is_local_call", "is_may_goto",
+           "straight", "BPF_JMP32"]

@@ -1,0 +1,332 @@
+"""eBPF program -> Python source -> one code object per program, built once and cached.
+
+Every function of the program (cfg.py) becomes a Python function over local registers. The main
+function is ``f_0(env, R, r0, ..., r9, b) -> r0``; a bpf-to-bpf callee is
+``f_<pc>(env, R, r0, ..., r9, depth, fo, b) -> (r0, ..., r5, b)``: r6-r9 and r10 are its own locals,
+so they come back unchanged to the caller, as the interpreter's frame restore makes them. ``fo`` is
+the frame's offset in the 4 KiB per-run stack (512 per frame, as ``R[10] += STACK_FRAME``), ``b``
+the run's back-edge budget, spent on every taken backward jump exactly as the interpreter spends it.
+
+Faults: each function has one ``try``; its handler writes the locals back to the run state and
+asks the interpreter's own ``Vm._fault`` for the ``BpfFault``, with the pc found from the line
+the exception came from (``LINES``), so message, pc and address are the interpreter's.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ....isa.insn import Insn
+from .. import semantics as sem
+from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, width
+from .insns import Ctx, condition, helper_call, is_cond_jump, is_local_call, is_may_goto, straight
+
+MAX_CALL_FRAMES = 8
+_REGS = ", ".join(f"r{i}" for i in range(10))
+_BUDGET = "runtime budget of back-edges exhausted (the program does not terminate)"
+
+
+@dataclass
+class Source:
+    """The generated module: its lines, and which line belongs to which instruction slot."""
+
+    lines: list[str]
+    line_pc: dict[int, int]
+    names: set[str]
+    fallback: bool
+
+    def add(self, indent: int, text: str, pc: int | None = None) -> None:
+        self.lines.append(" " * indent + text)
+        if pc is not None:
+            self.line_pc[len(self.lines)] = pc
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class _Emitter:
+    """Writes one function: regions as ``while True:`` loops, blocks as suites guarded by
+    ``if pc == leader:``. A block that only its predecessor falls into (not a jump target, no
+    forward jump skips it) continues its predecessor's suite without a guard; ``pcv`` is the
+    value ``pc`` holds in the code being written, so ``pc`` is only assigned when it changes."""
+
+    def __init__(self, src: Source, fn: Function, c: Ctx, main: bool) -> None:
+        self.src = src
+        self.fn = fn
+        self.c = c
+        self.main = main
+        self.insns = c.insns
+
+    # -- jumps ------------------------------------------------------------------------------------------
+    def goto(self, ind: int, frm: int, pcv: int, tgt: int, back: bool) -> bool:
+        """Control goes from the jump at ``frm`` to ``tgt``; True if the code written leaves the
+        sequence (``continue``/``break``), False if it only set ``pc`` for a later guard."""
+        add = self.src.add
+        if back:  # the interpreter spends its budget on every backward jump
+            add(ind, "b -= 1", frm)
+            add(ind, f"if b < 0: raise VmTrap({_BUDGET!r})", frm)
+        here = innermost(self.fn.top, frm)
+        if tgt != pcv:
+            add(ind, f"pc = {tgt}")
+        if here.contains(tgt):
+            if tgt <= frm:
+                add(ind, "continue")
+                return True
+            if tgt == pcv:
+                add(ind, "pass")
+            return False
+        add(ind, "break")
+        return True
+
+    def inlinable(self, r: Region, nxt: int, children: dict[int, Region]) -> bool:
+        """May the block at ``nxt`` continue the current suite without a guard?"""
+        if not r.contains(nxt) or nxt in self.fn.targets or nxt in children or nxt >= self.fn.end:
+            return False
+        return innermost(self.fn.top, nxt) is r
+
+    # -- suites -----------------------------------------------------------------------------------------
+    def suite(self, ind: int, r: Region, leaders: list[int], i: int, children: dict[int, Region],
+              guarded: bool) -> int:
+        """Blocks from ``leaders[i]`` on, as long as each may continue the suite; returns the next index."""
+        add = self.src.add
+        head = leaders[i]
+        if guarded:
+            add(ind, f"if pc == {head}:")
+            ind += 1
+        pcv = head
+        while True:
+            x = leaders[i]
+            end = leaders[i + 1] if i + 1 < len(leaders) else r.hi + 1
+            i += 1
+            nxt = self.block(ind, x, end, pcv)
+            if nxt is None:
+                return i
+            if self.inlinable(r, nxt, children) and i < len(leaders) and leaders[i] == nxt:
+                continue
+            if nxt != pcv:
+                add(ind, f"pc = {nxt}")
+            self.leave(ind, r, nxt)
+            return i
+
+    def block(self, ind: int, leader: int, end: int, pcv: int) -> int | None:
+        """Slots ``[leader, end)``. Returns the slot control falls through to (the suite may go on
+        there), or None when every path has left (return/continue/break/else)."""
+        add = self.src.add
+        pc = leader
+        insns = self.insns
+        while pc < end:
+            ins = insns[pc]
+            nxt = pc + width(insns, pc)
+            if is_exit(ins):
+                add(ind, "return r0" if self.main else "return r0, r1, r2, r3, r4, r5, b", pc)
+                return None
+            tgt = jump_target(ins, pc)
+            if tgt is not None and pc in self.fn.bad_targets:
+                self.fallback_straight(ind, pc)  # the interpreter decodes it as a trap: it raises
+                return nxt
+            if tgt is not None and (ins.code & 0xF0) == 0:  # ja / gotol
+                if not self.goto(ind, pc, pcv, tgt, tgt <= pc):
+                    return None
+                return None
+            if tgt is not None and (is_cond_jump(ins) or is_may_goto(ins)):
+                if is_may_goto(ins):
+                    self.sync_out(ind, pc)
+                    add(ind, f"npc = OPS[{pc}](R)", pc)
+                    self.sync_in(ind)
+                    cond: str | None = f"npc == {tgt}"
+                    back = False
+                else:
+                    cond = condition(ins)
+                    back = tgt <= pc
+                if cond is None:
+                    self.fallback_straight(ind, pc)
+                    return nxt
+                add(ind, f"if {cond}:", pc)
+                if self.goto(ind + 1, pc, pcv, tgt, back):
+                    return nxt
+                add(ind, "else:")
+                add(ind + 1, f"pc = {nxt}")
+                self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
+                return None
+            if is_local_call(ins):
+                if not self.call(ind, pc):
+                    self.fallback_straight(ind, pc)
+            else:
+                stmts = straight(self.c, pc) or helper_call(self.c, pc)
+                if stmts is None:
+                    self.fallback_straight(ind, pc)
+                else:
+                    for s in stmts:
+                        add(ind, s, pc)
+            pc = nxt
+        return end
+
+    def leave(self, ind: int, r: Region, nxt: int) -> None:
+        """After falling through to ``nxt``: leave the region if ``nxt`` is outside it."""
+        if not r.contains(nxt) and r is not self.fn.top:
+            self.src.add(ind, "break")
+
+    def call(self, ind: int, pc: int) -> bool:
+        ins = self.insns[pc]
+        tgt = pc + ins.imm + 1
+        if not 0 <= tgt < len(self.insns):
+            return False
+        add = self.src.add
+        if self.main:
+            add(ind, f"r0, r1, r2, r3, r4, r5, b = f_{tgt}(env, R, {_REGS}, 1, 1024, b)", pc)
+        else:
+            add(ind, f"if depth >= {MAX_CALL_FRAMES - 1}: "
+                     f"raise VmTrap('the call stack is too deep ({MAX_CALL_FRAMES} frames)')", pc)
+            add(ind, f"r0, r1, r2, r3, r4, r5, b = f_{tgt}(env, R, {_REGS}, depth + 1, fo + 512, b)", pc)
+        return True
+
+    def sync_out(self, ind: int, pc: int) -> None:
+        self.c.fallback = True
+        self.src.add(ind, f"R[0:11] = ({_REGS}, fp)", pc)
+
+    def sync_in(self, ind: int) -> None:
+        self.src.add(ind, f"{_REGS} = R[0:10]")
+
+    def fallback_straight(self, ind: int, pc: int) -> None:
+        self.sync_out(ind, pc)
+        self.src.add(ind, f"OPS[{pc}](R)", pc)
+        self.sync_in(ind)
+
+    # -- regions ----------------------------------------------------------------------------------------
+    def region(self, ind: int, r: Region, guard: bool) -> None:
+        add = self.src.add
+        if guard:
+            add(ind, f"if {r.lo} <= pc <= {r.hi}:")
+            ind += 1
+        add(ind, "while True:")
+        body = ind + 1
+        leaders = sorted(x for x in self.fn.leaders if r.lo <= x <= r.hi)
+        children = {c.lo: c for c in r.children}
+        # the first block needs no guard when nothing can land inside the region but its start
+        lone = not any(r.lo < t <= r.hi for t in self.fn.targets) and r.lo not in children
+        i = 0
+        while i < len(leaders):
+            x = leaders[i]
+            child = children.get(x)
+            if child is not None:
+                self.region(body, child, True)
+                self.after_child(body, r, child)
+                while i < len(leaders) and leaders[i] <= child.hi:
+                    i += 1
+                continue
+            i = self.suite(body, r, leaders, i, children, not (lone and x == r.lo))
+        add(body, "break")
+
+    def after_child(self, ind: int, r: Region, child: Region) -> None:
+        """Route the jumps that left ``child``: back into ``r`` (continue) or out of ``r`` (break)."""
+        back = out = False
+        for pc in range(child.lo, child.hi + 1):
+            t = jump_target(self.insns[pc], pc)
+            if t is None or child.contains(t) or pc in self.fn.bad_targets:
+                continue
+            if not r.contains(t):
+                out = True
+            elif t < child.lo:
+                back = True
+        if out and r is not self.fn.top:
+            self.src.add(ind, f"if not {r.lo} <= pc <= {r.hi}: break")
+        if back:
+            self.src.add(ind, f"if pc < {child.lo}: continue")
+
+
+def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
+    add = src.add
+    if main:
+        add(0, f"def f_{fn.start}(env, R, {_REGS}, b):")
+        add(1, "fp = R[10]")
+    else:
+        add(0, f"def f_{fn.start}(env, R, {_REGS}, depth, fo, b):")
+        add(1, "fp = R[15] + fo")
+    view_line = len(src.lines)
+    add(1, "")  # the stack views used, filled in below
+    add(1, f"pc = {fn.start}")
+    add(1, "try:")
+    before = set(c.names)
+    c.names = set()
+    _Emitter(src, fn, c, main).region(2, fn.top, False)
+    views = [f"{v} = R[{ {'sB': 14, 'sQ': 16, 'sI': 17, 'sH': 18}[v]}]"
+             for v in ("sB", "sQ", "sI", "sH") if v in c.names]
+    src.lines[view_line] = " " + ("; ".join(views) if views else "pass")
+    c.names |= before
+    add(1, "except (BpfFault, LdAbsExit):")
+    add(2, "raise")
+    if main:
+        add(1, "except TailCall:")
+        add(2, "R[0] = r0; R[2:10] = (r2, r3, r4, r5, r6, r7, r8, r9); R[13] = b")
+        add(2, "raise")
+    add(1, "except Exception as e:")
+    add(2, f"R[0:11] = ({_REGS}, fp)")
+    add(2, "tb = e.__traceback__")
+    add(2, "raise fault(env, None, LINES.get(tb.tb_lineno if tb is not None else 0, -1), e)")
+    add(0, "")
+
+
+@dataclass
+class CompiledProgram:
+    """A translated program: ``entry`` is the main function; ``source`` is kept for inspection."""
+
+    entry: Any
+    source: str
+    namespace: dict[str, Any]
+    uses_tail_call: bool
+
+
+def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool) -> tuple[Source, bool]:
+    """The Python source of a program (NotCompilable if its control flow does not fit)."""
+    from .cfg import NotCompilable
+
+    funcs = analyse(insns)
+    tail = any(ins.code == 0x85 and ins.src == 0 and ins.imm == 12 for ins in insns)
+    if tail and len(funcs) > 1:
+        raise NotCompilable("tail calls from a program with bpf-to-bpf calls")
+    cb = frozenset(i for i, f in helpers.items() if _calls_back(f))
+    src = Source([], {}, set(), False)
+    c = Ctx(insns, helpers, ctx_rewrite, 512, cb)
+    for fn in funcs:
+        c.fo = 512 if fn.start == 0 else None
+        _function_source(src, fn, c, fn.start == 0)
+    src.names = c.names
+    src.fallback = c.fallback
+    return src, tail
+
+
+def _calls_back(fn: Any) -> bool:
+    code = getattr(fn, "__code__", None)
+    return code is not None and ("callback" in code.co_names or "call_function" in code.co_names)
+
+
+_STRUCTS = {f"{p}{f}": getattr(struct.Struct("<" + f), "unpack_from" if p == "U" else "pack_into")
+            for p in "UP" for f in "BHIQbhi"}
+
+
+def build(prog: Any, vm: Any) -> CompiledProgram:
+    """Translate and compile ``prog`` for ``vm`` (NotCompilable if it does not fit)."""
+    from ...memory import RegionKind
+    from ..decode import CTX_REWRITE_TYPES, _readonly
+    from ..fault import BpfFault, LdAbsExit, TailCall, VmTrap
+
+    insns = list(prog.insns)
+    pt = getattr(prog, "prog_type", None)
+    src, tail = translate(insns, vm.helpers, pt is None or int(pt) in CTX_REWRITE_TYPES)
+    ns: dict[str, Any] = dict(sem.TEMPLATE_GLOBALS)
+    ns.update(_STRUCTS)
+    ns.update(VmTrap=VmTrap, BpfFault=BpfFault, LdAbsExit=LdAbsExit, TailCall=TailCall, CTX=RegionKind.CTX,
+              rget=vm.aspace.regions.get, ctx_load=vm.ctx_load, readonly=_readonly, fault=vm._fault,
+              LINES=src.line_pc, PAD=[None] * MAX_CALL_FRAMES)
+    for name in src.names:
+        if name.startswith("H") and name[1:].isdigit():
+            ns[name] = vm.helpers[int(name[1:])]
+    if src.fallback:
+        ns["OPS"] = vm.decode(prog)
+    raw: Any = getattr(prog, "name", "") or ""
+    name = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    code = compile(src.text, f"<tinyaya.compiled {name}>", "exec")
+    exec(code, ns)  # noqa: S102 - our own translation of a verified program
+    return CompiledProgram(ns["f_0"], src.text, ns, tail)
