@@ -314,3 +314,20 @@ def _outcome(fn: Any, *a: Any) -> Any:
     except OSError as e:
         return errno.errorcode.get(e.errno or 0)
     return True
+
+
+def test_zero_seed_hash_of_maps_order(kernels: Any) -> None:
+    def scenario(s: Side) -> list[Any]:
+        inner = s.fd(create(s, ARRAY, 4, 4, 1))
+        o = Ops(s, s.fd(create(s, HOM, 4, 4, 64, ZERO_SEED, inner_map_fd=inner)), 4, 4)
+        keys = [u32(i * 7919) for i in range(30)]
+        out = [[o.update(k, u32(inner)) for k in keys]]
+        out.append(list_keys(o))
+        for k in keys[::3]:
+            o.update(k, u32(inner), 2)  # replaced in place: the order stays
+        out.append(list_keys(o))
+        for k in keys[::4]:
+            o.delete(k)
+        out.append(list_keys(o))
+        return out
+    kernels.compare(scenario)

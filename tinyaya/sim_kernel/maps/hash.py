@@ -23,7 +23,6 @@ full LRU map accepts inserts and drops old elements first, holds).
 """
 from __future__ import annotations
 
-import bisect
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -44,7 +43,8 @@ from .base import (
     round_up,
     roundup_pow_of_two,
 )
-from .jhash import htab_map_hash, jhash2
+from .htab_order import BucketOrder
+from .jhash import jhash2
 from .storage import SlotStorage
 
 __all__ = ["HashMap", "htab_map_alloc_check", "HTAB_CREATE_FLAG_MASK"]
@@ -130,10 +130,8 @@ class HashMap(BpfMap):
         self.index: dict[bytes, int] = {}
         #: key -> address of its value (this CPU's copy is ``+ cpu * elem_size``)
         self.vaddr: dict[bytes, int] = {}
-        #: bucket number -> its keys, newest first; the sorted numbers of the non-empty buckets
-        self.buckets: dict[int, list[bytes]] = {}
-        self.nonempty: list[int] = []
-        self.bucket_of: dict[bytes, int] = {}
+        #: the walk order of Linux's buckets (``order.buckets``/``order.nonempty`` are the batch tokens)
+        self.order = BucketOrder(self.n_buckets, self.hashrnd)
         self._seq = 0  # the last element's link sequence (the state word's bits 1-63)
         self.free_slots: list[int] = []
         self.recent: OrderedDict[bytes, None] = OrderedDict()  # LRU order, oldest first
@@ -170,9 +168,9 @@ class HashMap(BpfMap):
         old_recent = list(self.recent)
         self.index = {k: i for i, k in found}
         self.vaddr = {k: st.slot_addr(i, self.value_off) for i, k in found}
-        self.buckets, self.nonempty, self.bucket_of = {}, [], {}
+        self.order = BucketOrder(self.n_buckets, self.hashrnd)
         for _, k, _ in sorted(scanned, key=lambda e: e[2]):  # oldest first, so the newest ends up at the head
-            self._link(k)
+            self.order.link(k)
         self._seq = max((seq for _, _, seq in scanned), default=0)
         in_use = set(self.index.values())
         self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
@@ -192,37 +190,11 @@ class HashMap(BpfMap):
         """The key as the map stores it: exactly key_size bytes (a short buffer is zero-padded)."""
         return bytes(key[:self.key_size]).ljust(self.key_size, b"\0")
 
-    # -- buckets ------------------------------------------------------------------------------------
-    def _link(self, key: bytes) -> None:
-        """``hlist_nulls_add_head_rcu``: the key goes to the head of its bucket."""
-        b = htab_map_hash(key, self.hashrnd) & (self.n_buckets - 1)
-        self.bucket_of[key] = b
-        lst = self.buckets.get(b)
-        if lst is None:
-            self.buckets[b] = [key]
-            bisect.insort(self.nonempty, b)
-        else:
-            lst.insert(0, key)
-
-    def _unlink(self, key: bytes) -> None:
-        b = self.bucket_of.pop(key)
-        lst = self.buckets[b]
-        lst.remove(key)
-        if not lst:
-            del self.buckets[b]
-            del self.nonempty[bisect.bisect_left(self.nonempty, b)]
-
     def _to_head(self, key: bytes, i: int) -> None:
         """An update that replaces the element: Linux links the new one at the head of the bucket."""
-        lst = self.buckets[self.bucket_of[key]]
-        if lst[0] != key:
-            lst.remove(key)
-            lst.insert(0, key)
+        if self.order.to_head(key):
             self._seq += 1
             self.storage.write(i, 0, (1 | self._seq << 1).to_bytes(_STATE, "little"))
-
-    def _iter_keys(self) -> list[bytes]:
-        return [k for b in self.nonempty for k in self.buckets[b]]
 
     def _lru_of(self, key: bytes) -> OrderedDict[bytes, None] | None:
         if not self.lru:
@@ -253,7 +225,7 @@ class HashMap(BpfMap):
         self._gen = st.generation
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)
-        self._link(key)
+        self.order.link(key)
         if self.percpu_lru:
             self.lru_cpu[key] = cpu
         self._touch(key)
@@ -264,7 +236,7 @@ class HashMap(BpfMap):
         del self.vaddr[key]
         st.write(i, 0, bytes(_STATE), structural=True)
         self._gen = st.generation
-        self._unlink(key)
+        self.order.unlink(key)
         self.free_slots.append(i)
         lst = self._lru_of(key)
         if lst is not None:
@@ -389,7 +361,7 @@ class HashMap(BpfMap):
     def for_each(self, cpu: int = 0) -> Iterator[tuple[int, int]]:
         """``bpf_for_each_hash_elem``: elements deleted meanwhile are skipped."""
         self._sync()
-        for key in self._iter_keys():
+        for key in self.order.keys():
             i = self.index.get(key)
             if i is not None:
                 yield self.storage.slot_addr(i, self.key_off), self._value_addr(i, cpu)
@@ -437,19 +409,7 @@ class HashMap(BpfMap):
     def sys_get_next_key(self, key: bytes | None) -> bytes:
         """``htab_map_get_next_key``: a missing or NULL key gives the first key; ENOENT after the last."""
         self._sync()
-        k = self._key(key) if key is not None else None
-        start = 0
-        if k is not None and k in self.bucket_of:
-            b = self.bucket_of[k]
-            lst = self.buckets[b]
-            pos = lst.index(k) + 1
-            if pos < len(lst):
-                return lst[pos]  # the next (older) element of the same bucket
-            start = b + 1
-        j = bisect.bisect_left(self.nonempty, start)
-        if j >= len(self.nonempty):
-            raise fail(ENOENT, "no next key")
-        return self.buckets[self.nonempty[j]][0]
+        return self.order.next_key(self._key(key) if key is not None else None)
 
     def sys_lookup_and_delete(self, key: bytes | None, flags: int = 0) -> bytes:
         """``htab_map_lookup_and_delete_elem``."""

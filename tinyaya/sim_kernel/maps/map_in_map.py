@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP, fail
-from .base import MAP_STRUCT_SIZE, BpfMap, F, T, U
+from .base import MAP_STRUCT_SIZE, BpfMap, F, T, U, roundup_pow_of_two
 from .fd_array import array_index, fd_array_map_alloc_check, fd_object
 from .hash import htab_map_alloc_check
+from .htab_order import BucketOrder
+from .jhash import jhash2
 
 __all__ = ["MapInMap", "InnerMapMeta", "bpf_map_meta_alloc"]
 
@@ -70,7 +72,10 @@ class MapInMap(BpfMap):
     def __init__(self, kernel: Any, attr: Any, *, inner_map: Any = None, **_: Any) -> None:
         super().__init__(kernel, attr)
         self.is_array = self.map_type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS
-        self.slots: dict[Any, Any] = {}  # index (array) or key bytes (hash) -> inner map, in insertion order
+        self.slots: dict[Any, Any] = {}  # index (array) or key bytes (hash) -> inner map
+        hashrnd = 0 if self.map_flags & F.BPF_F_ZERO_SEED else jhash2([self.region.base >> 32], 0x5EED)
+        #: a hash of maps walks in Linux's bucket order; its updates replace in place (fd htab)
+        self.order = BucketOrder(roundup_pow_of_two(self.max_entries), hashrnd)
         try:
             if inner_map is None:
                 inner_map = fd_object(kernel, int(attr.inner_map_fd).to_bytes(4, "little"))
@@ -140,6 +145,8 @@ class MapInMap(BpfMap):
         self.kernel.fds.hold(m)
         old = self.slots.get(k)
         self.slots[k] = m
+        if not self.is_array and old is None:
+            self.order.link(k)
         if old is not None:
             self.kernel.fds.put(old)
 
@@ -151,6 +158,8 @@ class MapInMap(BpfMap):
         old = self.slots.pop(k, None)
         if old is None:
             raise fail(ENOENT, "no inner map")
+        if not self.is_array:
+            self.order.unlink(k)
         self.kernel.fds.put(old)
 
     def sys_get_next_key(self, key: bytes | None) -> bytes:
@@ -161,9 +170,4 @@ class MapInMap(BpfMap):
             if i == self.max_entries - 1:
                 raise fail(ENOENT, "last index")
             return (i + 1).to_bytes(4, "little")
-        keys = list(self.slots)
-        k = self._key(key) if key is not None else None
-        pos = keys.index(k) + 1 if k in self.slots else 0
-        if pos >= len(keys):
-            raise fail(ENOENT, "no next key")
-        return bytes(keys[pos])
+        return self.order.next_key(self._key(key) if key is not None else None)
