@@ -104,3 +104,12 @@ def test_wakeups(mk: Any) -> None:
     assert woken == []
     m.output(b"b", 2)  # BPF_RB_FORCE_WAKEUP
     assert woken == [1]
+
+
+def test_bogus_consumer_pos_is_full_not_a_crash(mk: Any) -> None:
+    m = mk(RB, 0, 0, PAGE)
+    cons = m.mmap(PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, 0)
+    struct.pack_into("<Q", cons, 0, 1 << 40)  # user space writes nonsense
+    assert m.reserve(8, 0) == 0 and m.output(b"x", 0) == -11
+    struct.pack_into("<Q", cons, 0, 0)
+    assert m.output(b"x", 0) == 0

@@ -108,7 +108,8 @@ class RingBufMap(BpfMap):
             pend += round_up((hlen & ~BPF_RINGBUF_DISCARD_BIT) + BPF_RINGBUF_HDR_SZ, 8)
         self._put(_PEND, pend)
         new_prod = prod + length
-        if new_prod - cons > self.mask or new_prod - pend > self.mask:
+        u64 = 0xFFFFFFFFFFFFFFFF  # unsigned long arithmetic: a consumer_pos past the producer means "full"
+        if (new_prod - cons) & u64 > self.mask or (new_prod - pend) & u64 > self.mask:
             return 0
         off = prod & self.mask
         struct.pack_into("<II", self.buf, _DATA + off, size | BPF_RINGBUF_BUSY_BIT, _DATA_PGOFF + (off >> 12))
