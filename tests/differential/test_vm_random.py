@@ -76,3 +76,11 @@ def test_most_examples_were_compared(linux) -> None:
     if STATS["compared"] + STATS["linux_rejected"] == 0:
         pytest.skip("run with the random tests")
     assert STATS["compared"] >= STATS["linux_rejected"], STATS
+
+
+@_settings
+@given(insns=programs(with_maps=True, with_calls=True), data=st.binary(min_size=96, max_size=96),
+       init=st.binary(min_size=32, max_size=32))
+def test_random_programs_with_calls(linux, insns, data, init) -> None:
+    """bpf-to-bpf calls: each callee has its own frame; r6-r9 survive, r1-r5 do not."""
+    _compare(linux, insns, data, (ArrayMap(32, 1, init),))

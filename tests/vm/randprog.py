@@ -16,6 +16,8 @@ does not (the body can still trip a limit) the differential test skips that exam
 """
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
 
 from tinyaya.isa import Insn
@@ -28,8 +30,9 @@ SIZES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
 PKT_LIMIT = 80
 STACK_BYTES = 64
 
-# A body item is a list of instructions, or ("jmp", Insn, skip) resolved after layout.
-Item = list[Insn] | tuple[str, Insn, int]
+# A body item is a list of instructions, ("jmp", Insn, skip) or ("call", Insn, (subprogram, reinit)),
+# resolved after layout.
+Item = list[Insn] | tuple[str, Insn, Any]
 
 
 def _lddw(dst: int, v: int) -> list[Insn]:
@@ -39,8 +42,12 @@ def _lddw(dst: int, v: int) -> list[Insn]:
             Insn(0, 0, 0, 0, hi - (1 << 32) if hi >> 31 else hi)]
 
 
-s32 = st.integers(-(1 << 31), (1 << 31) - 1)
-u64 = st.integers(0, (1 << 64) - 1)
+#: immediates, with the edge values (sign bits, widths, -1, INT_MIN) drawn often
+EDGES32 = [0, 1, -1, 2, 7, 8, 15, 16, 31, 32, 33, 63, 64, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF,
+           0x7FFF_FFFF, -0x8000_0000, -2]
+s32 = st.one_of(st.sampled_from(EDGES32), st.integers(-(1 << 31), (1 << 31) - 1))
+u64 = st.one_of(st.sampled_from([0, 1, (1 << 64) - 1, 1 << 63, (1 << 63) - 1, 0xFFFF_FFFF, 1 << 32, 0x8000_0000]),
+                st.integers(0, (1 << 64) - 1))
 
 
 @st.composite
@@ -148,9 +155,31 @@ def map_block(draw: st.DrawFn) -> list[Insn]:
 
 
 @st.composite
-def programs(draw: st.DrawFn, *, with_maps: bool = False) -> list[Insn]:
+def subprogram(draw: st.DrawFn) -> list[Insn]:
+    """A bpf-to-bpf callee: its own stack frame, ALU work on its arguments r1-r5, result in r0."""
+    body = [Insn(0x7A, 10, 0, -8, 0), Insn(0xBF, 0, 1)]
+    for _ in range(draw(st.integers(1, 8))):
+        body += draw(st.one_of(alu([0, 1, 2, 3, 4, 5]),
+                               st.builds(lambda r, off: [Insn(0x7B, 10, r, -8 * off, 0)],
+                                         st.sampled_from([0, 1, 2, 3, 4, 5]), st.just(1)),
+                               st.builds(lambda r: [Insn(0x79, r, 10, -8, 0)], st.sampled_from([0, 1, 2, 3, 4, 5]))))
+    return body + [Insn(0x95)]
+
+
+@st.composite
+def call_block(draw: st.DrawFn, sub: int | None = None) -> tuple[str, Insn, Any]:
+    """``call local sub`` (resolved in layout), then r1-r5 re-set: a call leaves them unreadable."""
+    reinit: list[Insn] = []
+    for r in (1, 2, 3, 4, 5):
+        reinit += _lddw(r, draw(u64))
+    return ("call", Insn(0x85, 0, 1, 0, 0), (draw(st.integers(0, 1)) if sub is None else sub, reinit))
+
+
+@st.composite
+def programs(draw: st.DrawFn, *, with_maps: bool = False, with_calls: bool = False) -> list[Insn]:
     items: list[Item] = []
     kinds = ["alu"] * 6 + ["stack", "stack", "packet", "branch", "branch", "loop"] + (["map"] if with_maps else [])
+    kinds += ["call"] if with_calls else []
     for _ in range(draw(st.integers(1, 30))):
         k = draw(st.sampled_from(kinds))
         if k == "alu":
@@ -163,33 +192,51 @@ def programs(draw: st.DrawFn, *, with_maps: bool = False) -> list[Insn]:
             items.append(draw(branch(REGS)))
         elif k == "loop":
             items.append(draw(loop()))
+        elif k == "call":
+            items.append(draw(call_block()))
         else:
             items.append(draw(map_block()))
     prologue = [Insn(0x61, 6, 1, 0, 0), Insn(0x61, 7, 1, 4, 0), Insn(0xBF, 2, 6), Insn(0x07, 2, 0, 0, PKT_LIMIT)]
     init = [Insn(0x7A, 10, 0, -8 * (i + 1), 0) for i in range(STACK_BYTES // 8)]
     for r in REGS:
         init += _lddw(r, draw(u64))
-    body = _layout(items)
+    subs = [draw(subprogram()), draw(subprogram())] if with_calls else []
+    for k in range(len(subs)):  # every subprogram is called somewhere (else: unreachable insn)
+        items.insert(draw(st.integers(0, len(items))), draw(call_block(k)))
     epilogue = [Insn(0x7B, 6, r, 8 * i, 0) for i, r in enumerate(REGS)] + [Insn(0x57, 0, 0, 0, 3), Insn(0x95)]
     out_block = [Insn(0xB7, 0, 0, 0, 0), Insn(0x95)]
+    head = len(prologue) + 1 + len(init)
+    body = _layout(items, head, head_tail=len(epilogue) + len(out_block), subs=subs)
     main = init + body + epilogue
     # if r2 > r7 goto out (past main)
-    return prologue + [Insn(0x2D, 2, 7, len(main), 0)] + main + out_block
+    return prologue + [Insn(0x2D, 2, 7, len(main), 0)] + main + out_block + [i for sub in subs for i in sub]
 
 
-def _layout(items: list[Item]) -> list[Insn]:
-    """Resolve each branch's "skip k items" to an instruction offset (forward only, at most to the end)."""
+def _layout(items: list[Item], base: int = 0, head_tail: int = 0, subs: list[list[Insn]] | None = None
+            ) -> list[Insn]:
+    """Resolve each branch's "skip k items" to an instruction offset (forward only, at most to the end),
+    and each call to its subprogram, placed after the main program (``base`` is the body's first slot,
+    ``head_tail`` the slots between the body's end and the first subprogram)."""
     starts: list[int] = []
     pos = 0
     for it in items:
         starts.append(pos)
-        pos += 1 if isinstance(it, tuple) else len(it)
+        pos += (1 + len(it[2][1]) if it[0] == "call" else 1) if isinstance(it, tuple) else len(it)
     starts.append(pos)
+    sub_at = []
+    at = base + pos + head_tail
+    for sub in subs or []:
+        sub_at.append(at)
+        at += len(sub)
     out: list[Insn] = []
     for i, it in enumerate(items):
         if isinstance(it, tuple):
-            _, ins, skip = it
-            target = starts[min(i + 1 + skip, len(items))]
+            kind, ins, arg = it
+            if kind == "call":
+                out.append(ins.replace(imm=sub_at[arg[0]] - (base + starts[i]) - 1))
+                out.extend(arg[1])
+                continue
+            target = starts[min(i + 1 + arg, len(items))]
             out.append(ins.replace(off=target - starts[i] - 1))
         else:
             out.extend(it)
