@@ -9,8 +9,18 @@ import click
 from ..sys import bpf as sysbpf
 from ..uapi.bpf import MapFlags, MapUpdateFlags
 from .kernels import open_kernel
-from .mapfmt import entries_json, entry_text, map_type_name
+from .mapfmt import (
+    Entry,
+    entries_btf_text,
+    entries_json,
+    entry_btf_text,
+    entry_json,
+    entry_text,
+    found_line,
+    map_type_name,
+)
 from .pins import (
+    MapBtfSource,
     close_maps,
     iter_entries,
     open_all_maps,
@@ -20,6 +30,11 @@ from .pins import (
     split_percpu,
     value_size_for,
 )
+
+
+def _json(data: Any) -> str:
+    """Compact JSON, as ``bpftool -j`` writes it."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _flags_text(flags: int) -> list[str]:
@@ -103,30 +118,37 @@ def maps_dump(name: str | None, as_json: bool) -> None:
     """Dump the entries of one map (or of all maps) of the last load.
 
     JSON follows `bpftool -j map dump`: `key`/`value` as lists of hex byte
-    strings, per-CPU maps as `values` per CPU, and `formatted` with integers
-    when key and value are 1, 2, 4 or 8 bytes.
+    strings, per-CPU maps as `values` per CPU, and `formatted` with the key
+    and value as bpftool's BTF dumper prints them when the map has BTF, else
+    integers when key and value are 1, 2, 4 or 8 bytes. Plain text is
+    bpftool's too.
 
     \b
     Example:
       tinyaya maps dump SYSCALL_LIST --json
     """
-    require_load()
+    record = require_load()
     kernel = open_kernel("sim")
     maps = [open_map(kernel, name)] if name else open_all_maps(kernel)
+    btfs = MapBtfSource(kernel, record)
     try:
         result: dict[str, Any] = {}
         for m in maps:
             entries = list(iter_entries(kernel, m))
+            mb = btfs.for_map(m)
             if as_json:
-                result[m.name] = entries_json(entries, m.percpu)
-            else:
-                if not name:
-                    click.echo(f"{m.name} ({map_type_name(m.info.type)}):")
-                for e in entries:
-                    click.echo(entry_text(e, m.percpu))
-                click.echo(f"Found {len(entries)} element{'s' if len(entries) != 1 else ''}")
+                result[m.name] = entries_json(entries, m.percpu, mb, map_of_maps=m.map_of_maps)
+                continue
+            if not name:
+                click.echo(f"{m.name} ({map_type_name(m.info.type)}):")
+            if mb is not None:
+                click.echo(entries_btf_text(entries, m.percpu, mb), nl=False)
+                continue
+            for e in entries:
+                click.echo(entry_text(e, m.percpu, m.info.key_size, m.info.value_size, map_of_maps=m.map_of_maps))
+            click.echo(found_line(len(entries)))
         if as_json:
-            click.echo(json.dumps(result[maps[0].name] if name else result))
+            click.echo(_json(result[maps[0].name] if name else result))
     finally:
         close_maps(kernel, maps)
 
@@ -142,9 +164,7 @@ def maps_lookup(name: str, key: str, as_json: bool) -> None:
     Example:
       tinyaya maps lookup SYSCALL_LIST 0
     """
-    from .mapfmt import Entry, entry_json
-
-    require_load()
+    record = require_load()
     kernel = open_kernel("sim")
     m = open_map(kernel, name)
     try:
@@ -158,7 +178,13 @@ def maps_lookup(name: str, key: str, as_json: bool) -> None:
                 failed(f"map {name}: key {key!r} not found")
             raise
         entry = Entry(k, split_percpu(kernel, m, raw))
-        click.echo(json.dumps(entry_json(entry, m.percpu, None, None)) if as_json else entry_text(entry, m.percpu))
+        mb = MapBtfSource(kernel, record).for_map(m)
+        if as_json:
+            click.echo(_json(entry_json(entry, m.percpu, mb, map_of_maps=m.map_of_maps)))
+        elif mb is not None:
+            click.echo(entry_btf_text(entry, m.percpu, mb), nl=False)
+        else:
+            click.echo(entry_text(entry, m.percpu, m.info.key_size, m.info.value_size, map_of_maps=m.map_of_maps))
     finally:
         close_maps(kernel, [m])
 

@@ -10,7 +10,7 @@ from ..kernel import Kernel, possible_cpus
 from ..sys import bpf as sysbpf
 from ..uapi.bpf import BpfMapInfo
 from .errors import bad_input, failed
-from .mapfmt import PERCPU_TYPES, Entry
+from .mapfmt import MAP_OF_MAPS_TYPES, PERCPU_TYPES, Entry, MapBtf
 from .state import LoadRecord, load_pin_dir
 
 
@@ -24,6 +24,10 @@ class OpenMap:
     @property
     def percpu(self) -> bool:
         return self.info.type in PERCPU_TYPES
+
+    @property
+    def map_of_maps(self) -> bool:
+        return self.info.type in MAP_OF_MAPS_TYPES
 
 
 def pinned_map_paths(pin_dir: Path | None = None) -> dict[str, Path]:
@@ -92,6 +96,74 @@ def iter_entries(kernel: Kernel, m: OpenMap, limit: int | None = None) -> Iterat
             raise
         n += 1
         yield Entry(key, split_percpu(kernel, m, raw))
+
+
+def kernel_map_btf(kernel: Kernel, info: BpfMapInfo) -> MapBtf | None:
+    """The map's BTF from the kernel, as bpftool's ``get_map_kv_btf``: only with a ``btf_value_type_id``.
+
+    BPF_BTF_GET_FD_BY_ID on ``btf_id``, then the raw BTF through BPF_OBJ_GET_INFO_BY_FD
+    (``bpf_btf_info.btf``), parsed by ``tinyaya.obj.btf``.
+    """
+    if not info.btf_id or not info.btf_value_type_id:
+        return None
+    from ..obj.btf import Btf
+    from ..obj.errors import BtfError
+
+    try:
+        fd = sysbpf.bpf_btf_get_fd_by_id(kernel, int(info.btf_id))
+    except OSError:
+        return None
+    try:
+        data = sysbpf.bpf_btf_get_data(kernel, fd)
+    finally:
+        kernel.close(fd)
+    try:
+        btf = Btf.parse(data)
+    except BtfError:
+        return None
+    return MapBtf(btf, int(info.btf_key_type_id), int(info.btf_value_type_id))
+
+
+class MapBtfSource:
+    """Where ``maps dump`` finds a map's BTF: the kernel first, else the loaded object.
+
+    The simulated bpffs keeps a pinned map's contents but not its BTF object, so a
+    map opened from another shell reports ``btf_id`` 0. For a simulated load the
+    same types are in the object the load recorded (``last-load.json``): the map's
+    definition names its key and value type ids in the object's BTF, which is what
+    the loader gave BPF_MAP_CREATE.
+    """
+
+    def __init__(self, kernel: Kernel, record: LoadRecord | None) -> None:
+        self.kernel = kernel
+        self.record = record
+        self._obj: object | None = None
+        self._obj_tried = False
+
+    def _object(self) -> object | None:
+        if not self._obj_tried:
+            self._obj_tried = True
+            if self.record is not None and self.record.backend == "sim":
+                from ..obj import Object
+
+                try:
+                    self._obj = Object.parse(Path(self.record.obj).read_bytes(), self.record.obj)
+                except Exception:  # noqa: BLE001 - an object changed or gone since the load: no BTF
+                    self._obj = None
+        return self._obj
+
+    def for_map(self, m: OpenMap) -> MapBtf | None:
+        mb = kernel_map_btf(self.kernel, m.info)
+        if mb is not None or m.info.btf_id:
+            return mb
+        obj = self._object()
+        btf = getattr(obj, "btf", None)
+        mdef = getattr(obj, "maps", {}).get(m.name)
+        if btf is None or mdef is None or not mdef.btf_value_type_id:
+            return None
+        if (mdef.key_size, mdef.value_size) != (m.info.key_size, m.info.value_size):
+            return None
+        return MapBtf(btf, int(mdef.btf_key_type_id), int(mdef.btf_value_type_id))
 
 
 def close_maps(kernel: Kernel, maps: list[OpenMap]) -> None:
