@@ -114,3 +114,61 @@ def test_linux_openat_tracepoint_reads_the_path() -> None:
 
     got = _opened_paths(LinuxKernel(), issue)
     assert got.get(PATH.encode(), 0) >= 3  # the same layout and helper give the same data on both kernels
+
+
+def _perf_records(kernel, pid_of_issuer: int, issue) -> list[tuple[int, int, int, bytes]]:
+    """(record type, record size, raw size, raw) of the OPEN_EVENTS samples that ``issue`` produced."""
+    import mmap as _mmap
+
+    from test_perf_ring import read_records
+
+    from tinyaya.kernel import possible_cpus
+    from tinyaya.programs import Ebpf
+
+    out = []
+    with Ebpf.load_file(FIXTURES / "openat_path.bpf.o", kernel=kernel) as bpf:
+        prog = bpf.program_mut("openat_path")
+        prog.load()
+        events = bpf.map("OPEN_EVENTS").fd
+        opened: list[tuple[int, memoryview]] = []
+        try:
+            for cpu in possible_cpus(kernel):
+                fd = bpfsys.perf_event_open_bpf_output(kernel, cpu)
+                mem = kernel.mmap(fd, 4096 * 9, _mmap.PROT_READ | _mmap.PROT_WRITE, _mmap.MAP_SHARED, 0)
+                opened.append((fd, mem))
+                bpfsys.bpf_map_update_elem(kernel, events, struct.pack("<I", cpu), struct.pack("<I", fd))
+            prog.attach("syscalls", "sys_enter_openat")
+            issue()
+            for _fd, mem in opened:
+                for rtype, payload in read_records(mem):
+                    (raw_size,) = struct.unpack_from("<I", payload)
+                    raw = payload[4:4 + raw_size]
+                    if rtype == 9 and struct.unpack_from("<I", raw)[0] == pid_of_issuer:
+                        out.append((rtype, 8 + len(payload), raw_size, raw))
+        finally:
+            for fd, mem in opened:
+                kernel.munmap(mem)
+                kernel.close(fd)
+    return out
+
+
+def test_sim_perf_samples_have_the_kernels_shape() -> None:
+    k = sim_kernel()
+    p = k.machine.process(comm="python3")
+    recs = _perf_records(k, p.pid, lambda: p.syscall("openat", -100, PATH, 0))
+    assert [(t, size, raw_size) for t, size, raw_size, _ in recs] == [(9, 88, 76)]
+    assert recs[0][3][8:8 + len(PATH)] == PATH.encode()
+
+
+@pytest.mark.linux
+def test_linux_perf_samples_have_the_same_shape() -> None:
+    from tinyaya.linux import LinuxKernel, linux_bpf_available
+
+    ok, reason = linux_bpf_available()
+    if not ok:
+        pytest.skip(reason)
+    if not os.path.exists("/sys/kernel/tracing/events/syscalls/sys_enter_openat/id"):
+        pytest.skip("no syscalls:sys_enter_openat tracepoint here (tracefs not mounted?)")
+    recs = _perf_records(LinuxKernel(), os.getpid(), lambda: os.close(os.open(PATH, os.O_RDONLY)))
+    mine = [r for r in recs if r[3][8:8 + len(PATH)] == PATH.encode()]
+    assert mine and {(t, size, raw_size) for t, size, raw_size, _ in mine} == {(9, 88, 76)}
