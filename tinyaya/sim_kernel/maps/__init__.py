@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from ...uapi.bpf import MapCreateAttr
-from ..errors import EINVAL, EOPNOTSUPP, fail
+from ..errors import EINVAL, ENOMEM, EOPNOTSUPP, fail
 from .array import ArrayMap
 from .base import BpfMap, F, T
 from .bloom_filter import BloomFilterMap
@@ -73,7 +73,10 @@ def create_map(kernel: Any, attr: Any, *, inner_map: Any = None, btf: Any = None
     _map_create_checks(attr)
     map_alloc_check(kernel, attr)
     cls = map_class(attr.map_type)
-    m = cls(kernel, attr, inner_map=inner_map)  # type: ignore[call-arg]
+    try:
+        m = cls(kernel, attr, inner_map=inner_map)  # type: ignore[call-arg]
+    except MemoryError as e:  # no room left in the simulated address space (or the host)
+        raise fail(ENOMEM, f"map allocation failed: {e}")
     if btf is not None:
         m.btf = btf
     return m

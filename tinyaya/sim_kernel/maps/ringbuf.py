@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import EAGAIN, EINVAL, ENOTSUPP, EPERM, fail
+from ..errors import EAGAIN, EINVAL, ENOMEM, ENOTSUPP, EPERM, fail
 from ..memory import RegionKind
 from .base import MAP_STRUCT_SIZE, PAGE_SIZE, BpfMap, F, T, is_power_of_2, round_up
 
@@ -62,13 +62,15 @@ class RingBufMap(BpfMap):
         self.mask = self.size - 1
         try:
             self.charge(MAP_STRUCT_SIZE + 2 * PAGE_SIZE + self.size)
-        except BaseException:
+            total = _DATA + 2 * self.size
+            self._mem = _mmap.mmap(-1, total, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+            self.buf = memoryview(self._mem)
+            self.data = kernel.aspace.add(self.buf[_DATA:], RegionKind.RINGBUF, "ringbuf", owner=self)
+        except BaseException as e:
             self.release()
+            if isinstance(e, MemoryError):
+                raise fail(ENOMEM, f"no room for the ring: {e}")
             raise
-        total = _DATA + 2 * self.size
-        self._mem = _mmap.mmap(-1, total, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
-        self.buf = memoryview(self._mem)
-        self.data = kernel.aspace.add(self.buf[_DATA:], RegionKind.RINGBUF, "ringbuf", owner=self)
         #: called on a wakeup (a submit without BPF_RB_NO_WAKEUP), e.g. to wake an epoll waiter
         self.waiters: list[Callable[[], None]] = []
         self.wakeups = 0

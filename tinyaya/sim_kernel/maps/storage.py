@@ -190,12 +190,15 @@ class SlotStorage:
                 buf = _anon(self.chunk_bytes)
             else:
                 buf = memoryview(bytearray(self.chunk_bytes))
-        except BaseException:
+            region = self.kernel.aspace.add(buf, RegionKind.MAP_VALUE,
+                                            f"{self.owner.name.decode(errors='replace')}#{k}",
+                                            writable=self.writable, owner=self.owner)
+        except BaseException as e:
             if self.charge_chunks:
                 self.owner.uncharge(self.chunk_bytes)
+            if isinstance(e, MemoryError):  # the address space (or the host) is out of room
+                raise fail(ENOMEM, f"no room for a map chunk: {e}")
             raise
-        region = self.kernel.aspace.add(buf, RegionKind.MAP_VALUE, f"{self.owner.name.decode(errors='replace')}#{k}",
-                                        writable=self.writable, owner=self.owner)
         self._chunks[k] = region
         return region
 
