@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/syscall_ebpf/syscall_ebpf-ebpf/syscall_ebpf.o"
 LINKABLE = ["btf_maps.o", "kconfig.o", "calls.o", "calls.bpfeb.o", "calls.v1.o", "calls.v4.o", "globals.o", "globals.bpfeb.o",
             "isa.v1.o", "isa.v2.o", "isa.v3.o", "isa.v4.o", "legacy_aya.o", "legacy_aya.bpfeb.o",
-            "legacy_iproute2.o", "legacy_libbpf.o", "nosym.o", "samesec.o", "sections.o", "samples_style.o"]
+            "legacy_iproute2.o", "legacy_libbpf.o", "nosym.o", "samesec.o", "sections.o", "samples_style.o",
+            "aya_btf_maps.o"]
 
 
 def fds(obj: Object) -> dict[str, int]:
@@ -220,7 +221,7 @@ def kernel_bpf():
     ("legacy_libbpf.o", "sock", False), ("isa.v4.o", "isa_mix", True), ("isa.v1.o", "isa_mix", False),
     ("btf_maps.o", "tail_a", True), ("btf_maps.o", "entry", True), ("samesec.o", "tc_prog", True),
     ("kconfig.o", "read_kconfig", True), ("legacy_iproute2.o", "cls_main", False),
-    ("samples_style.o", "bpf_prog1", True), ("samples_style.o", "xdp_count", True),
+    ("samples_style.o", "bpf_prog1", True), ("samples_style.o", "xdp_count", True), ("aya_btf_maps.o", "aya_xdp", True),
 ])
 def test_real_kernel_accepts_linked_program(kernel_bpf, name: str, prog: str, with_btf: bool) -> None:
     obj = Object.from_file(FIXTURES / name)

@@ -189,3 +189,12 @@ def test_samples_style_object() -> None:
     d = describe(obj)
     assert d["warnings"] == obj.warnings
     assert {p["name"]: p["type"] for p in d["programs"]}["tail_handle_ipv4"] == "unspec"
+
+
+def test_aya_shaped_btf_maps() -> None:
+    """aya-ebpf wraps the definition (Array<..> -> UnsafeCell<ArrayDef<..>>); unknown members are ignored."""
+    obj = load("aya_btf_maps.o")
+    got = {n: (int(m.map_type), m.key_size, m.value_size, m.max_entries, m.map_flags) for n, m in obj.maps.items()}
+    assert got == {"COUNTERS": (2, 4, 8, 4, MapFlags.BPF_F_MMAPABLE), "EXTRA": (1, 4, 4, 16, 0)}
+    lp = link_program(obj, "aya_xdp", map_fds={"COUNTERS": 5, "EXTRA": 6})
+    assert [r.map_name for r in lp.map_refs] == ["COUNTERS", "EXTRA"]

@@ -132,6 +132,13 @@ def parse_btf_map_def(btf: Btf, struct_id: int, sec: Section, name: str, *, dept
     if t.kind != BtfKind.STRUCT:
         raise InvalidMapDefinition(f"map definition type [{struct_id}] is {t.kind.name}, not a struct",
                                    section=sec.name, symbol=name)
+    for _ in range(8):  # Rust wrappers (aya's Array<..> around UnsafeCell<ArrayDef<..>>): one struct member
+        if len(t.members) != 1:  # attributes are pointers or arrays, never structs
+            break
+        inner_t = btf.resolve(t.members[0].type)
+        if inner_t.kind != BtfKind.STRUCT:
+            break
+        t = inner_t
     fields: dict[str, int] = {}
     key_type = value_type = 0
     key_size = value_size = None
@@ -169,9 +176,7 @@ def parse_btf_map_def(btf: Btf, struct_id: int, sec: Section, name: str, *, dept
                     raise InvalidMapDefinition("nested map-in-map is not supported", section=sec.name, symbol=name)
                 inner, _ = parse_btf_map_def(btf, target.id, sec, f"{name}.inner", depth=depth + 1)
             value_size = 4
-        else:
-            raise InvalidMapDefinition(f"unknown map definition attribute '{m.name}'", section=sec.name,
-                                       symbol=name)
+        # any other member is ignored, as libbpf does outside strict mode
     typ = fields.get("type", 0)
     return MapDef(
         name=name, origin=MapOrigin.BTF, section_name=sec.name, section_index=sec.index,
