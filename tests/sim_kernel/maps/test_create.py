@@ -138,3 +138,26 @@ def test_create_over_memlock_is_enomem_and_clean(kernel: Any, spec: tuple[int, .
     regions = len(kernel.aspace.regions)
     assert err(create_map, kernel, attr(*spec)) == "ENOMEM"
     assert len(kernel.aspace.regions) == regions
+
+
+def test_address_space_exhaustion_is_enomem(kernel: Any) -> None:
+    made = []
+    try:
+        for _ in range(100000):
+            m = err(create_map, kernel, attr(HASH, 4, 4, 1))
+            if isinstance(m, str):
+                assert m == "ENOMEM"
+                break
+            made.append(m)
+            e = err(m.sys_update, b"\0" * 4, b"1234", 0)  # allocates the map's first chunk: a region
+            if e is not None:
+                assert e == "ENOMEM"
+                break
+        else:
+            pytest.fail("the address space never filled up")
+        assert made[-1].prog_update(b"\1" * 4, b"1234", 0, 0) in (-12, -7)
+    finally:
+        for m in made:
+            m.release()
+    m = create_map(kernel, attr(HASH, 4, 4, 1))
+    m.release()
