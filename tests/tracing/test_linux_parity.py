@@ -237,3 +237,53 @@ def test_linux_overflow_shape() -> None:
     # every sample is 88 bytes (whoever opened a file on CPU 0), so exactly as many fit as in the simulation:
     # CIRC_SPACE keeps one byte free, then the first sample after the reader caught up brings the LOST record
     assert shapes[: 4095 // 88 + 1] == [(9, 88)] * (4095 // 88) + [(2, 24)], shapes
+
+
+TRACE_LINE = r"^ {0,16}(?P<comm>.{1,16})-(?P<pid>\d+) +\[(?P<cpu>\d{3})\] (?P<flags>\S{5}) +(?P<ts>\d+\.\d{6}): bpf_trace_printk: (?P<msg>.*)$"
+
+
+def _printk_lines(kernel, tgid: int, issue, read) -> list[str]:
+    from tinyaya.programs import Ebpf
+
+    with Ebpf.load_file(FIXTURES / "printk_tp.bpf.o", kernel=kernel) as bpf:
+        prog = bpf.program_mut("printk_tp")
+        prog.load()
+        bpfsys.bpf_map_update_elem(kernel, bpf.map("TARGET").fd, struct.pack("<I", 0), struct.pack("<I", tgid))
+        prog.attach("raw_syscalls", "sys_enter")
+        issue()
+    return [ln for ln in read().splitlines() if f"getppid from {tgid}" in ln]
+
+
+def test_sim_trace_pipe_line_format() -> None:
+    import re
+
+    k = sim_kernel()
+    p = k.machine.process(comm="python3", cpu=1)
+    lines = _printk_lines(k, p.pid, lambda: [p.syscall("getppid") for _ in range(2)],
+                          lambda: k.read_file("/sys/kernel/tracing/trace_pipe").decode())
+    assert len(lines) == 2
+    m = re.match(TRACE_LINE, lines[0])
+    assert m and m["comm"].strip() == "python3" and int(m["pid"]) == p.pid and m["cpu"] == "001"
+    assert m["flags"] == "...21"  # as the real kernel prints for a tracepoint program
+    assert m["msg"] == f"getppid from {p.pid}"
+
+
+@pytest.mark.linux
+def test_linux_trace_line_has_the_same_shape() -> None:
+    """Read the (non-consuming) ``trace`` file, so nobody else's trace_pipe reader loses lines."""
+    import re
+
+    from tinyaya.linux import LinuxKernel, linux_bpf_available
+
+    ok, reason = linux_bpf_available()
+    if not ok:
+        pytest.skip(reason)
+    if not os.path.exists("/sys/kernel/tracing/trace"):
+        pytest.skip("tracefs is not mounted at /sys/kernel/tracing")
+    lines = _printk_lines(LinuxKernel(), os.getpid(), lambda: [os.getppid() for _ in range(2)],
+                          lambda: open("/sys/kernel/tracing/trace", errors="replace").read())
+    assert len(lines) >= 2
+    m = re.match(TRACE_LINE, lines[-1])
+    assert m, lines[-1]
+    assert int(m["pid"]) == os.getpid() and m["msg"] == f"getppid from {os.getpid()}"
+    assert m["flags"] == "...21"

@@ -7,8 +7,9 @@ format of kernel/trace/trace_output.c ``trace_print_context``::
     <comm right-aligned to 16>-<pid left-aligned to 7> [<cpu, 3 digits>] <flags> <sec>.<usec>: <event>: <msg>
 
 The flags column is the irqs-off / need-resched / hardirq-softirq /
-preempt-depth / migrate-disable letters (``d..3.`` for a program running under
-a kprobe with interrupts off). The buffer is bounded like the kernel's ring:
+preempt-depth / migrate-disable letters; ``...21`` is what Linux 6.18 prints
+for a program on a syscall tracepoint (preemption depth 2, migration disabled),
+checked by tests/tracing/test_linux_parity.py. The buffer is bounded like the kernel's ring:
 when full, the oldest lines go (``overrun``).
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections import deque
 
 __all__ = ["TracePipe", "format_trace_line"]
 
-#: what a BPF program's context shows on x86-64: irqs off (d), preempt count 3 (as in a kprobe handler)
-DEFAULT_FLAGS = "d..3."
+#: what a BPF program on a syscall tracepoint shows on Linux 6.18 x86-64
+DEFAULT_FLAGS = "...21"
 
 
 def format_trace_line(comm: str, pid: int, cpu: int, ts_ns: int, event: str, msg: str,
