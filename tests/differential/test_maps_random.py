@@ -72,3 +72,31 @@ def run(s: Side, mtype: tuple[int, int, int], ops: list[tuple[Any, ...]]) -> lis
 @given(mtype=TYPES, ops=OPS)
 def test_random_sequences_agree(kernels: Any, mtype: tuple[int, int, int], ops: list[tuple[Any, ...]]) -> None:
     kernels.compare(lambda s: run(s, mtype, ops))
+
+
+QOPS = st.lists(st.one_of(
+    st.tuples(st.just("push"), st.integers(0, 255), st.sampled_from([0, 0, 2, 1, 4])),
+    st.tuples(st.just("peek"), st.just(0), st.sampled_from([0, 0, 1])),
+    st.tuples(st.just("pop"), st.just(0), st.sampled_from([0, 0, 4])),
+    st.tuples(st.just("freeze"), st.just(0), st.just(0)),
+), max_size=40)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(map_type=st.sampled_from([22, 23]), max_entries=st.integers(1, 4), ops=QOPS)
+def test_random_queue_stack_sequences_agree(kernels: Any, map_type: int, max_entries: int,
+                                            ops: list[tuple[Any, ...]]) -> None:
+    def scenario(s: Side) -> list[Any]:
+        o = Ops(s, s.fd(create(s, map_type, 0, 6, max_entries)), 0, 6)
+        out: list[Any] = []
+        for op, val, fl in ops:
+            if op == "push":
+                out.append(o.update(None, bytes([val]) * 6, fl))
+            elif op == "peek":
+                out.append(o.lookup(None, fl))
+            elif op == "pop":
+                out.append(o.lookup_and_delete(None, fl))
+            else:
+                out.append(o.freeze())
+        return out
+    kernels.compare(scenario)
