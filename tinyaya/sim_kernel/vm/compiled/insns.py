@@ -85,6 +85,17 @@ class Ctx:
     callback_helpers: frozenset[int]
     names: set[str] = field(default_factory=set)
     fallback: bool = False
+    #: base register -> [write checked] of the region lookups kept in the current suite (_addr)
+    cache: dict[int, list[bool]] = field(default_factory=dict)
+
+    def clobber(self, ins: Insn | None) -> None:
+        """Forget the kept region lookups an instruction invalidates (None: all of them)."""
+        regs = written(ins) if ins is not None else None
+        if regs is None:
+            self.cache.clear()
+        else:
+            for r in regs:
+                self.cache.pop(r, None)
 
     def use(self, name: str) -> str:
         self.names.add(name)
@@ -109,11 +120,27 @@ def _stack_offset(c: Ctx, off: int) -> str:
     return str(c.fo + off) if c.fo is not None else f"fo + {off}"
 
 
-def _addr(base: str, off: int) -> tuple[str, str]:
-    """(statements computing ``g`` and ``o``, the address the read-only message names), as decode.py."""
-    if off >= 0:
-        return f"g = rget({base} >> 32); o = ({base} & 0xFFFFFFFF) + {off}", base
-    return f"a = {base} + {off}; g = rget(a >> 32); o = a & 0xFFFFFFFF", "a"
+def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str]:
+    """(statements, buffer expression, offset expression) of an access at ``base + off``, and the
+    read-only check for a write, as decode.py computes them: the region is ``regions[a >> 32]``, the
+    offset ``a & 0xFFFFFFFF``. With ``off >= 0`` the region depends on the base register alone, so
+    it is looked up once and kept in ``g<n>``/``b<n>``/``o<n>`` while the register and the set of
+    regions cannot change (until the register is written, a call, or the end of the suite)."""
+    name = reg(base)
+    if off < 0:
+        out = [f"a = {name} + {off}; g = rget(a >> 32); o = a & 0xFFFFFFFF"]
+        if write:
+            out.append("if not g.writable: readonly(g, a)")
+        return out, "g.buf", "o"
+    out = []
+    state = c.cache.get(base)
+    if state is None:
+        out.append(f"g{base} = rget({name} >> 32); o{base} = {name} & 0xFFFFFFFF; b{base} = g{base}.buf")
+        state = c.cache[base] = [False]
+    if write and not state[0]:
+        out.append(f"if not g{base}.writable: readonly(g{base}, {name})")
+        state[0] = True
+    return out, f"b{base}", f"o{base} + {off}" if off else f"o{base}"
 
 
 def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]:
@@ -124,11 +151,14 @@ def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]
         if idx is not None:
             return [f"r{d} = {idx}"]
         return [f"r{d} = {c.use('U' + fmt)}(sB, {_stack_offset(c, off)})[0]{sx}"]
-    addr, _ = _addr(reg(s), off)
-    plain = "g.buf[o]" if size == 1 and not signed else f"{c.use('U' + fmt)}(g.buf, o)[0]"
+    out, buf, o = _addr(c, s, off, False)
+    g = "g" if off < 0 else f"g{s}"
+    plain = f"{buf}[{o}]" if size == 1 and not signed else f"{c.use('U' + fmt)}({buf}, {o})[0]"
     if c.ctx_rewrite:
-        return [addr, f"r{d} = ctx_load(g, o, {size}, {signed}){sx} if g.kind is CTX else {plain}{sx}"]
-    return [addr, f"r{d} = {plain}{sx}"]
+        out.append(f"r{d} = ctx_load({g}, {o}, {size}, {signed}){sx} if {g}.kind is CTX else {plain}{sx}")
+    else:
+        out.append(f"r{d} = {plain}{sx}")
+    return out
 
 
 def store(c: Ctx, d: int, value: str, off: int, size: int) -> list[str]:
@@ -137,9 +167,9 @@ def store(c: Ctx, d: int, value: str, off: int, size: int) -> list[str]:
         if idx is not None:
             return [f"{idx} = {value}"]
         return [f"{c.use('P' + _UFMT[size])}(sB, {_stack_offset(c, off)}, {value})"]
-    addr, a = _addr(reg(d), off)
-    put = f"g.buf[o] = {value}" if size == 1 else f"{c.use('P' + _UFMT[size])}(g.buf, o, {value})"
-    return [addr, f"if not g.writable: readonly(g, {a})", put]
+    out, buf, o = _addr(c, d, off, True)
+    out.append(f"{buf}[{o}] = {value}" if size == 1 else f"{c.use('P' + _UFMT[size])}({buf}, {o}, {value})")
+    return out
 
 
 def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] | None:
@@ -147,19 +177,36 @@ def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] |
     fmt = _UFMT[size]
     u, p = c.use("U" + fmt), c.use("P" + fmt)
     rs = reg(s)
-    addr, a = _addr(reg(d), off)
-    head = [addr, f"if not g.writable: readonly(g, {a})", f"old = {u}(g.buf, o)[0]"]
-    if imm == BPF_CMPXCHG:
-        return head + [f"if old == r0 & {mask}: {p}(g.buf, o, {rs} & {mask})", "r0 = old"]
-    if imm == BPF_XCHG:
-        return head + [f"{p}(g.buf, o, {rs} & {mask})", f"{rs} = old"]
     rmw = sem.ATOMIC_RMW.get(imm & ~BPF_FETCH)
-    if rmw is None:
+    if imm not in (BPF_CMPXCHG, BPF_XCHG) and rmw is None:
         return None
-    out = head + [f"{p}(g.buf, o, ({bind(rmw, 'D', rs, 'old')}) & {mask})"]
+    out, buf, o = _addr(c, d, off, True)
+    out.append(f"old = {u}({buf}, {o})[0]")
+    if imm == BPF_CMPXCHG:
+        return out + [f"if old == r0 & {mask}: {p}({buf}, {o}, {rs} & {mask})", "r0 = old"]
+    if imm == BPF_XCHG:
+        return out + [f"{p}({buf}, {o}, {rs} & {mask})", f"{rs} = old"]
+    assert rmw is not None
+    out.append(f"{p}({buf}, {o}, ({bind(rmw, 'D', rs, 'old')}) & {mask})")
     if imm & BPF_FETCH:
         out.append(f"{rs} = old")
     return out
+
+
+def written(ins: Insn) -> tuple[int, ...] | None:
+    """Registers an instruction writes (None: any, or the regions may change: calls and the rest)."""
+    cls = ins.code & 0x07
+    if cls in (BPF_ALU, BPF_ALU64, BPF_LDX) or ins.code == 0x18:
+        return (ins.dst,)
+    if cls == BPF_ST or cls == BPF_STX and ins.code & 0xE0 == BPF_MEM:
+        return ()
+    if cls == BPF_STX and ins.code & 0xE0 == BPF_ATOMIC:
+        if ins.imm == BPF_LOAD_ACQ:
+            return (ins.dst,)
+        if ins.imm == BPF_STORE_REL:
+            return ()
+        return (0, ins.src) if ins.imm == BPF_CMPXCHG else (ins.src,) if ins.imm & BPF_FETCH else ()
+    return None
 
 
 def alu(ins: Insn) -> list[str] | None:

@@ -95,6 +95,7 @@ class _Emitter:
         if guarded:
             add(ind, f"if pc == {head}:")
             ind += 1
+        self.c.clobber(None)
         pcv = head
         while True:
             x = leaders[i]
@@ -135,6 +136,7 @@ class _Emitter:
                     self.sync_out(ind, pc)
                     add(ind, f"npc = OPS[{pc}](R)", pc)
                     self.sync_in(ind)
+                    self.c.clobber(None)
                     cond: str | None = f"npc == {tgt}"
                     back = False
                 else:
@@ -153,13 +155,16 @@ class _Emitter:
             if is_local_call(ins):
                 if not self.call(ind, pc):
                     self.fallback_straight(ind, pc)
+                self.c.clobber(None)
             else:
                 stmts = straight(self.c, pc) or helper_call(self.c, pc)
                 if stmts is None:
                     self.fallback_straight(ind, pc)
+                    self.c.clobber(None)
                 else:
                     for s in stmts:
                         add(ind, s, pc)
+                    self.c.clobber(ins)
             pc = nxt
         return end
 
