@@ -289,7 +289,7 @@ def _run_xdp(vm: Vm, prog: Any, data_in: bytes, ctx_in: bytes | None, repeat: in
     if user_ctx is not None:
         data = get_u32_b(user_ctx, XDP_DATA)
         if get_u32_b(user_ctx, XDP_DATA_META) or get_u32_b(user_ctx, XDP_DATA_END) != size or data > size \
-                or data % 4 or data > 32:
+                or data % 4 or data > 255:  # xdp_metalen_invalid
             raise fail(EINVAL, "xdp_md data/data_meta/data_end do not describe data_in")
         if get_u32_b(user_ctx, XDP_EGRESS_IFINDEX):
             raise fail(EINVAL, "egress_ifindex must be 0")
