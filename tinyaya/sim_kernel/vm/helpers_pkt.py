@@ -7,6 +7,7 @@ The packet is the per-CPU ``PacketCtx`` of contexts.py: a page whose ``data_off`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EACCES, EFAULT, EINVAL
@@ -119,5 +120,5 @@ def bpf_skb_store_bytes(env: RunEnv, skb: int, offset: int, frm: int, length: in
     return 0
 
 
-PACKET_HELPERS = {9: bpf_skb_store_bytes, 26: bpf_skb_load_bytes, 44: bpf_xdp_adjust_head,
+PACKET_HELPERS: dict[int, Callable[..., int]] = {9: bpf_skb_store_bytes, 26: bpf_skb_load_bytes, 44: bpf_xdp_adjust_head,
                   54: bpf_xdp_adjust_meta, 65: bpf_xdp_adjust_tail}
