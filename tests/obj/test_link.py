@@ -26,7 +26,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples/syscall_ebpf/syscall_e
 LINKABLE = ["btf_maps.o", "kconfig.o", "calls.o", "calls.bpfeb.o", "calls.v1.o", "calls.v4.o", "globals.o", "globals.bpfeb.o",
             "isa.v1.o", "isa.v2.o", "isa.v3.o", "isa.v4.o", "legacy_aya.o", "legacy_aya.bpfeb.o",
             "legacy_iproute2.o", "legacy_libbpf.o", "nosym.o", "samesec.o", "sections.o", "samples_style.o",
-            "aya_btf_maps.o"]
+            "aya_btf_maps.o", "struct_ops.o"]
 
 
 def fds(obj: Object) -> dict[str, int]:

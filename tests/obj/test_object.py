@@ -198,3 +198,12 @@ def test_aya_shaped_btf_maps() -> None:
     assert got == {"COUNTERS": (2, 4, 8, 4, MapFlags.BPF_F_MMAPABLE), "EXTRA": (1, 4, 4, 16, 0)}
     lp = link_program(obj, "aya_xdp", map_fds={"COUNTERS": 5, "EXTRA": 6})
     assert [r.map_name for r in lp.map_refs] == ["COUNTERS", "EXTRA"]
+
+
+def test_struct_ops_map() -> None:
+    obj = load("struct_ops.o")
+    m = obj.maps["tiny_cc"]
+    assert (m.map_type, m.key_size, m.value_size, m.max_entries) == (BpfMapType.BPF_MAP_TYPE_STRUCT_OPS, 4, 48, 1)
+    assert m.values == ("tiny_init", "tiny_ssthresh", "tiny_cong_avoid")
+    assert [int(obj.programs[n].section.expected_attach_type or 0) for n in m.values if n] == [0, 1, 2]
+    assert m.data is not None and m.data[24:31] == b"tiny_cc"

@@ -233,3 +233,53 @@ def _with_values(mdef: MapDef, sym: Symbol, values_off: int, relocations: list[R
     values = tuple(slots.get(i) for i in range(n))
     max_entries = mdef.max_entries or n
     return dataclasses.replace(mdef, values=values, max_entries=max_entries)
+
+
+BPF_F_LINK = 1 << 13  # uapi: map_flags of a .struct_ops.link map (attach through BPF_LINK_CREATE)
+
+
+def is_struct_ops_section(name: str) -> bool:
+    return name in (".struct_ops", ".struct_ops.link")
+
+
+def parse_struct_ops(elf: Elf, sec: Section, btf: Btf | None, symbols: list[Symbol],
+                     relocations: list[Relocation]) -> list[MapDef]:
+    """STRUCT_OPS maps (libbpf ``init_struct_ops_maps``): one per variable of ``.struct_ops[.link]``.
+
+    ``values[i]`` names the program that member ``i`` points to (from ``R_BPF_64_ABS64``
+    relocations); such a program's expected_attach_type is that member index.
+    """
+    if btf is None or (ds := btf.datasec(sec.name)) is None:
+        raise InvalidMapDefinition("struct_ops section without BTF", section=sec.name)
+    data = elf.section_data(sec)
+    by_name = {s.name: s for s in symbols if s.section_index == sec.index and not s.is_section}
+    out = []
+    for vs in ds.secinfo:
+        var = btf.type(vs.type)
+        sym = by_name.get(var.name)
+        if var.kind != BtfKind.VAR or sym is None:
+            raise InvalidMapDefinition("struct_ops variable without a symbol", section=sec.name, symbol=var.name)
+        st = btf.resolve(var.type)
+        if st.kind != BtfKind.STRUCT:
+            raise InvalidMapDefinition("struct_ops variable is not a struct", section=sec.name, symbol=var.name)
+        size = st.size
+        if sym.value + size > len(data):
+            raise InvalidMapDefinition("struct_ops variable is past the end of its section", section=sec.name,
+                                       symbol=var.name)
+        members = {m.bit_offset // 8: i for i, m in enumerate(st.members) if not m.bitfield_size}
+        slots: dict[int, str] = {}
+        for r in relocations:
+            if sym.value <= r.offset < sym.value + size:
+                idx = members.get(r.offset - sym.value)
+                if idx is None:
+                    raise InvalidMapDefinition(f"relocation at {r.offset} is not on a member", section=sec.name,
+                                               symbol=var.name)
+                slots[idx] = r.symbol_name
+        values = tuple(slots.get(i) for i in range(max(slots) + 1)) if slots else ()
+        out.append(MapDef(
+            name=var.name, origin=MapOrigin.BTF, section_name=sec.name, section_index=sec.index,
+            map_type=BpfMapType.BPF_MAP_TYPE_STRUCT_OPS, key_size=4, value_size=size, max_entries=1,
+            map_flags=BPF_F_LINK if sec.name.endswith(".link") else 0, symbol_index=sym.index, offset=sym.value,
+            values=values, btf_value_type_id=var.type, data=data[sym.value:sym.value + size],
+        ))
+    return out

@@ -32,7 +32,15 @@ from .errors import (
     SymbolNotFound,
 )
 from .externs import parse_kconfig
-from .maps import is_data_section, is_legacy_maps_section, parse_btf_maps, parse_data_map, parse_legacy_maps
+from .maps import (
+    is_data_section,
+    is_legacy_maps_section,
+    is_struct_ops_section,
+    parse_btf_maps,
+    parse_data_map,
+    parse_legacy_maps,
+    parse_struct_ops,
+)
 from .model import (
     CoreReloRef,
     Endianness,
@@ -232,6 +240,14 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
         if is_legacy_maps_section(sec.name) and sec.type in (SHT_PROGBITS, SHT_NOBITS):
             for m in parse_legacy_maps(elf, sec, symbols):
                 maps[m.name] = m
+        elif is_struct_ops_section(sec.name) and sec.size:
+            for m in parse_struct_ops(elf, sec, btf, symbols, list(relocations.get(sec.index, ()))):
+                maps[m.name] = m
+                for idx, prog_name in enumerate(m.values):  # libbpf: expected_attach_type = member index
+                    if prog_name is not None and prog_name in programs:
+                        p = programs[prog_name]
+                        programs[prog_name] = dataclasses.replace(
+                            p, section=dataclasses.replace(p.section, expected_attach_type=idx))
         elif sec.name == ".maps":
             for m in parse_btf_maps(sec, btf, symbols, list(relocations.get(sec.index, ()))):
                 maps[m.name] = m
