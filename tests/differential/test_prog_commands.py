@@ -357,3 +357,18 @@ def test_prog_load_line_info(kernels, case):
         return out
 
     kernels.compare(scenario)
+
+
+@pytest.mark.parametrize("prog_type", range(0, 34))
+def test_prog_types_and_sleepable(kernels, prog_type):
+    """Every program type with `r0 = 0; exit`, with and without BPF_F_SLEEPABLE: the attach-type fixups
+    and checks of bpf_prog_load and check_attach_btf_id (errno and the log's first line)."""
+    def scenario(s: Side):
+        out = []
+        for flags in (0, 0x10):
+            a, log = prog_load(s, prog_type, RET0, log_level=1, log_size=4096, prog_flags=flags)
+            r = s.bpf(C.BPF_PROG_LOAD, a)
+            out.append((r.outcome, s.read(log, 4096).split(b"\0")[0].decode().splitlines()[:1]))
+        return out
+
+    kernels.compare(scenario)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..isa.insn import Insn, decode, encode
 from ..isa.opcodes import LD_IMM64
 from ..uapi.bpf import BpfMapType, BpfProgType, ProgLoadAttr, PseudoSrc
-from .errors import E2BIG, EACCES, EINVAL, EPERM, fail
+from .errors import E2BIG, EACCES, EINVAL, ENOTSUPP, EPERM, fail
 from .mapcmds import bpf_obj_name_cpy, is_map
 from .usermem import check_zeroed_user, copy_from_user, strncpy_from_user
 from .vlog import VerifierLog, finalize_log
@@ -162,20 +162,57 @@ def prog_from_fd(k: SimKernel, fd: int) -> BpfProg:
 
 
 # -- PROG_LOAD ----------------------------------------------------------------------------------------
+#: ``bpf_prog_load_check_attach``: the expected_attach_types each program type accepts (where it cares)
+_EXPECTED_ATTACH = {
+    PT.BPF_PROG_TYPE_CGROUP_SOCK: {2, 12, 13, 34},
+    PT.BPF_PROG_TYPE_CGROUP_SOCK_ADDR: {8, 9, 10, 11, 14, 15, 19, 20, 29, 30, 31, 32, 48, 49, 50, 51, 52},
+    PT.BPF_PROG_TYPE_CGROUP_SKB: {0, 1},
+    PT.BPF_PROG_TYPE_CGROUP_SOCKOPT: {21, 22},
+    PT.BPF_PROG_TYPE_SK_LOOKUP: {36},
+    PT.BPF_PROG_TYPE_SK_REUSEPORT: {39, 40},
+    32: {45},  # BPF_PROG_TYPE_NETFILTER: BPF_NETFILTER
+    PT.BPF_PROG_TYPE_SYSCALL: {0},
+    PT.BPF_PROG_TYPE_EXT: {0},
+}
+
+
 def _check_attach(prog_type: int, expected: int, attach_btf_id: int) -> None:
     """``bpf_prog_load_check_attach`` for the program types the simulated kernel knows."""
     if attach_btf_id:
         if prog_type not in (PT.BPF_PROG_TYPE_TRACING, PT.BPF_PROG_TYPE_LSM, PT.BPF_PROG_TYPE_STRUCT_OPS,
                              PT.BPF_PROG_TYPE_EXT):
             raise fail(EINVAL, "attach_btf_id for a program type that does not take one")
-    if prog_type == PT.BPF_PROG_TYPE_CGROUP_SKB and expected not in (0, 1):
-        raise fail(EINVAL, "expected_attach_type")
-    if prog_type in (PT.BPF_PROG_TYPE_SYSCALL, PT.BPF_PROG_TYPE_EXT) and expected:
-        raise fail(EINVAL, "expected_attach_type must be 0")
-    if prog_type == PT.BPF_PROG_TYPE_CGROUP_SOCK and expected not in (2, 12, 13, 34):
-        raise fail(EINVAL, "expected_attach_type")
-    if prog_type == PT.BPF_PROG_TYPE_SK_LOOKUP and expected != 36:
-        raise fail(EINVAL, "expected_attach_type")
+    allowed = _EXPECTED_ATTACH.get(prog_type)
+    if allowed is not None and expected not in allowed:
+        raise fail(EINVAL, f"expected_attach_type {expected} for program type {prog_type}")
+
+
+#: program types that need a BTF attach target the simulated kernel cannot give (no vmlinux BTF functions)
+_NEED_TARGET = {PT.BPF_PROG_TYPE_LSM, PT.BPF_PROG_TYPE_EXT}
+#: program types that can be BPF_F_SLEEPABLE (``can_be_sleepable``)
+_SLEEPABLE_OK = {PT.BPF_PROG_TYPE_TRACING, PT.BPF_PROG_TYPE_LSM, PT.BPF_PROG_TYPE_KPROBE,
+                 PT.BPF_PROG_TYPE_STRUCT_OPS, PT.BPF_PROG_TYPE_SYSCALL}
+
+
+def check_attach_btf_id(prog: BpfProg, log: VerifierLog) -> None:
+    """``check_attach_btf_id`` (kernel/bpf/verifier.c), for programs without a BTF attach target."""
+    if prog.prog_type == PT.BPF_PROG_TYPE_SYSCALL:
+        if prog.sleepable:
+            return
+        log.write("Syscall programs can only be sleepable\n")
+        raise fail(EINVAL, "syscall program not sleepable")
+    tracing_sleepable = prog.prog_type != PT.BPF_PROG_TYPE_TRACING or prog.expected_attach_type in (24, 25, 26, 28)
+    if prog.sleepable and (prog.prog_type not in _SLEEPABLE_OK or not tracing_sleepable):
+        log.write("Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable\n")
+        raise fail(EINVAL, "program type cannot be sleepable")
+    if prog.prog_type == PT.BPF_PROG_TYPE_STRUCT_OPS:
+        if not prog.gpl_compatible:
+            log.write("struct ops programs must have a GPL compatible license\n")
+            raise fail(EINVAL, "struct_ops license")
+        raise fail(ENOTSUPP, "struct_ops programs need attach_btf_id")
+    if prog.prog_type == PT.BPF_PROG_TYPE_TRACING:
+        log.write("Tracing programs must provide btf_id\n")
+        raise fail(EINVAL, "tracing program without btf_id")
 
 
 def prog_load(k: SimKernel, ua: UAttr) -> int:
@@ -187,6 +224,8 @@ def prog_load(k: SimKernel, ua: UAttr) -> int:
     expected = a.expected_attach_type
     if a.prog_type == PT.BPF_PROG_TYPE_CGROUP_SOCK and not expected:
         expected = 2  # bpf_prog_load_fixup_attach_type: BPF_CGROUP_INET_SOCK_CREATE
+    elif a.prog_type == PT.BPF_PROG_TYPE_SK_REUSEPORT and not expected:
+        expected = 39  # ... and BPF_SK_REUSEPORT_SELECT
     if a.prog_flags & (1 << 16):
         raise fail(EINVAL, "bpf tokens are not supported by the simulated kernel")
     cap = k.bpf_capable
@@ -199,6 +238,10 @@ def prog_load(k: SimKernel, ua: UAttr) -> int:
     if a.attach_prog_fd:
         raise fail(EINVAL, "attach_prog_fd is not supported by the simulated kernel")
     _check_attach(a.prog_type, expected, a.attach_btf_id)
+    if a.prog_type in _NEED_TARGET:
+        raise fail(EPERM, "LSM and extension programs need a BTF attach target")
+    if a.prog_type == 20:  # BPF_PROG_TYPE_LIRC_MODE2: not built into this kernel
+        raise fail(EINVAL, "BPF_PROG_TYPE_LIRC_MODE2 is not supported")
     if a.attach_btf_id:
         raise fail(EINVAL, "BTF-attached program types are not supported by the simulated kernel")
     charge = 4096 + a.insn_cnt * 8
@@ -292,6 +335,7 @@ def _before_verifier(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: Verifi
     _check_btf_info(k, ua, a, prog, log)
     prog.tag = bpf_prog_calc_tag(prog.orig_insns)
     resolve_pseudo_ldimm64(k, prog, log, a.fd_array)
+    check_attach_btf_id(prog, log)
 
 
 def _check_btf_info(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog) -> None:
