@@ -18,8 +18,8 @@ def independent_counts(path: Path) -> Counter[str]:
     """Count syscall entries: every line `[pid] [timestamp] name(` that is not a `<... resumed>` line."""
     counts: Counter[str] = Counter()
     for line in path.read_text().splitlines():
-        m = re.match(r"^\s*(?:\[pid\s+\d+\]\s*|\d+\s+)?(?:[\d:.]+\s+)?(?:\[[0-9a-f?]+\]\s+)?([a-z_][a-z0-9_]*)\(",
-                     line)
+        m = re.match(r"^\s*(?:\[pid\s+\d+\]\s*|\d+\s+)?(?:[\d:.]+\s+)?(?:\[[0-9a-f?]+\]\s+)?(?:\[\s*\d+\]\s+)?"
+                     r"([a-z_][a-z0-9_]*)\(", line)
         if m:
             counts[m.group(1)] += 1
     return counts
@@ -45,6 +45,9 @@ def test_line_forms() -> None:
     assert (pl.kind, pl.pid, pl.relative, pl.ret) == ("call", None, True, 5)
     pl = parse_line("42 [00007f0b1c2d3e4f] close(3) = 0")  # -i
     assert (pl.pid, pl.name, pl.ret) == (42, "close", 0)
+    assert parse_line("1 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, -1, 0) = 0x7f5025c3f000").ret == 0x7F5025C3F000
+    pl = parse_line("42 [ 257] openat(0xffffff9c, 0x7f6e8c70a0b1, 0x80000, 0) = 0x3")  # -n, -e raw=all
+    assert (pl.name, pl.ret, pl.args[0]) == ("openat", 3, "0xffffff9c")
     pl = parse_line("42 restart_syscall(<... resuming interrupted read ...>) = 0")
     assert (pl.name, pl.ret) == ("restart_syscall", 0)
     pl = parse_line('7 connect(3<TCP:[1]>, {sa_family=AF_INET}, 16) = 0<TCP:[10.0.0.1:5->10.0.0.2:80]>')
@@ -211,3 +214,32 @@ def test_the_example_counts_every_non_write_syscall_of_a_log(target: str) -> Non
         got[struct.unpack("<I", key)[0]] = struct.unpack("<I", bpfsys.bpf_map_lookup_elem(k, fd, key, 4))[0]
     expected = {BY_NAME[n].nr: c for n, c in independent_counts(log).items() if n != "write"}
     assert got == expected
+
+
+ERRNOS = {"ENOENT": 2, "EACCES": 13, "ENXIO": 6, "ENOTDIR": 20, "ELOOP": 40, "EEXIST": 17, "EISDIR": 21}
+
+
+def independent_openat_returns(path: Path) -> Counter[int]:
+    """openat results from the log: `= N` on the call (or on its `<... openat resumed>` line); -1 EXXX is -errno."""
+    rets: Counter[int] = Counter()
+    for line in path.read_text().splitlines():
+        if "openat(" not in line and "<... openat resumed>" not in line:
+            continue
+        if line.rstrip().endswith("<unfinished ...>"):
+            continue
+        m = re.search(r"\) += (-?\d+)(?:<[^>]*>)?(?: (E[A-Z]+))?", line)
+        if m:
+            n = int(m.group(1))
+            rets[-ERRNOS[m.group(2)] if n == -1 else n] += 1
+    return rets
+
+
+@pytest.mark.parametrize("log", STRACE_LOGS[:4], ids=lambda p: p.name)
+def test_kretprobe_sees_the_logged_return_values(log: Path) -> None:
+    k = sim_kernel()
+    bpf = _load(k, "openat_ret.bpf.o")
+    p = bpf.program_mut("openat_ret")
+    p.load()
+    p.attach("__x64_sys_openat", 0)
+    k.machine.replay(log).run()
+    assert Counter(_map_counts(k, bpf.map("OPENAT_RET").fd, "<q")) == independent_openat_returns(log)

@@ -10,7 +10,8 @@ structures and arrays a pointer to a scratch buffer, and the return value
 Forms understood (strace(1)): ``PID  name(args) = ret`` (``-f -o FILE``),
 ``[pid PID] name(...)`` (``-f`` to stderr), no pid (a single process);
 timestamps from ``-t``, ``-tt``, ``-ttt`` and ``-r`` advance the clock by the
-time between lines; ``-T`` durations (``<0.000012>``) and ``-i`` instruction pointers are ignored; ``-y`` fd
+time between lines; ``-T`` durations (``<0.000012>``), ``-i`` instruction pointers and ``-n``
+syscall numbers are ignored (the name decides); ``-y`` fd
 annotations (``3</etc/passwd>``) are stripped. ``name(... <unfinished ...>``
 fires the entry probes and ``<... name resumed> ...) = ret`` the exit probes.
 Signal lines (``--- SIGCHLD ... ---``), exit lines (``+++ exited with 0 +++``),
@@ -48,12 +49,12 @@ class StraceError(ValueError):
 
 _PREFIX = re.compile(r"^\s*(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)?"
                      r"(?:(\d{1,2}:\d{2}:\d{2}(?:\.\d+)?|\d+\.\d+)\s+)?"
-                     r"(?:\[[0-9a-f?]{8,16}\]\s+)?")
+                     r"(?:\[[0-9a-f?]{8,16}\]\s+)?(?:\[\s*\d{1,4}\]\s+)?")
 #: strace's own notices, which strace writes into the middle of a line when tracing to stderr
 _NOTICE = re.compile(r"strace: Process \d+ (?:attached|detached|resumed|suspended)\n")
 _CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)$")
 _RESUMED = re.compile(r"^<\.\.\.\s+([a-z_][a-z0-9_]*)\s+resumed>\s?(.*)$")
-_RETVAL = re.compile(r"(-?\d+|0x[0-9a-fA-F]+|\?)(?:<[^>]*>)?(?:\s+(E[A-Z0-9_]+))?")
+_RETVAL = re.compile(r"(0x[0-9a-fA-F]+|-?\d+|\?)(?:<[^>]*>)?(?:\s+(E[A-Z0-9_]+))?")
 _UNFINISHED = " <unfinished ...>"
 _ERRNO = {"EPERM": 1, "ENOENT": 2, "ESRCH": 3, "EINTR": 4, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "ENOEXEC": 8,
           "EBADF": 9, "ECHILD": 10, "EAGAIN": 11, "ENOMEM": 12, "EACCES": 13, "EFAULT": 14, "EBUSY": 16,
