@@ -206,4 +206,4 @@ def test_struct_ops_map() -> None:
     assert (m.map_type, m.key_size, m.value_size, m.max_entries) == (BpfMapType.BPF_MAP_TYPE_STRUCT_OPS, 4, 48, 1)
     assert m.values == ("tiny_init", "tiny_ssthresh", "tiny_cong_avoid")
     assert [int(obj.programs[n].section.expected_attach_type or 0) for n in m.values if n] == [0, 1, 2]
-    assert m.data is not None and m.data[24:31] == b"tiny_cc"
+    assert m.data is not None and m.data[28:35] == b"tiny_cc"
