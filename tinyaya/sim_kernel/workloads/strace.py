@@ -267,7 +267,8 @@ class StraceReplay:
         self.first_comm = first_comm
         self.default_duration_ns = default_duration_ns
         self.source = ""
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
+        one_line_log = isinstance(source, str) and "(" in source and not Path(source).exists()
+        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and not one_line_log):
             p = Path(source)
             self.source = str(p)
             try:
