@@ -69,6 +69,14 @@ _UNPRIV_MAP_TYPES = {T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_PERCPU_ARRAY, T.BPF_MA
                      T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH,
                      T.BPF_MAP_TYPE_HASH_OF_MAPS, T.BPF_MAP_TYPE_RINGBUF, T.BPF_MAP_TYPE_USER_RINGBUF,
                      T.BPF_MAP_TYPE_CGROUP_STORAGE, T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
+#: map types whose ``bpf_map_ops`` have ``map_alloc_check`` (arrays, hashes, fd maps, queue/stack, bloom,
+#: local storage); the others (ring buffers, LPM trie, stack trace, ...) check their attrs in ``map_alloc``
+_HAS_ALLOC_CHECK = {T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_PROG_ARRAY,
+                    T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_PERCPU_ARRAY,
+                    T.BPF_MAP_TYPE_CGROUP_ARRAY, T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                    T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_HASH_OF_MAPS, T.BPF_MAP_TYPE_QUEUE,
+                    T.BPF_MAP_TYPE_STACK, T.BPF_MAP_TYPE_BLOOM_FILTER, T.BPF_MAP_TYPE_SK_STORAGE,
+                    T.BPF_MAP_TYPE_INODE_STORAGE, T.BPF_MAP_TYPE_TASK_STORAGE}
 _NR_MAP_TYPES = 34  # BPF_MAP_TYPE_ARENA is 33 in 6.18
 BPF_F_TOKEN_FD = 1 << 16
 BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
@@ -155,8 +163,8 @@ def map_create(k: SimKernel, ua: UAttr) -> int:
     if a.map_type >= _NR_MAP_TYPES or a.map_type == 0:
         raise fail(EINVAL, f"unknown map type {a.map_type}")
     check = getattr(maps, "map_alloc_check", None)
-    if check is not None:
-        check(k, a)
+    if check is not None and a.map_type in _HAS_ALLOC_CHECK:
+        check(k, a)  # ops->map_alloc_check runs before the privilege checks; other types check in map_alloc
     if token_flag or (a.map_flags & BPF_F_VTYPE_BTF_OBJ_FD):
         raise fail(EINVAL, "bpf tokens and module BTF are not supported by the simulated kernel")
     if not k.bpf_capable:
