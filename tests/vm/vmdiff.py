@@ -124,3 +124,13 @@ def _dump(kernel: Any, fd: int, m: ArrayMap) -> tuple[bytes, ...]:
 def map_ref(index: int, dst: int = 1) -> list[Insn]:
     """``ld_imm64 dst, map[index]`` (BPF_PSEUDO_MAP_FD; run_program puts the fd in)."""
     return [Insn(0x18, dst, 1, 0, index), Insn(0)]
+
+
+def run_on_vm(kernel: Any, prog_type: int, insns: list[Insn], *, data: bytes = b"") -> Outcome:
+    """The program on ``kernel.vm`` directly, without PROG_LOAD (so without the simulated verifier):
+    for helpers the verifier does not know yet. No maps."""
+    from types import SimpleNamespace
+
+    prog = SimpleNamespace(name="direct", insns=list(insns), prog_type=prog_type, compiled=None)
+    res = kernel.vm.test_run(prog, data, None, 1, 0, 0, len(data) + 512, 0)
+    return Outcome(res.retval, res.data_out, ())

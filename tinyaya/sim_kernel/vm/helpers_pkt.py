@@ -120,5 +120,127 @@ def bpf_skb_store_bytes(env: RunEnv, skb: int, offset: int, frm: int, length: in
     return 0
 
 
-PACKET_HELPERS: dict[int, Callable[..., int]] = {9: bpf_skb_store_bytes, 26: bpf_skb_load_bytes, 44: bpf_xdp_adjust_head,
-                  54: bpf_xdp_adjust_meta, 65: bpf_xdp_adjust_tail}
+# -- checksums (include/net/checksum.h, arch/x86/lib/csum-partial_64.c) ---------------------------------
+BPF_F_HDR_FIELD_MASK = 0xF
+BPF_F_PSEUDO_HDR = 1 << 4
+BPF_F_MARK_MANGLED_0 = 1 << 5
+BPF_F_MARK_ENFORCE = 1 << 6
+BPF_F_IPV6 = 1 << 7
+CSUM_MANGLED_0 = 0xFFFF
+
+
+def csum_add(a: int, b: int) -> int:
+    """32-bit ones' complement addition (end-around carry)."""
+    r = (a & 0xFFFF_FFFF) + (b & 0xFFFF_FFFF)
+    return (r & 0xFFFF_FFFF) + (r >> 32)
+
+
+def csum_sub(a: int, b: int) -> int:
+    return csum_add(a, ~b & 0xFFFF_FFFF)
+
+
+def csum_fold(c: int) -> int:
+    c = (c & 0xFFFF) + (c >> 16)
+    c = (c & 0xFFFF) + (c >> 16)
+    return ~c & 0xFFFF
+
+
+def csum16_add(c: int, addend: int) -> int:
+    r = ((c & 0xFFFF) + (addend & 0xFFFF)) & 0xFFFF
+    return (r + (r < (addend & 0xFFFF))) & 0xFFFF
+
+
+def csum_partial(data: bytes, seed: int) -> int:
+    """x86-64's csum_partial for a length that is a multiple of 4: 64-bit words (the tail zero-padded)
+    added with end-around carry, folded to 32 bits with end-around carry."""
+    acc = seed & 0xFFFF_FFFF
+    for i in range(0, len(data), 8):
+        acc += int.from_bytes(data[i:i + 8], "little")
+        acc = (acc & 0xFFFF_FFFF_FFFF_FFFF) + (acc >> 64)
+    return csum_add(acc >> 32, acc & 0xFFFF_FFFF)
+
+
+def csum_from32to16(c: int) -> int:
+    """Fold a 32-bit partial checksum to 16 bits without inverting it (lib/checksum.c)."""
+    c &= 0xFFFF_FFFF
+    c = (c + (((c >> 16) | (c << 16)) & 0xFFFF_FFFF)) & 0xFFFF_FFFF
+    return c >> 16
+
+
+def bpf_csum_diff(env: RunEnv, frm: int, from_size: int, to: int, to_size: int, seed: int) -> int:
+    """s64 bpf_csum_diff(__be32 *from, u32 from_size, __be32 *to, u32 to_size, __wsum seed): the
+    checksum of ``~from`` then ``to`` (sizes multiples of 4, at most 512 bytes together), folded to
+    16 bits as Linux 6.18 returns it (``csum_from32to16``; measured on this kernel)."""
+    from_size &= 0xFFFF_FFFF
+    to_size &= 0xFFFF_FFFF
+    if (from_size | to_size) & 3 or from_size + to_size > 512:
+        return -EINVAL
+    old = env.vm.aspace.read(frm, from_size) if from_size else b""
+    new = env.vm.aspace.read(to, to_size) if to_size else b""
+    return csum_from32to16(csum_partial(bytes(~b & 0xFF for b in old) + new, seed))
+
+
+def _csum_field(env: RunEnv, skb: int, offset: int) -> tuple[Any, int] | int:
+    offset &= 0xFFFF_FFFF
+    if offset > 0xFFFF or offset & 1:
+        return -EFAULT
+    data = env.vm.skb_bytes(skb)
+    if data is None or offset + 2 > len(data):
+        return -EFAULT
+    return data, offset
+
+
+def _replace(old_sum: int, size: int, frm: int, to: int) -> int:
+    if size == 2:
+        return ~csum16_add(csum16_add(~old_sum & 0xFFFF, ~frm & 0xFFFF), to) & 0xFFFF
+    if size == 4:
+        return csum_fold(csum_add(csum_sub(~old_sum & 0xFFFF_FFFF, frm), to))
+    return csum_fold(csum_add(to, ~old_sum & 0xFFFF_FFFF))  # by diff
+
+
+def bpf_l3_csum_replace(env: RunEnv, skb: int, offset: int, frm: int, to: int, flags: int) -> int:
+    """long bpf_l3_csum_replace(struct sk_buff *skb, u32 offset, u64 from, u64 to, u64 size): update the
+    16-bit checksum at ``offset`` for a 2- or 4-byte field change (size 0: ``to`` is a csum_diff)."""
+    if flags & ~BPF_F_HDR_FIELD_MASK:
+        return -EINVAL
+    field = _csum_field(env, skb, offset)
+    if isinstance(field, int):
+        return field
+    data, off = field
+    size = flags & BPF_F_HDR_FIELD_MASK
+    if size not in (0, 2, 4) or (size == 0 and frm):
+        return -EINVAL
+    cur = int.from_bytes(data[off:off + 2], "little")
+    data[off:off + 2] = _replace(cur, size, frm & 0xFFFF_FFFF, to & 0xFFFF_FFFF).to_bytes(2, "little")
+    return 0
+
+
+def bpf_l4_csum_replace(env: RunEnv, skb: int, offset: int, frm: int, to: int, flags: int) -> int:
+    """long bpf_l4_csum_replace(struct sk_buff *skb, u32 offset, u64 from, u64 to, u64 flags): as l3, for
+    a TCP/UDP checksum; BPF_F_MARK_MANGLED_0 keeps a zero (UDP "no checksum") and writes 0xffff for a
+    result of zero. Test runs are CHECKSUM_NONE, so BPF_F_PSEUDO_HDR changes nothing else."""
+    allowed = BPF_F_MARK_MANGLED_0 | BPF_F_MARK_ENFORCE | BPF_F_PSEUDO_HDR | BPF_F_HDR_FIELD_MASK | BPF_F_IPV6
+    if flags & ~allowed:
+        return -EINVAL
+    field = _csum_field(env, skb, offset)
+    if isinstance(field, int):
+        return field
+    data, off = field
+    cur = int.from_bytes(data[off:off + 2], "little")
+    mmzero = bool(flags & BPF_F_MARK_MANGLED_0)
+    if mmzero and not flags & BPF_F_MARK_ENFORCE and not cur:
+        return 0
+    size = flags & BPF_F_HDR_FIELD_MASK
+    if size not in (0, 2, 4) or (size == 0 and frm):
+        return -EINVAL
+    new = _replace(cur, 4 if size == 2 else size, frm & (0xFFFF if size == 2 else 0xFFFF_FFFF), to & 0xFFFF_FFFF)
+    if mmzero and not new:
+        new = CSUM_MANGLED_0
+    data[off:off + 2] = new.to_bytes(2, "little")
+    return 0
+
+
+PACKET_HELPERS: dict[int, Callable[..., int]] = {
+    9: bpf_skb_store_bytes, 10: bpf_l3_csum_replace, 11: bpf_l4_csum_replace, 26: bpf_skb_load_bytes,
+    28: bpf_csum_diff, 44: bpf_xdp_adjust_head, 54: bpf_xdp_adjust_meta, 65: bpf_xdp_adjust_tail,
+}
