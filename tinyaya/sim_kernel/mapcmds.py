@@ -69,13 +69,13 @@ _UNPRIV_MAP_TYPES = {T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_PERCPU_ARRAY, T.BPF_MA
                      T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH,
                      T.BPF_MAP_TYPE_HASH_OF_MAPS, T.BPF_MAP_TYPE_RINGBUF, T.BPF_MAP_TYPE_USER_RINGBUF,
                      T.BPF_MAP_TYPE_CGROUP_STORAGE, T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
-#: map types whose ``bpf_map_ops`` have ``map_alloc_check`` (arrays, hashes, fd maps, queue/stack, bloom,
-#: local storage); the others (ring buffers, LPM trie, stack trace, ...) check their attrs in ``map_alloc``
+#: map types whose ``map_alloc_check`` checks the attrs (arrays, hashes, fd maps, queue/stack,
+#: local storage); the others (ring buffers, bloom filters, LPM trie, ...) check them in ``map_alloc``
 _HAS_ALLOC_CHECK = {T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_PROG_ARRAY,
                     T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_PERCPU_ARRAY,
                     T.BPF_MAP_TYPE_CGROUP_ARRAY, T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
                     T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_HASH_OF_MAPS, T.BPF_MAP_TYPE_QUEUE,
-                    T.BPF_MAP_TYPE_STACK, T.BPF_MAP_TYPE_BLOOM_FILTER, T.BPF_MAP_TYPE_SK_STORAGE,
+                    T.BPF_MAP_TYPE_STACK, T.BPF_MAP_TYPE_SK_STORAGE,
                     T.BPF_MAP_TYPE_INODE_STORAGE, T.BPF_MAP_TYPE_TASK_STORAGE}
 _NR_MAP_TYPES = 34  # BPF_MAP_TYPE_ARENA is 33 in 6.18
 BPF_F_TOKEN_FD = 1 << 16
