@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tinyaya.obj import MapOrigin, Object, parse_program_section
+from tinyaya.obj import MapOrigin, Object, describe, parse_program_section
 from tinyaya.uapi.bpf import MapFlags
 
 from .libbpf_oracle import FIXTURES, RECORDED, load_libbpf, open_object, prog_type_by_name
@@ -36,8 +36,10 @@ def ours(path: Path) -> dict[str, Any]:
         "expected_attach_type": int(p.section.expected_attach_type or 0), "insn_cnt": p.insn_count,
     } for p in obj.programs.values()}
     maps = {}
+    described = {d["name"]: d for d in describe(obj)["maps"]}
     for m in obj.maps.values():
         r = m.resolved(ncpus=0, page_size=4096)
+        assert described[m.name]["libbpf_name"] == libbpf_map_name(path.name, m.name, m.origin)
         maps[libbpf_map_name(path.name, m.name, m.origin)] = {
             "type": int(m.map_type), "key_size": m.key_size, "value_size": m.value_size,
             "max_entries": r.max_entries, "map_flags": m.map_flags, "map_extra": m.map_extra,

@@ -80,11 +80,24 @@ def describe_program(p: Program, obj: Object | None = None) -> dict[str, Any]:
     }
 
 
+_LIBBPF_INTERNAL = (".data", ".rodata", ".bss", ".kconfig")
+
+
+def libbpf_map_name(obj: Object, m: MapDef) -> str:
+    """The name libbpf gives the map (``internal_map_name``): ``<object>.<section>`` for the standard
+    global-data sections, cut to 15 bytes; other maps keep their own name."""
+    if not m.is_data or m.name not in _LIBBPF_INTERNAL or not obj.path:
+        return m.name
+    obj_name = obj.path.rsplit("/", 1)[-1].split(".", 1)[0]
+    return obj_name[:max(0, 15 - len(m.name))] + m.name
+
+
 def describe_map(obj: Object, m: MapDef) -> dict[str, Any]:
     mt = m.map_type if isinstance(m.map_type, BpfMapType) else int(m.map_type)
     out: dict[str, Any] = {
         "name": m.name,
         "kernel_name": m.kernel_name,
+        "libbpf_name": libbpf_map_name(obj, m),
         "origin": m.origin.value,
         "section": m.section_name,
         "type": _enum_name(mt, "BPF_MAP_TYPE_"),
