@@ -95,9 +95,10 @@ def _htab_batch(k: SimKernel, ua: UAttr, m: Any, a: Any, delete: bool) -> int:
     A batch takes whole buckets, in bucket order, each newest element first;
     a bucket that does not fit in what is left of ``count`` ends the batch
     (ENOSPC if nothing was taken yet); reaching the last bucket is ENOENT.
-    The maps part exposes its buckets (``n_buckets``, ``buckets``, the sorted
-    ``nonempty`` bucket numbers) as Linux lays them out; a map without them is
-    walked one element per bucket in its key order.
+    The maps part exposes its buckets as Linux lays them out (``m.order``, a
+    ``BucketOrder`` with ``n_buckets``, ``buckets`` and the sorted ``nonempty``
+    bucket numbers); a map without them is walked one element per bucket in
+    its key order.
     """
     if (a.elem_flags & ~F_LOCK) or ((a.elem_flags & F_LOCK) and not has_spin_lock(m)):
         raise fail(EINVAL, "batch elem_flags")
@@ -107,9 +108,10 @@ def _htab_batch(k: SimKernel, ua: UAttr, m: Any, a: Any, delete: bool) -> int:
         return 0
     _put_count(ua, 0)
     batch = int.from_bytes(copy_from_user(a.in_batch, 4), "little") if a.in_batch else 0
-    buckets = getattr(m, "buckets", None)
-    nonempty = getattr(m, "nonempty", None)
-    n_buckets = int(getattr(m, "n_buckets", 0))
+    order = getattr(m, "order", m)  # maps.htab_order.BucketOrder, or the map itself
+    buckets = getattr(order, "buckets", None)
+    nonempty = getattr(order, "nonempty", None)
+    n_buckets = int(getattr(order, "n_buckets", 0) or getattr(m, "n_buckets", 0))
     if buckets is None or nonempty is None or not n_buckets:
         return _htab_batch_by_keys(k, ua, m, a, delete, batch)
     if batch >= n_buckets:
