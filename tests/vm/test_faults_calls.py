@@ -105,7 +105,9 @@ def test_bpf_loop_callback(kernel) -> None:
 def test_trace_printk_and_comm(kernel) -> None:
     fmt = b"pid %d %s!\0"
     kernel.task.comm = b"cat"
-    buf = kernel.aspace.add(bytearray(64), __import__("tinyaya.sim_kernel.memory", fromlist=["RegionKind"]).RegionKind.KERNEL, "fmt")
+    from tinyaya.sim_kernel.memory import RegionKind
+
+    buf = kernel.aspace.add(bytearray(64), RegionKind.KERNEL, "fmt")
     buf.buf[:len(fmt)] = fmt
     buf.buf[32:36] = b"abc\0"
     insns = [
