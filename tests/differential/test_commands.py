@@ -454,3 +454,31 @@ def test_hash_batches_bucket_exact(kernels, map_type, count):
         return out
 
     kernels.compare(scenario)
+
+
+BATCH_MAP_TYPES = {  # type: (key_size, value_size, max_entries, inner map needed)
+    T.BPF_MAP_TYPE_HASH: (4, 8, 4, False), T.BPF_MAP_TYPE_ARRAY: (4, 8, 4, False),
+    T.BPF_MAP_TYPE_PROG_ARRAY: (4, 4, 4, False), T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: (4, 4, 4, False),
+    T.BPF_MAP_TYPE_PERCPU_HASH: (4, 8, 4, False), T.BPF_MAP_TYPE_PERCPU_ARRAY: (4, 8, 4, False),
+    T.BPF_MAP_TYPE_LRU_HASH: (4, 8, 4, False), T.BPF_MAP_TYPE_LRU_PERCPU_HASH: (4, 8, 4, False),
+    T.BPF_MAP_TYPE_ARRAY_OF_MAPS: (4, 4, 4, True), T.BPF_MAP_TYPE_HASH_OF_MAPS: (4, 4, 4, True),
+    T.BPF_MAP_TYPE_QUEUE: (0, 8, 4, False), T.BPF_MAP_TYPE_STACK: (0, 8, 4, False),
+    T.BPF_MAP_TYPE_RINGBUF: (0, 0, 4096, False), T.BPF_MAP_TYPE_BLOOM_FILTER: (0, 8, 4, False),
+}
+
+
+@needs_maps
+@pytest.mark.parametrize("map_type", list(BATCH_MAP_TYPES))
+def test_which_map_types_have_batch_ops(kernels, map_type):
+    def scenario(s: Side):
+        ks, vs, me, inner = BATCH_MAP_TYPES[map_type]
+        kw = {"inner_map_fd": array(s)} if inner else {}
+        fd = s.fd(s.bpf(C.BPF_MAP_CREATE, map_create(map_type, ks, vs, me, **kw)))
+        out = []
+        for cmd in (C.BPF_MAP_LOOKUP_BATCH, C.BPF_MAP_LOOKUP_AND_DELETE_BATCH, C.BPF_MAP_UPDATE_BATCH,
+                    C.BPF_MAP_DELETE_BATCH):
+            bad_fds = b"\xff" * 64  # fd -1 in a map-in-map value: EBADF on both kernels
+            out.append([s.bpf(cmd, batch(fd, s.buf(64), s.buf(bad_fds), count)).outcome for count in (0, 1)])
+        return out
+
+    kernels.compare(scenario)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Any
 
+from ..uapi.bpf import BpfMapType as T
 from ..uapi.bpf import MapBatchAttr
 from .errors import EFAULT, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EPERM, fail
 from .fdtable import FMODE_READ, FMODE_WRITE
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 __all__ = ["map_lookup_batch", "map_lookup_and_delete_batch", "map_update_batch", "map_delete_batch"]
 
 MAP_BATCH_END = 56  # batch.flags
+#: the batch ops of each map type's ``bpf_map_ops``
+_GENERIC_LOOKUP = _ARRAYS | {T.BPF_MAP_TYPE_ARRAY_OF_MAPS}  # generic_map_lookup_batch
+_HTAB = _HASHES | {T.BPF_MAP_TYPE_HASH_OF_MAPS}  # htab_*_lookup(_and_delete)_batch, generic delete
+_GENERIC_UPDATE = _GENERIC_LOOKUP | _HTAB  # generic_map_update_batch
 
 
 _COUNT_OFF = MapBatchAttr.count.offset
@@ -200,23 +205,23 @@ def _all_keys(m: Any) -> list[bytes]:
 
 def map_lookup_batch(k: SimKernel, ua: UAttr) -> int:
     m, a = _batch_map(k, ua, True, False)
-    if m.map_type in _ARRAYS:
+    if m.map_type in _GENERIC_LOOKUP:
         return _generic_lookup_batch(k, ua, m, a)
-    if m.map_type in _HASHES:
+    if m.map_type in _HTAB:
         return _htab_batch(k, ua, m, a, delete=False)
     raise fail(ENOTSUPP, "map type has no lookup batch")
 
 
 def map_lookup_and_delete_batch(k: SimKernel, ua: UAttr) -> int:
     m, a = _batch_map(k, ua, True, True)
-    if m.map_type in _HASHES:
+    if m.map_type in _HTAB:
         return _htab_batch(k, ua, m, a, delete=True)
     raise fail(ENOTSUPP, "map type has no lookup_and_delete batch")
 
 
 def map_update_batch(k: SimKernel, ua: UAttr) -> int:
     m, a = _batch_map(k, ua, False, True)
-    if m.map_type not in _ARRAYS and m.map_type not in _HASHES:
+    if m.map_type not in _GENERIC_UPDATE:
         raise fail(ENOTSUPP, "map type has no update batch")
     if (a.elem_flags & F_LOCK) and not has_spin_lock(m):
         raise fail(EINVAL, "BPF_F_LOCK on a map without a bpf_spin_lock")
@@ -238,7 +243,7 @@ def map_update_batch(k: SimKernel, ua: UAttr) -> int:
 
 def map_delete_batch(k: SimKernel, ua: UAttr) -> int:
     m, a = _batch_map(k, ua, False, True)
-    if m.map_type not in _HASHES:
+    if m.map_type not in _HTAB:
         raise fail(ENOTSUPP, "map type has no delete batch")
     _check_elem_flags(m, a.elem_flags)
     if a.count == 0:
