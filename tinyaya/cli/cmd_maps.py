@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..sys import bpf as sysbpf
-from ..uapi.bpf import MapFlags, MapUpdateFlags
+from ..uapi.bpf import MapUpdateFlags
 from .kernels import open_kernel
 from .mapfmt import (
     Entry,
@@ -37,18 +37,33 @@ def _json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _flags_text(flags: int) -> list[str]:
-    return [f.name for f in MapFlags if f.name and flags & f.value]
-
-
 def map_info_json(m: Any) -> dict[str, Any]:
+    """``bpftool -j map show``'s fields (``show_map_close_json``), ``pinned`` as with ``-f``.
+
+    ``name`` is the name tinyaya's commands take (the pin's, the object's full name);
+    the kernel keeps at most 15 bytes of it. bpftool's ``bytes_memlock`` and
+    ``frozen`` come from /proc/self/fdinfo, which the simulated kernel has not.
+    """
     i = m.info
-    return {
-        "id": i.id, "type": map_type_name(i.type), "name": m.name, "kernel_name": i.name.decode(errors="replace"),
-        "flags": i.map_flags, "flags_names": _flags_text(i.map_flags), "bytes_key": i.key_size,
-        "bytes_value": i.value_size, "max_entries": i.max_entries, "btf_id": i.btf_id,
-        "pinned": str(m.path),
+    out: dict[str, Any] = {
+        "id": i.id, "type": map_type_name(i.type), "name": m.name, "flags": i.map_flags,
+        "bytes_key": i.key_size, "bytes_value": i.value_size, "max_entries": i.max_entries,
     }
+    if i.btf_id:
+        out["btf_id"] = i.btf_id
+    out["pinned"] = [str(m.path)]
+    return out
+
+
+def map_info_text(m: Any) -> str:
+    """``bpftool map show``'s layout (``show_map_close_plain``), less ``memlock``."""
+    i = m.info
+    lines = [f"{i.id}: {map_type_name(i.type)}  name {m.name}  flags 0x{i.map_flags:x}",
+             f"\tkey {i.key_size}B  value {i.value_size}B  max_entries {i.max_entries}"]
+    if i.btf_id:
+        lines.append(f"\tbtf_id {i.btf_id}")
+    lines.append(f"\tpinned {m.path}")
+    return "\n".join(lines)
 
 
 @click.group("maps")
@@ -76,13 +91,10 @@ def maps_list(as_json: bool) -> None:
     maps = open_all_maps(kernel)
     try:
         if as_json:
-            click.echo(json.dumps([map_info_json(m) for m in maps]))
+            click.echo(_json([map_info_json(m) for m in maps]))
             return
         for m in maps:
-            i = m.info
-            flags = f"  flags 0x{i.map_flags:x}" if i.map_flags else ""
-            click.echo(f"{i.id}: {map_type_name(i.type)}  name {m.name}{flags}")
-            click.echo(f"\tkey {i.key_size}B  value {i.value_size}B  max_entries {i.max_entries}")
+            click.echo(map_info_text(m))
     finally:
         close_maps(kernel, maps)
 
@@ -101,12 +113,7 @@ def maps_show(name: str, as_json: bool) -> None:
     kernel = open_kernel("sim")
     m = open_map(kernel, name)
     try:
-        info = map_info_json(m)
-        if as_json:
-            click.echo(json.dumps(info))
-        else:
-            for k, v in info.items():
-                click.echo(f"{k}: {v}")
+        click.echo(_json(map_info_json(m)) if as_json else map_info_text(m))
     finally:
         close_maps(kernel, [m])
 
