@@ -257,6 +257,17 @@ def arg_value(text: str, process: Process) -> int:
     return total & M64
 
 
+def _looks_like_a_path(text: str) -> bool:
+    """A path to a log, rather than the log's text (several lines, or one syscall line that is no file)."""
+    if "\n" in text:
+        return False
+    try:
+        exists = Path(text).exists()
+    except (OSError, ValueError):
+        exists = False
+    return exists or "(" not in text
+
+
 class StraceReplay:
     """Replays a log; ``run(events=N)``/``step(budget, counts)`` go on where the last call stopped."""
 
@@ -267,8 +278,7 @@ class StraceReplay:
         self.first_comm = first_comm
         self.default_duration_ns = default_duration_ns
         self.source = ""
-        one_line_log = isinstance(source, str) and "(" in source and not Path(source).exists()
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and not one_line_log):
+        if isinstance(source, Path) or (isinstance(source, str) and _looks_like_a_path(source)):
             p = Path(source)
             self.source = str(p)
             try:
