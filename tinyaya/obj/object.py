@@ -100,8 +100,8 @@ class Object:
             if e.path is None:
                 e.path = path
             raise
-        except (struct.error, IndexError, ValueError, KeyError, UnicodeError, OverflowError, RecursionError,
-                MemoryError) as e:
+        except (struct.error, IndexError, ValueError, KeyError, UnicodeError, ArithmeticError, RecursionError,
+                MemoryError, TypeError, AttributeError) as e:
             raise MalformedObject(f"malformed object ({type(e).__name__}: {e})", path=path)
 
     @classmethod
