@@ -25,10 +25,12 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(PY) -m tinyaya.bench --output bench-results.json
 
-# Rebuild the committed eBPF objects (needs clang-19; tests use the committed objects).
+# Rebuild every committed eBPF object (needs clang-19, llvm-19 and libbpf-dev; tests use the committed objects).
+FIXTURE_DIRS := tests/fixtures/isa tests/fixtures/obj tests/fixtures/vm tests/fixtures/cli \
+	tests/fixtures/tracing/src tests/linux/fixtures tests/verifier/fixtures/src
 objects:
-	$(MAKE) -C tests/fixtures/src
-	$(PY) examples/syscall_ebpf/xtask/xtask.py build-ebpf
+	for d in $(FIXTURE_DIRS); do $(MAKE) -C $$d || exit 1; done
+	$(PYTHON) examples/syscall_ebpf/xtask/xtask.py build-ebpf
 
 clean:
 	rm -rf $(VENV) bench-results.json
