@@ -7,6 +7,7 @@ import struct
 
 import pytest
 from diffharness import (
+    ATTR_SIZE,
     RET0,
     Side,
     btf_load,
@@ -369,6 +370,25 @@ def test_prog_types_and_sleepable(kernels, prog_type):
             a, log = prog_load(s, prog_type, RET0, log_level=1, log_size=4096, prog_flags=flags)
             r = s.bpf(C.BPF_PROG_LOAD, a)
             out.append((r.outcome, s.read(log, 4096).split(b"\0")[0].decode().splitlines()[:1]))
+        return out
+
+    kernels.compare(scenario)
+
+
+@needs_maps
+def test_prog_bind_map(kernels):
+    def scenario(s: Side):
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0)
+        p = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        m = array(s)
+        bind = lambda pf, mf, fl=0: bytearray(struct.pack("<III", pf, mf, fl)).ljust(ATTR_SIZE, b"\0")  # noqa: E731
+        out = [s.bpf(C.BPF_PROG_BIND_MAP, bind(p, m, 1)).outcome,
+               s.bpf(C.BPF_PROG_BIND_MAP, bind(s.bad_fd(), m)).outcome,
+               s.bpf(C.BPF_PROG_BIND_MAP, bind(p, s.bad_fd())).outcome,
+               s.bpf(C.BPF_PROG_BIND_MAP, bind(m, p)).outcome,
+               s.bpf(C.BPF_PROG_BIND_MAP, bind(p, m)).outcome,
+               s.bpf(C.BPF_PROG_BIND_MAP, bind(p, m)).outcome]
+        out.append(_prog_info(s, p)[5])  # nr_map_ids
         return out
 
     kernels.compare(scenario)

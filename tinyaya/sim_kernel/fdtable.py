@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .errors import EBADF, EMFILE, ENOSPC, fail
 
-__all__ = ["FMODE_READ", "FMODE_WRITE", "FMODE_RDWR", "File", "FdTable", "IdAllocator", "INT_MAX"]
+__all__ = ["FMODE_READ", "FMODE_WRITE", "FMODE_RDWR", "File", "FdTable", "IdAllocator", "INT_MAX", "StdioFile"]
 
 FMODE_READ = 1
 FMODE_WRITE = 2
@@ -33,6 +33,17 @@ FMODE_RDWR = FMODE_READ | FMODE_WRITE
 INT_MAX = 0x7FFFFFFF
 #: ``BPF_MAX_REFCNT`` is gone in 6.x (refcounts are 64-bit); fds start at 3 as in a process with stdio open
 _FIRST_FD = 3
+
+
+class StdioFile:
+    """What fds 0, 1 and 2 are in a process: open files that are no bpf object (so an attr that names
+    fd 0 by being zero gets EINVAL, "not a map/program", as on Linux, rather than EBADF)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __repr__(self) -> str:
+        return f"<stdio fd {self.fd}>"
 
 
 @dataclass(eq=False)
@@ -60,7 +71,7 @@ class FdTable:
             soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
             max_fds = soft if soft != resource.RLIM_INFINITY else 1 << 20
         self.max_fds = max_fds
-        self._files: dict[int, File] = {}
+        self._files: dict[int, File] = {fd: File(StdioFile(fd)) for fd in range(_FIRST_FD)}
         self._free: list[int] = []  # sorted fds below _next that are free
         self._next = _FIRST_FD
         self._refs: dict[int, _Ref] = {}
@@ -136,14 +147,17 @@ class FdTable:
         self.put(f.obj, uref=True)
 
     def close_all(self) -> None:
+        """Close every fd this kernel handed out (the stdio placeholders stay)."""
         for fd in sorted(self._files):
-            self.close(fd)
+            if not isinstance(self._files[fd].obj, StdioFile):
+                self.close(fd)
 
     def __contains__(self, fd: object) -> bool:
         return fd in self._files
 
     def __len__(self) -> int:
-        return len(self._files)
+        """How many bpf/perf fds are open (the stdio placeholders do not count)."""
+        return sum(not isinstance(f.obj, StdioFile) for f in self._files.values())
 
     def items(self) -> Iterator[tuple[int, File]]:
         return iter(sorted(self._files.items()))

@@ -294,5 +294,6 @@ _DISPATCH: dict[int, Handler] = {
     BpfCmd.BPF_PROG_QUERY: link.prog_query,
     BpfCmd.BPF_TASK_FD_QUERY: link.task_fd_query,
     BpfCmd.BPF_ENABLE_STATS: progcmds.enable_stats,
+    BpfCmd.BPF_PROG_BIND_MAP: progcmds.prog_bind_map,
 }
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .kernel import SimKernel, UAttr
 
 __all__ = ["prog_get_next_id", "prog_get_fd_by_id", "prog_get_info", "xlated_dump", "prog_test_run",
-           "enable_stats", "PROG_INFO_SIZE"]
+           "enable_stats", "prog_bind_map", "PROG_INFO_SIZE"]
 
 PT = BpfProgType
 TEST_RUN_END = 76  # test.batch_size
@@ -247,3 +247,23 @@ def enable_stats(k: SimKernel, ua: UAttr) -> int:
         raise fail(EINVAL, "unknown stats type")
     return k.fds.install(StatsFile(k))
 
+
+
+# -- BPF_PROG_BIND_MAP ----------------------------------------------------------------------------------
+PROG_BIND_MAP_END = 12  # prog_bind_map.flags
+
+
+def prog_bind_map(k: SimKernel, ua: UAttr) -> int:
+    """``bpf_prog_bind_map``: add a map to the program's used maps (it then lives as long as the program)."""
+    from .mapcmds import map_from_fd
+
+    ua.check_unused(PROG_BIND_MAP_END)
+    prog_fd, map_fd, flags = struct.unpack_from("<III", ua.raw, 0)
+    if flags:
+        raise fail(EINVAL, "prog_bind_map flags")
+    prog = prog_from_fd(k, prog_fd)
+    m, _ = map_from_fd(k, map_fd)
+    if not any(u is m for u in prog.used_maps):
+        k.obj_get(m)
+        prog.used_maps.append(m)
+    return 0
