@@ -392,3 +392,32 @@ def test_prog_bind_map(kernels):
         return out
 
     kernels.compare(scenario)
+
+
+def test_run_statistics_only_while_enabled(kernels):
+    """run_cnt/run_time_ns count runs only while BPF_ENABLE_STATS is held (bpf_stats_enabled_key)."""
+    pytest.importorskip("tinyaya.sim_kernel.vm")
+    if kernels.linux.read_file("/proc/sys/kernel/bpf_stats_enabled").strip() != b"0":
+        pytest.skip("kernel.bpf_stats_enabled is on for the whole host")
+
+    def scenario(s: Side):
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0)
+        p = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        pkt = s.buf(bytes(64))
+
+        def run_and_count(repeat: int) -> tuple[str, int, bool]:
+            r = s.bpf(C.BPF_PROG_TEST_RUN, run_attr(p, data_in=pkt, data_size_in=64, repeat=repeat))
+            ib = s.buf(232)
+            s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(p, 232, ib))
+            raw = s.read(ib, 232)
+            return (r.outcome, struct.unpack_from("<Q", raw, PI.run_cnt.offset)[0],
+                    struct.unpack_from("<Q", raw, PI.run_time_ns.offset)[0] > 0)
+
+        out = [run_and_count(3)]
+        st = s.fd(s.bpf(C.BPF_ENABLE_STATS, bytearray(4).ljust(ATTR_SIZE, b"\0")))
+        out += [run_and_count(3), run_and_count(0)]
+        s.close(st)
+        out.append(run_and_count(2))
+        return out
+
+    kernels.compare(scenario)

@@ -162,6 +162,14 @@ class SimKernel:
     def ktime_get_ns(self) -> int:
         return self.clock.now_ns()
 
+    def account_run(self, prog: Any, count: int = 1, ns: int = 0) -> None:
+        """Count program runs in its statistics, as ``__bpf_prog_run`` does only while run-time statistics
+        are on (``kernel.bpf_stats_enabled``: the sysctl or a BPF_ENABLE_STATS fd). Whoever runs a
+        program (PROG_TEST_RUN here, the tracing part for attached programs) calls this."""
+        if self.bpf_stats_enabled:
+            prog.run_cnt += count
+            prog.run_time_ns += ns
+
     def capable(self, cap: str = "CAP_BPF") -> bool:
         """``capable()``/``bpf_token_capable()``: the simulated caller has every capability or none."""
         return self.privileged

@@ -192,6 +192,8 @@ def prog_test_run(k: SimKernel, ua: UAttr) -> int:
                       int(a.ctx_size_out), batch_size=int(a.batch_size), want_data_out=bool(a.data_out),
                       want_ctx_out=bool(a.ctx_out))
     retval = int(res.retval) & 0xFFFFFFFF
+    runs = 1 if prog.prog_type in (PT.BPF_PROG_TYPE_RAW_TRACEPOINT, PT.BPF_PROG_TYPE_SYSCALL) else max(1, a.repeat)
+    k.account_run(prog, runs, max(1, int(getattr(res, "duration", 0))) * runs)
     if prog.prog_type in (PT.BPF_PROG_TYPE_RAW_TRACEPOINT, PT.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE,
                           PT.BPF_PROG_TYPE_TRACING):
         ua.put_u32(TestRunAttr.retval.offset, retval)  # bpf_prog_test_run_raw_tp: retval only
