@@ -508,3 +508,24 @@ def test_element_commands_per_map_type(kernels, map_type):
         return out
 
     kernels.compare(scenario)
+
+
+@needs_maps
+@pytest.mark.parametrize("map_type", list(BATCH_MAP_TYPES))
+@pytest.mark.parametrize("map_flags", [0, MapFlags.BPF_F_NO_PREALLOC, MapFlags.BPF_F_RDONLY_PROG, ZERO_SEED,
+                                       MapFlags.BPF_F_MMAPABLE])
+def test_map_info_per_type_and_flags(kernels, map_type, map_flags):
+    """MAP_CREATE's verdict on each type and flag, and bpf_map_info of what it made (the id aside)."""
+    def scenario(s: Side):
+        ks, vs, me, inner = BATCH_MAP_TYPES[map_type]
+        kw = {"inner_map_fd": array(s)} if inner else {}
+        r = s.bpf(C.BPF_MAP_CREATE, map_create(map_type, ks, vs, me, map_flags, name=b"m", **kw))
+        if not r.ok:
+            return r.outcome
+        ib = s.buf(104)
+        s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(r.ret, 104, ib))
+        raw = bytearray(s.read(ib, 104))
+        raw[4:8] = bytes(4)
+        return r.outcome, bytes(raw)
+
+    kernels.compare(scenario)
