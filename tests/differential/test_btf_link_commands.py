@@ -224,3 +224,38 @@ def test_perf_link_create_info_and_detach(kernels):
         return out
 
     kernels.compare(scenario)
+
+
+@pytest.mark.parametrize("kind", ["map", "prog", "btf", "link"])
+@pytest.mark.parametrize("extra", ["len0", "len8", "exact", "zero_tail", "nonzero_tail", "page_plus"])
+def test_info_len_rules_for_every_object(kernels, kind, extra):
+    """bpf_check_uarg_tail_zero and min(sizeof, info_len) for each kind of object."""
+    sizes = {"map": 104, "prog": 232, "btf": 32, "link": 64}
+
+    def scenario(s: Side):
+        if kind == "map":
+            fd = s.fd(s.bpf(C.BPF_MAP_CREATE, map_create(T.BPF_MAP_TYPE_ARRAY, 4, 4, 1)))
+        elif kind == "btf":
+            blob = _btf(INT_TYPE, STRINGS)
+            fd = s.fd(s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob))))
+        else:
+            a, _ = prog_load(s, P.BPF_PROG_TYPE_RAW_TRACEPOINT, RET0)
+            fd = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+            if kind == "link":
+                fd = s.fd(s.bpf(C.BPF_RAW_TRACEPOINT_OPEN,
+                                bytearray(struct.pack("<QI", s.cstr("sys_enter"), fd)).ljust(ATTR_SIZE, b"\0")))
+        size = sizes[kind]
+        n = {"len0": 0, "len8": 8, "exact": size, "zero_tail": size + 8, "nonzero_tail": size + 8,
+             "page_plus": 4097}[extra]
+        raw = bytearray(n + 8)
+        if extra == "nonzero_tail":
+            raw[size + 3] = 1
+        ib = s.buf(bytes(raw))
+        r = s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(fd, n, ib))
+        got = bytearray(s.read(ib, min(n, 16)))
+        got[4:8] = bytes(min(4, max(0, len(got) - 4)))  # ids differ between kernels (map/prog/link id)
+        if kind in ("link", "btf"):
+            got[8:16] = bytes(len(got[8:16]))  # prog id of a link, btf id
+        return [r.outcome, r.u32(4), bytes(got)]
+
+    kernels.compare(scenario)
