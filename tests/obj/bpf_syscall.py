@@ -4,7 +4,16 @@ from __future__ import annotations
 import ctypes
 import os
 
-from tinyaya.uapi.bpf import BPF_ATTR_SIZE, BpfCmd, BtfLoadAttr, MapCreateAttr, ProgLoadAttr
+from tinyaya.uapi.bpf import (
+    BPF_ATTR_SIZE,
+    BpfCmd,
+    BpfMapInfo,
+    BtfLoadAttr,
+    InfoAttr,
+    MapCreateAttr,
+    MapElemAttr,
+    ProgLoadAttr,
+)
 
 SYS_bpf = 321  # x86-64
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -32,10 +41,25 @@ def bpf_available() -> tuple[bool, str]:
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0,
-               inner_map_fd: int = 0, map_extra: int = 0) -> int:
+               inner_map_fd: int = 0, map_extra: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0,
+               btf_value_type_id: int = 0, name: bytes = b"") -> int:
     attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size, max_entries=max_entries,
-                         map_flags=flags, inner_map_fd=inner_map_fd, map_extra=map_extra)
+                         map_flags=flags, inner_map_fd=inner_map_fd, map_extra=map_extra, btf_fd=btf_fd,
+                         btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id, map_name=name[:15])
     return bpf(BpfCmd.BPF_MAP_CREATE, attr)
+
+
+def map_update(fd: int, key: bytes, value: bytes) -> None:
+    k = ctypes.create_string_buffer(key, len(key))
+    v = ctypes.create_string_buffer(value, len(value))
+    bpf(BpfCmd.BPF_MAP_UPDATE_ELEM, MapElemAttr(map_fd=fd, key=ctypes.addressof(k), value=ctypes.addressof(v)))
+
+
+def map_id(fd: int) -> int:
+    info = BpfMapInfo()
+    bpf(BpfCmd.BPF_OBJ_GET_INFO_BY_FD, InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info),
+                                                 info=ctypes.addressof(info)))
+    return int(info.id)
 
 
 def btf_load(data: bytes) -> int:

@@ -63,7 +63,7 @@ def test_value_formatter() -> None:
     assert event is not None
     raw = struct.pack("<IIQ16sII", 42, 0, 7, b"bash", (1 << 4) | 0xF, 2)
     assert btf.format_value(event.id, raw) == {
-        "pid": 42, "ts": 7, "comm": "bash", "kind": -1, "flag": 1, "type": "EV_CLOSE"}
+        "pid": 42, "ts": 7, "comm": "bash", "kind": "0xf", "flag": "0x1", "type": "EV_CLOSE"}
     with pytest.raises(BtfError):
         btf.format_value(event.id, raw[:10])
 
@@ -73,7 +73,7 @@ def test_datasec_value_big_endian() -> None:
     assert obj.btf is not None
     foo = obj.maps[".data.foo"]
     assert obj.btf.format_value(foo.btf_value_type_id, foo.data or b"") == {
-        "foo_a": 42, "foo_b": 0x1122334455667788}
+        ".data.foo": [{"foo_a": 42}, {"foo_b": 0x1122334455667788}]}
 
 
 def test_btf_ext_func_and_line_info() -> None:

@@ -84,3 +84,58 @@ def test_mutated_btf_verdicts_match_the_kernel(kernel_bpf) -> None:
     assert not false_reject, f"BTF the kernel accepts but tinyaya rejects: {false_reject[:5]}"
     assert len(false_accept) <= EXAMPLES // 100, f"BTF tinyaya accepts but the kernel rejects: {false_accept[:5]}"
     assert same_reason >= 0.8 * both_reject, f"only {same_reason}/{both_reject} rejections give the kernel's reason"
+
+
+def _bpftool_dump(map_id: int) -> list[dict]:
+    import json
+    import shutil
+    import subprocess
+
+    bpftool = shutil.which("bpftool")
+    if bpftool is None:
+        pytest.skip("bpftool is not installed")
+    out = subprocess.run([bpftool, "-j", "map", "dump", "id", str(map_id)], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.linux
+@pytest.mark.parametrize(("name", "map_name"), [
+    ("btf_maps.o", "events_by_pid"), ("globals.o", ".data"), ("globals.o", ".rodata"), ("globals.o", ".bss"),
+    ("globals.o", ".data.foo"), ("kconfig.o", ".kconfig"), ("calls.o", "acc"),
+])
+def test_format_value_matches_bpftool_map_dump(kernel_bpf, name: str, map_name: str) -> None:
+    """``formatted`` values as ``bpftool -j map dump`` prints them for the same bytes in a real map."""
+    obj = Object.from_file(FIXTURES / name)
+    assert obj.btf is not None
+    m = obj.maps[map_name]
+    rng = random.Random(name + map_name)
+    fds: list[int] = []
+    try:
+        btf_fd = kernel_bpf.btf_load(obj.btf.raw)
+        fds.append(btf_fd)
+        fd = kernel_bpf.map_create(int(m.map_type), m.key_size, m.value_size, min(m.max_entries, 8), m.map_flags,
+                                   btf_fd=btf_fd, btf_key_type_id=m.btf_key_type_id,
+                                   btf_value_type_id=m.btf_value_type_id, name=b"tinyaya_fmt")
+        fds.append(fd)
+        values: dict[bytes, bytes] = {}
+        for i in range(min(m.max_entries, 3)):
+            key = i.to_bytes(m.key_size, "little")
+            if m.data is not None and i == 0:
+                value = m.data
+            else:
+                value = bytes(rng.choice([0, 1, 0x41, 0x7F, 0xFF, rng.randrange(256)]) for _ in range(m.value_size))
+                if i == 1 and m.value_size >= 24:  # a printable string with junk after its NUL
+                    value = value[:16] + b"bash\0\x01\x02\x03" + value[24:]
+            kernel_bpf.map_update(fd, key, value)
+            values[key] = value
+        dumped = _bpftool_dump(kernel_bpf.map_id(fd))
+    finally:
+        for f in fds:
+            os.close(f)
+    assert len(dumped) == len(values)
+    for entry in dumped:
+        key = bytes(int(b, 16) for b in entry["key"])
+        assert obj.btf.format_value(m.btf_value_type_id, values[key]) == entry["formatted"]["value"]
+        if m.btf_key_type_id:
+            assert obj.btf.format_value(m.btf_key_type_id, key) == entry["formatted"]["key"]

@@ -212,21 +212,24 @@ def format_type(btf: Btf, type_id: int) -> str:
 
 
 def _is_char(btf: Btf, type_id: int) -> bool:
-    t = btf.resolve(type_id)
-    return t.kind == BtfKind.INT and t.size == 1 and (
-        bool(t.int_encoding & BTF_INT_CHAR) or t.name in ("char", "signed char", "unsigned char"))
+    """bpftool ``is_str_array``'s element test: through qualifiers (not typedefs) to a 1-byte INT
+    that is BTF_INT_CHAR or named exactly ``char``."""
+    t = btf.type(type_id)
+    for _ in range(MAX_RESOLVE_DEPTH):
+        if t.kind not in (BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT, BtfKind.TYPE_TAG):
+            break
+        t = btf.type(t.type)
+    return t.kind == BtfKind.INT and t.size == 1 and (bool(t.int_encoding & BTF_INT_CHAR) or t.name == "char")
 
 
 def _is_str(data: bytes) -> bool:
-    """bpftool ``is_str_array``: printable up to a NUL, then only NULs."""
-    if not data:
-        return False
-    end = data.find(b"\0")
-    if end < 0:
-        return False
-    if not all(0x20 <= c < 0x7F for c in data[:end]):
-        return False
-    return not any(data[end:])
+    """bpftool ``is_str_array``: bytes 0x20..0x7e up to a NUL inside the array."""
+    for c in data:
+        if c == 0:
+            return True
+        if c <= 0x1F or c >= 0x7F:
+            return False
+    return False
 
 
 def _int(data: bytes, off: int, size: int, signed: bool, big: bool) -> int:
@@ -237,7 +240,10 @@ def _int(data: bytes, off: int, size: int, signed: bool, big: bool) -> int:
 
 
 def format_value(btf: Btf, type_id: int, data: bytes, *, _depth: int = 0) -> object:
-    """Render ``data`` as ``type_id`` (bpftool btf_dumper's JSON). Raises ``BtfError`` on short data."""
+    """Render ``data`` as ``type_id`` the way ``bpftool -j map dump`` writes ``formatted``
+    (tools/bpf/bpftool/btf_dumper.c): numbers, bitfields and 128-bit integers as hex strings,
+    char arrays holding a string as the string, enums by name, a DATASEC as
+    ``{section: [{var: value}, ...]}``. Raises ``BtfError`` on short data."""
     return _value(btf, type_id, bytes(data), 0, 0, 0, _depth)
 
 
@@ -248,7 +254,7 @@ def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: in
     t = btf.resolve(type_id)
     k = t.kind
     if k == BtfKind.VAR:
-        return _value(btf, t.type, data, off, 0, 0, depth + 1)
+        return {t.name: _value(btf, t.type, data, off, 0, 0, depth + 1)}
     if bits:  # a bitfield member: extract from the containing storage
         size = btf.size_of(t.id) if k in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64) else 8
         nbytes = (bit_off % 8 + bits + 7) // 8
@@ -262,10 +268,8 @@ def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: in
         else:
             shift = bit_off % 8
         v = (word >> shift) & ((1 << bits) - 1)
-        if k == BtfKind.INT and t.int_encoding & BTF_INT_SIGNED and v >> (bits - 1):
-            v -= 1 << bits
         del size
-        return v
+        return f"0x{v:x}"  # btf_dumper_bitfield: unsigned, in hex
     if k == BtfKind.INT:
         if t.int_bits and t.int_bits < t.size * 8 or t.int_offset:
             return _value(btf, type_id, data, off, t.int_offset, t.int_bits, depth + 1) if t.int_bits else 0
@@ -275,6 +279,8 @@ def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: in
         v = _int(data, off, t.size, signed, big)
         if t.int_encoding & BTF_INT_BOOL:
             return bool(v)
+        if t.int_encoding & BTF_INT_CHAR:
+            return chr(v & 0xFF)
         return v
     if k == BtfKind.PTR:
         return _int(data, off, 8, False, big)
@@ -283,7 +289,7 @@ def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: in
         for ev in t.enum_values:
             if ev.value == v or ev.value & ((1 << (8 * t.size)) - 1) == v:
                 return ev.name
-        return v
+        return _int(data, off, t.size, True, big)  # btf_dumper_enum: the value, signed
     if k == BtfKind.FLOAT:
         raw = data[off:off + t.size]
         if len(raw) < t.size:
@@ -297,7 +303,7 @@ def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: in
         n = t.array_nelems
         if off + elem_size * n > len(data):
             raise BtfError("value shorter than its type")
-        if elem_size == 1 and _is_char(btf, t.array_type) and _is_str(data[off:off + n]):
+        if n and elem_size == 1 and _is_char(btf, t.array_type) and _is_str(data[off:off + n]):
             return data[off:off + n].split(b"\0", 1)[0].decode("ascii")
         return [_value(btf, t.array_type, data, off + i * elem_size, 0, 0, depth + 1) for i in range(n)]
     if k in (BtfKind.STRUCT, BtfKind.UNION):
@@ -305,16 +311,9 @@ def _value(btf: Btf, type_id: int, data: bytes, off: int, bit_off: int, bits: in
         for m in t.members:
             mv = _value(btf, m.type, data, off + (0 if m.bitfield_size else m.bit_offset // 8),
                         m.bit_offset if m.bitfield_size else 0, m.bitfield_size, depth + 1)
-            if not m.name and isinstance(mv, dict):
-                out.update(mv)  # anonymous struct/union members are flattened
-            else:
-                out[m.name] = mv
+            out[m.name] = mv  # an anonymous member under "" (bpftool does not flatten)
         return out
-    if k == BtfKind.DATASEC:
-        dsec: dict[str, object] = {}
-        for s in t.secinfo:
-            var = btf.type(s.type)
-            dsec[var.name] = _value(btf, s.type, data, off + s.offset, 0, 0, depth + 1)
-        return dsec
+    if k == BtfKind.DATASEC:  # btf_dumper_datasec: {section: [{var: value}, ...]}
+        return {t.name: [_value(btf, s.type, data, off + s.offset, 0, 0, depth + 1) for s in t.secinfo]}
     raw = data[off:]
     return "0x" + raw.hex()
