@@ -421,3 +421,29 @@ def test_run_statistics_only_while_enabled(kernels):
         return out
 
     kernels.compare(scenario)
+
+
+@needs_maps
+@pytest.mark.parametrize("case", ["maps", "map_and_btf", "bad_fd", "not_bpf", "prog_fd", "bad_ptr", "dup"])
+def test_prog_load_fd_array_cnt(kernels, case):
+    """fd_array_cnt (Linux 6.14+): every map in fd_array is bound to the program, used or not."""
+    def scenario(s: Side):
+        m1, m2 = array(s, max_entries=1), hashmap(s)
+        blob = bytes.fromhex("9feb010018000000000000001000000010000000050000000100000000000001"
+                             "040000002000000100696e7400")
+        b = s.fd(s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob))))
+        a0, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0)
+        other_prog = s.fd(s.bpf(C.BPF_PROG_LOAD, a0))
+        fds = {"maps": [m1, m2], "map_and_btf": [m1, b], "bad_fd": [m1, s.bad_fd()],
+               "not_bpf": [s.non_bpf_fd()], "prog_fd": [other_prog], "bad_ptr": [m1], "dup": [m1, m1]}[case]
+        arr = BAD_PTR if case == "bad_ptr" else s.buf(b"".join(u32(f) for f in fds))
+        a, log = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, RET0, log_level=1, log_size=4096, fd_array=arr)
+        struct.pack_into("<I", a, 148, len(fds))  # fd_array_cnt
+        r = s.bpf(C.BPF_PROG_LOAD, a)
+        text = re.sub(r"fd \d+", "fd N", s.read(log, 4096).split(b"\0")[0].decode())
+        out = [r.outcome, text.splitlines()[:1]]
+        if r.ok:
+            out.append(_prog_info(s, r.ret)[5])  # nr_map_ids
+        return out
+
+    kernels.compare(scenario)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..isa.insn import Insn, decode, encode
 from ..isa.opcodes import LD_IMM64
 from ..uapi.bpf import BpfMapType, BpfProgType, ProgLoadAttr, PseudoSrc
-from .errors import E2BIG, EACCES, EINVAL, ENOTSUPP, EPERM, fail
+from .errors import E2BIG, EACCES, EBADF, EINVAL, ENOTSUPP, EPERM, fail
 from .mapcmds import bpf_obj_name_cpy, is_map
 from .usermem import check_zeroed_user, copy_from_user, strncpy_from_user
 from .vlog import VerifierLog, finalize_log
@@ -326,12 +326,16 @@ STATS_LINE_ZERO = ("processed 0 insns (limit 1000000) max_states_per_insn 0 tota
 def _before_verifier(k: SimKernel, ua: UAttr, a: Any, prog: BpfProg, log: VerifierLog, fd_array_cnt: int) -> None:
     if fd_array_cnt:
         fds = copy_from_user(a.fd_array, 4 * fd_array_cnt)
-        for (fd,) in struct.iter_unpack("<i", fds):
-            obj = k.fds.get(fd)
+        for (fd,) in struct.iter_unpack("<i", fds):  # process_fd_array / add_fd_from_fd_array
+            try:
+                obj = k.fds.get(fd)
+            except OSError:
+                obj = None
             if is_map(obj):
                 _add_used_map(k, prog, log, obj)
             elif type(obj).__name__ != "BtfObject":
-                raise fail(EINVAL, f"fd_array[] fd {fd} is neither a map nor BTF")
+                log.write(f"fd {fd} is not pointing to valid bpf_map or btf\n")
+                raise fail(EINVAL if obj is not None else EBADF, f"fd_array[] fd {fd} is neither a map nor BTF")
     _check_btf_info(k, ua, a, prog, log)
     prog.tag = bpf_prog_calc_tag(prog.orig_insns)
     resolve_pseudo_ldimm64(k, prog, log, a.fd_array)
