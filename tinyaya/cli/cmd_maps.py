@@ -1,13 +1,16 @@
 """``tinyaya maps list|dump|show|lookup|update|delete|pin``: the last load's maps, from any shell."""
 from __future__ import annotations
 
+import errno
 import json
-from typing import Any
+import os
+from typing import Any, NoReturn
 
 import click
 
 from ..sys import bpf as sysbpf
-from ..uapi.bpf import MapUpdateFlags
+from ..uapi.bpf import BpfMapType, MapUpdateFlags
+from .errors import failed
 from .kernels import open_kernel
 from .mapfmt import (
     Entry,
@@ -30,6 +33,28 @@ from .pins import (
     split_percpu,
     value_size_for,
 )
+
+
+def _elem_error(name: str, m: Any, op: str, key: str, e: OSError, flags: str = "any") -> NoReturn:
+    """One line for a failed element command, in the words of its errno (bpf(2) ``ERRORS``)."""
+    i = m.info
+    code = errno.errorcode.get(e.errno or 0, str(e.errno))
+    is_array = i.type in (BpfMapType.BPF_MAP_TYPE_ARRAY, BpfMapType.BPF_MAP_TYPE_PERCPU_ARRAY)
+    if e.errno == errno.ENOENT:
+        what = f"map {name}: key {key!r} not found"
+    elif e.errno == errno.EEXIST:
+        what = f"map {name}: key {key!r} already exists (--flags {flags})"
+    elif e.errno == errno.E2BIG and is_array:
+        what = f"map {name}: key {key!r} is out of range (max_entries {i.max_entries})"
+    elif e.errno == errno.E2BIG:
+        what = f"map {name} is full (max_entries {i.max_entries}): delete a key first"
+    elif e.errno == errno.EINVAL and is_array and op == "delete":
+        what = f"map {name}: an array's elements can't be deleted (bpf_map_delete_elem is EINVAL)"
+    elif e.errno == errno.EPERM:
+        what = f"map {name}: {op} not permitted (the map is frozen or read-only)"
+    else:
+        what = f"map {name}: {op} {key!r}: {os.strerror(e.errno or 0)}"
+    failed(f"{what} ({code})")
 
 
 def _json(data: Any) -> str:
@@ -179,11 +204,7 @@ def maps_lookup(name: str, key: str, as_json: bool) -> None:
         try:
             raw = sysbpf.bpf_map_lookup_elem(kernel, m.fd, k, value_size_for(kernel, m))
         except OSError as e:
-            if e.errno == 2:
-                from .errors import failed
-
-                failed(f"map {name}: key {key!r} not found")
-            raise
+            _elem_error(name, m, "lookup", key, e)
         entry = Entry(k, split_percpu(kernel, m, raw))
         mb = MapBtfSource(kernel, record).for_map(m)
         if as_json:
@@ -223,7 +244,10 @@ def maps_update(name: str, key: str, value: str, flags: str) -> None:
             stride = (m.info.value_size + 7) // 8 * 8
             ncpu = value_size_for(kernel, m) // stride
             v = (v + bytes(stride - len(v))) * ncpu
-        sysbpf.bpf_map_update_elem(kernel, m.fd, k, v, int(_UPDATE_FLAGS[flags]))
+        try:
+            sysbpf.bpf_map_update_elem(kernel, m.fd, k, v, int(_UPDATE_FLAGS[flags]))
+        except OSError as e:
+            _elem_error(name, m, "update", key, e, flags)
     finally:
         close_maps(kernel, [m])
 
@@ -242,7 +266,11 @@ def maps_delete(name: str, key: str) -> None:
     kernel = open_kernel("sim")
     m = open_map(kernel, name)
     try:
-        sysbpf.bpf_map_delete_elem(kernel, m.fd, parse_hex_bytes(key, m.info.key_size, "key"))
+        k = parse_hex_bytes(key, m.info.key_size, "key")
+        try:
+            sysbpf.bpf_map_delete_elem(kernel, m.fd, k)
+        except OSError as e:
+            _elem_error(name, m, "delete", key, e)
     finally:
         close_maps(kernel, [m])
 
