@@ -207,3 +207,18 @@ def test_struct_ops_map() -> None:
     assert m.values == ("tiny_init", "tiny_ssthresh", "tiny_cong_avoid")
     assert [int(obj.programs[n].section.expected_attach_type or 0) for n in m.values if n] == [0, 1, 2]
     assert m.data is not None and m.data[28:35] == b"tiny_cc"
+
+
+def test_relocation_targets_follow_the_immediate() -> None:
+    """Against the .text section symbol the target is in the instruction: sym.value/8 + imm + 1 for a
+    call, sym.value + imm for a callback's ld_imm64."""
+    d = describe(load("calls.o"))
+    got = [(r["section"], r["offset"], r["symbol"], r["target"]) for r in d["relocations"]]
+    assert got == [
+        (".text", 24, "acc", "map acc"), (".text", 192, "total", "data .bss+0"),
+        ("xdp", 8, "global_helper", "function global_helper"), ("xdp", 48, ".text", "function loop_cb"),
+        ("xdp", 136, ".text", "function add_square"), ("kprobe/do_unlinkat", 8, ".text", "function square"),
+        ("kprobe/do_unlinkat", 24, "total", "data .bss+0")]
+    d = describe(load("struct_ops.o"))
+    assert [r["target"] for r in d["relocations"]] == [
+        "program tiny_init", "program tiny_ssthresh", "program tiny_cong_avoid"]

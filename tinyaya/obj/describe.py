@@ -124,23 +124,48 @@ def describe_map(obj: Object, m: MapDef) -> dict[str, Any]:
     return out
 
 
+def _insn_at(obj: Object, section_index: int, offset: int) -> Any:
+    for fn in obj.functions.values():
+        if fn.section_index == section_index and fn.address <= offset < fn.address + fn.size:
+            return fn.insns[(offset - fn.address) // 8]
+    return None
+
+
 def _relocation_target(obj: Object, r: Relocation) -> str:
+    """What a relocation resolves to: the map, the data offset, or the function it lands on
+    (a section symbol's target depends on the instruction's immediate, as link_program reads it)."""
     sym = obj.symbols[r.symbol_index] if r.symbol_index < len(obj.symbols) else None
     if sym is None:
         return "?"
     if not sym.is_defined:
-        return "undefined"
+        var = obj.variables.get(sym.name)
+        if var is not None and var.section_index < 0:
+            return f"data {var.section_name}+{var.offset}"
+        return f"undefined {sym.name}"
     sec = obj.section(sym.section_index)
     if sec is None:
         return "?"
+    ins = _insn_at(obj, r.section_index, r.offset)
+    imm = ins.imm if ins is not None and sym.is_section else 0
     for m in obj.maps.values():
-        if m.section_index == sec.index and (m.is_data or m.offset == sym.value):
-            return f"map {m.name}" if not m.is_data else f"data {m.name}+{sym.value}"
+        if m.section_index != sec.index:
+            continue
+        if m.is_data:  # as link_program: sym.value + the ld_imm64's own immediate (+ a RELA addend)
+            data_imm = ins.imm if ins is not None and ins.is_ld_imm64 else 0
+            return f"data {m.name}+{sym.value + data_imm + (r.addend or 0)}"
+        if m.offset == sym.value + imm:
+            return f"map {m.name}"
     if sec.is_executable:
-        fn = obj.function_at(sec.index, sym.value)
-        kind = "program" if any(p.section_index == sec.index and p.address == sym.value
+        if ins is not None and ins.is_ld_imm64:
+            addr = sym.value + ins.imm + (r.addend or 0)
+        elif ins is not None:
+            addr = (sym.value // 8 + ins.imm + 1) * 8
+        else:
+            addr = sym.value
+        fn = obj.function_at(sec.index, addr)
+        kind = "program" if any(p.section_index == sec.index and p.address == addr
                                 for p in obj.programs.values()) else "function"
-        return f"{kind} {fn.name}" if fn else f"code {sec.name}+{sym.value}"
+        return f"{kind} {fn.name}" if fn else f"code {sec.name}+{addr:#x}"
     return f"section {sec.name}"
 
 
@@ -164,7 +189,8 @@ def describe(obj: Object) -> dict[str, Any]:
     code_sections = {p.section_index for p in obj.programs.values()} | (
         {obj.text_section_index} if obj.text_section_index is not None else set())
     for sec_index, rels in sorted(obj.relocations.items()):
-        if sec_index not in code_sections and obj.sections[sec_index].name != ".maps":
+        if sec_index not in code_sections and obj.sections[sec_index].name not in (".maps", ".struct_ops",
+                                                                                    ".struct_ops.link"):
             continue
         for r in rels:
             relocations.append({
