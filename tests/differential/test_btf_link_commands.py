@@ -11,7 +11,9 @@ from diffharness import (
     ATTR_SIZE,
     RET0,
     Side,
+    batch,
     btf_load,
+    elem,
     info,
     link_create,
     map_create,
@@ -22,6 +24,7 @@ from diffharness import (
 from tinyaya.uapi.bpf import BpfCmd as C
 from tinyaya.uapi.bpf import BpfMapType as T
 from tinyaya.uapi.bpf import BpfProgType as P
+from tinyaya.uapi.bpf import MapFlags
 
 maps_mod = pytest.importorskip("tinyaya.sim_kernel.maps")
 needs_maps = pytest.mark.skipif(not hasattr(maps_mod, "create_map"), reason="sim maps (B2) not there yet")
@@ -257,5 +260,45 @@ def test_info_len_rules_for_every_object(kernels, kind, extra):
         if kind in ("link", "btf"):
             got[8:16] = bytes(len(got[8:16]))  # prog id of a link, btf id
         return [r.outcome, r.u32(4), bytes(got)]
+
+    kernels.compare(scenario)
+
+
+def _spin_lock_btf() -> bytes:
+    from btfgen import BtfBuilder, int_t
+
+    b = BtfBuilder()
+    i = int_t(b)  # 1
+    lock = b.t("bpf_spin_lock", 4, vlen=1, st=4, extra=struct.pack("<III", b.s("val"), i, 0))  # 2
+    b.t("val", 4, vlen=2, st=8, extra=struct.pack("<III", b.s("lock"), lock, 0) + struct.pack("<III", b.s("v"), i, 32))
+    return b.blob()
+
+
+@pytest.mark.parametrize("map_type,map_flags", [(T.BPF_MAP_TYPE_HASH, 0), (T.BPF_MAP_TYPE_ARRAY, 0),
+                                                (T.BPF_MAP_TYPE_HASH, MapFlags.BPF_F_RDONLY_PROG),
+                                                (T.BPF_MAP_TYPE_PERCPU_HASH, 0), (T.BPF_MAP_TYPE_LRU_HASH, 0)])
+def test_spin_lock_maps(kernels, map_type, map_flags):
+    """A bpf_spin_lock in the value (found through BTF): BPF_F_LOCK works, freezing is ENOTSUPP, and the
+    types and flags that cannot have one refuse it."""
+    def scenario(s: Side):
+        blob = _spin_lock_btf()
+        b = s.fd(s.bpf(C.BPF_BTF_LOAD, btf_load(s.buf(blob), len(blob))))
+        r = s.bpf(C.BPF_MAP_CREATE, map_create(map_type, 4, 8, 4, map_flags, btf_fd=b, btf_key_type_id=1,
+                                               btf_value_type_id=3))
+        if not r.ok:
+            return r.outcome
+        fd = r.ret
+        key, val = s.buf(u32(1)), s.buf(struct.pack("<II", 0x55, 7))
+        out = [s.bpf(C.BPF_MAP_UPDATE_ELEM, elem(fd, key, val, 4)).outcome]
+        got = s.buf(8)
+        out.append(s.bpf(C.BPF_MAP_LOOKUP_ELEM, elem(fd, key, got, 4)).outcome)
+        out.append(s.read(got, 8))
+        got2 = s.buf(b"\xee" * 8)
+        out.append(s.bpf(C.BPF_MAP_LOOKUP_ELEM, elem(fd, key, got2)).outcome)
+        out.append(s.read(got2, 8))
+        out.append(s.bpf(C.BPF_MAP_LOOKUP_BATCH, batch(fd, s.buf(64), s.buf(64), 4, out_batch=s.buf(4),
+                                                       elem_flags=4)).outcome)
+        out.append(s.bpf(C.BPF_MAP_FREEZE, elem(fd)).outcome)
+        return out
 
     kernels.compare(scenario)
