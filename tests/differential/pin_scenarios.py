@@ -21,7 +21,7 @@ from diffharness import RET0, Side, elem, info, map_create, obj, prog_load, u32,
 
 from tinyaya.uapi.bpf import BpfCmd as C  # noqa: E402
 
-RDONLY, WRONLY = 0x8, 0x10
+RDONLY, WRONLY, PATH_FD = 0x8, 0x10, 1 << 14
 
 
 def scenario(s: Side, root: Path) -> list[Any]:
@@ -78,6 +78,18 @@ def scenario(s: Side, root: Path) -> list[Any]:
     os.unlink(root / "dir" / "rel")
     out.append(s.bpf(C.BPF_OBJ_GET, obj(p("dir", "rel"))).outcome)
     out.append(s.bpf(C.BPF_OBJ_GET, obj(p("dir"))).outcome)
+    # BPF_F_PATH_FD: the path is relative to a directory fd
+    dfd = os.open(root / "dir", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with_fd = bytearray(struct.pack("<QIIi", s.cstr("byfd"), m2, PATH_FD, dfd)).ljust(168, b"\0")
+        out.append(s.bpf(C.BPF_OBJ_PIN, with_fd).outcome)
+        get_fd = bytearray(struct.pack("<QIIi", s.cstr("byfd"), 0, PATH_FD, dfd)).ljust(168, b"\0")
+        out.append(s.bpf(C.BPF_OBJ_GET, get_fd).outcome)
+        no_flag = bytearray(struct.pack("<QIIi", s.cstr("byfd"), 0, 0, dfd)).ljust(168, b"\0")
+        out.append(s.bpf(C.BPF_OBJ_GET, no_flag).outcome)
+    finally:
+        os.close(dfd)
+    out.append(sorted(os.listdir(root / "dir")))
     return out
 
 
