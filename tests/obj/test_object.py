@@ -218,7 +218,7 @@ def test_relocation_targets_follow_the_immediate() -> None:
         (".text", 24, "acc", "map acc"), (".text", 192, "total", "data .bss+0"),
         ("xdp", 8, "global_helper", "function global_helper"), ("xdp", 48, ".text", "function loop_cb"),
         ("xdp", 136, ".text", "function add_square"), ("kprobe/do_unlinkat", 8, ".text", "function square"),
-        ("kprobe/do_unlinkat", 24, "total", "data .bss+0")]
+        ("kprobe/do_unlinkat", 16, "total", "data .bss+0")]
     d = describe(load("struct_ops.o"))
     assert [r["target"] for r in d["relocations"]] == [
         "program tiny_init", "program tiny_ssthresh", "program tiny_cong_avoid"]
