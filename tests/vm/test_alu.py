@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from vmfakes import prog
+from vmfakes import kernel_fixture, prog  # noqa: F401 - the kernel fixture
 
 M64 = (1 << 64) - 1
 

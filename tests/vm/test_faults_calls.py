@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from vmfakes import FakeArrayMap, prog
+from vmfakes import FakeArrayMap, kernel_fixture, prog  # noqa: F401 - the kernel fixture
 
 from tinyaya.isa import Insn
 from tinyaya.sim_kernel.vm import BpfFault

@@ -1,7 +1,7 @@
 """Packet and checksum helpers against independent computations (no real kernel needed)."""
 from __future__ import annotations
 
-from vmfakes import prog
+from vmfakes import kernel_fixture, prog  # noqa: F401 - the kernel fixture
 
 from tinyaya.isa import assemble
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from vmfakes import prog
+from vmfakes import kernel_fixture, prog  # noqa: F401 - the kernel fixture
 
 ENOTSUPP = 524
 

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from tinyaya.isa import Insn, assemble
 from tinyaya.sim_kernel.clock import Clock
 from tinyaya.sim_kernel.memory import AddressSpace, RegionKind
@@ -74,3 +76,9 @@ class FakeArrayMap:
 def prog(src: str | list[Insn], name: str = "t", prog_type: int = 6) -> Any:
     insns = assemble(src) if isinstance(src, str) else src
     return SimpleNamespace(name=name, insns=insns, prog_type=prog_type, compiled=None)
+
+
+@pytest.fixture(name="kernel")
+def kernel_fixture() -> FakeKernel:
+    """``kernel``: a fresh fake kernel (a test module imports ``kernel_fixture`` to use it)."""
+    return FakeKernel()
