@@ -158,6 +158,9 @@ def test_prog_pin_opened_by_another_kernel_shares_stats(tmp_path: Path) -> None:
     assert prog_info(b, fd_b)[0].run_cnt == 4
     # it can be inspected, not run, in the other kernel
     assert b.fds.get(fd_b).foreign
+    if pytest.importorskip("tinyaya.sim_kernel.vm"):
+        attr = bytearray(struct.pack("<I", fd_b)).ljust(80, b"\0")
+        assert errno_of(b.bpf, BpfCmd.BPF_PROG_TEST_RUN, attr) == 524
 
 
 def test_link_pin_and_raw_tracepoint_link(tmp_path: Path) -> None:
