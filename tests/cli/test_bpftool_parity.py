@@ -331,3 +331,100 @@ def test_example_plain_text_matches_bpftool(example_pair: tuple[Path, dict[str, 
     r = run_cli(["maps", "dump", "AYA_LOG_BUF"], state)
     # the sim's buffer holds the last log record; the real one is zeroed: compare the layout, not the bytes
     assert [len(line) for line in r.stdout.splitlines()] == [len(line) for line in want_buf.splitlines()]
+
+
+# --- btf_dumper rules that clang's BTF does not reach (hand-made BTF; expectations from btf_dumper.c) ---
+
+
+class _Btf:
+    """A tiny BTF writer (uapi linux/btf.h): ``t()`` appends a type and returns its id."""
+
+    def __init__(self) -> None:
+        self.strs = bytearray(b"\0")
+        self.types = bytearray()
+        self.n = 0
+
+    def s(self, name: str) -> int:
+        if not name:
+            return 0
+        self.strs += name.encode() + b"\0"
+        return len(self.strs) - len(name) - 1
+
+    def t(self, name: str, kind: int, st: int = 0, vlen: int = 0, kflag: int = 0, extra: bytes = b"") -> int:
+        import struct
+
+        self.types += struct.pack("<III", self.s(name), (kflag << 31) | (kind << 24) | vlen, st) + extra
+        self.n += 1
+        return self.n
+
+    def int_(self, name: str, size: int, bits: int, enc: int = 0, off: int = 0) -> int:
+        return self.t(name, 1, size, extra=((enc << 24) | (off << 16) | bits).to_bytes(4, "little"))
+
+    def build(self) -> Any:
+        import struct
+
+        from tinyaya.obj.btf import Btf
+
+        hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(self.types), len(self.types), len(self.strs))
+        return Btf.parse(hdr + bytes(self.types) + bytes(self.strs))
+
+
+def _le(*words: tuple[int, int]) -> bytes:
+    return b"".join(v.to_bytes(n, "little") for v, n in words)
+
+
+def test_btf_dumper_rules_beyond_clang() -> None:
+    from tinyaya.cli.btffmt import Raw, dump_value, format_json, write_pretty_one
+
+    b = _Btf()
+    ch = b.int_("ch", 1, 8, enc=2)  # BTF_INT_CHAR
+    u8 = b.int_("unsigned char", 1, 8)
+    char = b.int_("char", 1, 8, enc=1)
+    u32 = b.int_("unsigned int", 4, 32)
+    odd = b.int_("odd", 4, 12, off=4)  # an int with a bit offset: a bitfield for btf_dumper_int
+    cchar = b.t("", 10, char)  # const char
+    tdef = b.t("name_t", 8, char)  # typedef char
+    idx = u32
+    arr_const = b.t("", 3, extra=_le((cchar, 4), (idx, 4), (4, 4)))
+    arr_tdef = b.t("", 3, extra=_le((tdef, 4), (idx, 4), (4, 4)))
+    arr_u8 = b.t("", 3, extra=_le((u8, 4), (idx, 4), (4, 4)))
+    e8 = b.t("e8", 6, 1, vlen=2, extra=_le((b.s("MINUS"), 4), (0xFFFFFFFF, 4), (b.s("ONE"), 4), (1, 4)))
+    ptr = b.t("", 2, 0)
+    # kind_flag 0: member offsets are plain bit offsets; the 3-bit int member is a bitfield by its type
+    bits3 = b.int_("u3", 1, 3)
+    s = b.t("s", 4, 24, vlen=10, extra=b"".join(_le((b.s(n), 4), (tid, 4), (off, 4)) for n, tid, off in [
+        ("c", ch, 0), ("d", ch, 8), ("b3", bits3, 19), ("odd", odd, 32), ("k", arr_const, 64),
+        ("t", arr_tdef, 96), ("u", arr_u8, 128), ("e", e8, 160), ("f", e8, 168), ("p", ptr, 0)]))
+    btf = b.build()
+    data = bytearray(24)
+    data[0], data[1] = ord("A"), 1
+    data[2] = 0b101 << 3
+    data[4:8] = (0xABC << 4).to_bytes(4, "little")
+    data[8:12], data[12:16], data[16:20] = b"hi\0x", b"hi\0\0", b"hi\0\0"
+    data[20], data[21] = 0xFF, 0x80
+    got = format_json(btf, s, bytes(data))
+    assert got == {"c": "A", "d": "\x01", "b3": "0x5", "odd": "0xabc", "k": "hi", "t": [104, 105, 0, 0],
+                   "u": [104, 105, 0, 0], "e": "MINUS", "f": -128, "p": int.from_bytes(data[:8], "little")}
+    plain = dump_value(btf, s, bytes(data), plain=True)
+    assert dict(plain.items)["d"] == Raw("0x1") and dict(plain.items)["b3"] == Raw("0x5")
+    assert '"b3": 0x5,' in write_pretty_one(plain)
+    assert dump_value(btf, ptr, bytes(8), plain=True) == "(nil)"
+
+
+def test_btf_dumper_short_values_and_repeated_names() -> None:
+    from tinyaya.cli.btffmt import BtfDumpError, dump_value, format_json
+    from tinyaya.cli.mapfmt import Entry, MapBtf, entry_json
+
+    b = _Btf()
+    u32 = b.int_("unsigned int", 4, 32)
+    anon1 = b.t("", 4, 4, vlen=1, extra=_le((b.s("a"), 4), (u32, 4), (0, 4)))
+    anon2 = b.t("", 4, 4, vlen=1, extra=_le((b.s("b"), 4), (u32, 4), (0, 4)))
+    outer = b.t("o", 4, 8, vlen=2, extra=_le((0, 4), (anon1, 4), (0, 4)) + _le((0, 4), (anon2, 4), (32, 4)))
+    btf = b.build()
+    # bpftool writes both anonymous members as "": json.loads keeps the first place and the last value
+    assert format_json(btf, outer, _le((1, 4), (2, 4))) == {"": {"b": 2}}
+    with pytest.raises(BtfDumpError):
+        dump_value(btf, outer, bytes(6))
+    e = entry_json(Entry(bytes(4), [bytes(6)]), False, MapBtf(btf, u32, outer))
+    assert "formatted" not in e and e["value"] == ["0x00"] * 6
+
