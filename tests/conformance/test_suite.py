@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conformance_data import ConformanceTest, conformance_dir, load_all
 
-from tinyaya.conformance_plugin import main
-from tinyaya.isa import AsmError, encode
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared conformance_data parser
+
+from conformance_data import ConformanceTest, conformance_dir, load_all  # noqa: E402
+
+from tinyaya.conformance_plugin import main  # noqa: E402
+from tinyaya.isa import AsmError, encode  # noqa: E402
 
 #: name -> why it cannot pass
 EXCLUDED = {
