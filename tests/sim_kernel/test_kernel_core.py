@@ -217,3 +217,25 @@ def test_simkernel_implements_the_kernel_protocol() -> None:
     k = SimKernel(ncpus=3)
     assert isinstance(k, Kernel) and k.backend == "sim"
     assert possible_cpus(k) == [0, 1, 2]
+
+
+def test_bpffs_directories_are_private(tmp_path) -> None:
+    import os
+    import stat
+
+    root = tmp_path / "state" / "tinyaya" / "bpffs"
+    k = SimKernel(bpffs_root=root)
+    old = os.umask(0o022)
+    try:
+        k.bpffs.ensure()
+    finally:
+        os.umask(old)
+    for d in (root, root.parent, root.parent.parent):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    assert errno_of(SimKernel(bpffs_root=link).bpffs.ensure) == errno.ENOTDIR
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 12345, 12345)
+    assert errno_of(SimKernel(bpffs_root=theirs).bpffs.ensure) == errno.EACCES

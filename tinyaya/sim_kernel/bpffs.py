@@ -65,8 +65,24 @@ def default_root() -> Path:
 
 
 def _private_dir(path: Path) -> None:
-    """Create ``path`` (and parents we create) 0700; refuse a directory that is not private to us."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``path`` and every missing parent 0700; refuse a directory that is not private to us.
+
+    A root that is a symlink, or that another user owns (say, made in /tmp ahead of us), is refused,
+    so nobody else can read or replace our pins.
+    """
+    missing = []
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            pass
+        ds = d.lstat()
+        if stat.S_ISDIR(ds.st_mode) and ds.st_uid == os.getuid():
+            os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode):
         raise fail(ENOTDIR, f"{path} is not a directory")
