@@ -71,39 +71,72 @@ def tmux() -> str:
     return exe
 
 
+class Tmux:
+    """A tmux server of our own (``-L``), one pane running the load; killed (only it) at the end."""
+
+    def __init__(self, exe: str, tmp_path: Path, width: int, height: int) -> None:
+        self.base = [exe, "-L", f"tinyaya-test-{os.getpid()}-{width}x{height}", "-f", "/dev/null"]
+        self.done = tmp_path / "exit-status"
+        self.env = cli_env(tmp_path / "state")
+        argv = " ".join([sys.executable, "-m", "tinyaya.cli.main", *LOAD])
+        script = f"cd {ROOT} && {argv}; echo $? > {self.done}; sleep 60"
+        subprocess.run([*self.base, "new-session", "-d", "-s", "live", "-x", str(width), "-y", str(height), script],
+                       env=self.env, check=True)
+        self.deadline = time.monotonic() + 90
+
+    def screen(self) -> str:
+        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "live"], capture_output=True, text=True,
+                              env=self.env).stdout
+
+    def mid_run(self) -> str:
+        """The first screen showing the table's header row and the status line while the load runs."""
+        while time.monotonic() < self.deadline and not self.done.exists():
+            s = self.screen()
+            if "syscall ┃ name" in s and "backend sim" in s and "issued" not in s:
+                time.sleep(0.6)  # a later frame, with counts for every syscall seen so far
+                return self.screen()
+            time.sleep(0.1)
+        return ""
+
+    def wait_exit(self) -> None:
+        while time.monotonic() < self.deadline and not self.done.exists():
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, env=self.env)
+
+
 def test_live_view_on_a_tmux_screen(tmp_path: Path, tmux: str) -> None:
     """What the screen shows mid-run: one table and one status line, updated in place."""
-    state = tmp_path / "state"
-    sock = f"tinyaya-test-{os.getpid()}"
-    done = tmp_path / "exit-status"
-    argv = " ".join([sys.executable, "-m", "tinyaya.cli.main", *LOAD])
-    script = f"cd {ROOT} && {argv}; echo $? > {done}; sleep 60"
-    base = [tmux, "-L", sock, "-f", "/dev/null"]
-    env = cli_env(state)
-    subprocess.run([*base, "new-session", "-d", "-s", "live", "-x", "160", "-y", "60", script], env=env, check=True)
+    t = Tmux(tmux, tmp_path, 160, 60)
+    done = t.done
     try:
-        def screen() -> str:
-            return subprocess.run([*base, "capture-pane", "-p", "-t", "live"], capture_output=True, text=True,
-                                  env=env).stdout
-
-        mid = ""
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not done.exists():
-            s = screen()
-            if "openat" in s and STATUS.search(s) and "issued" not in s:
-                mid = s
-                break
-            time.sleep(0.1)
-        assert mid, "the live view showed the table and status while running: " + screen()
+        mid = t.mid_run()
+        assert "openat" in mid, "the live view showed the table and status while running: " + t.screen()
         assert len(STATUS.findall(mid)) == 1, "redrawn in place, not scrolled:\n" + mid
+        assert any("backend sim" in line and "faults" in line for line in mid.splitlines()), mid
         assert mid.count("SYSCALL_LIST") == 1
         assert re.search(r"│\s+257 │ openat\s+│\s+\d+ │", mid)
-        while time.monotonic() < deadline and not done.exists():
-            time.sleep(0.1)
+        t.wait_exit()
         assert done.exists(), "the load exits by itself after --duration"
         assert done.read_text().strip() == "0"
-        final = screen()
+        final = t.screen()
         assert "workload default: issued" in final
         assert "Traceback" not in final
     finally:
-        subprocess.run([*base, "kill-server"], capture_output=True, env=env)
+        t.kill()
+
+
+@pytest.mark.xfail(strict=True, reason="cmd_load._View._render doesn't fit the view to the terminal: on 80x24 "
+                   "the status line wraps and the table is cut before openat (rich's '...'); remove this "
+                   "marker once the view keeps the busiest rows within the terminal height")
+def test_live_view_fits_an_80x24_terminal(tmp_path: Path, tmux: str) -> None:
+    t = Tmux(tmux, tmp_path, 80, 24)
+    try:
+        mid = t.mid_run()
+        assert mid
+        lines = mid.splitlines()
+        assert re.search(r"│\s+257 │ openat\s+│\s+\d+ │", mid), "the busiest syscalls are on screen:\n" + mid
+        assert not any(line.strip() == "..." for line in lines), "nothing cut off:\n" + mid
+    finally:
+        t.kill()
