@@ -252,3 +252,18 @@ def test_real_kernel_accepts_linked_program(kernel_bpf, name: str, prog: str, wi
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def test_lenient_link_for_inspection() -> None:
+    """inspect --disasm wants to show code that cannot be loaded: memset calls, CO-RE, unknown sections."""
+    obj = Object.from_file(FIXTURES / "memset.o")
+    lp = link_program(obj, "calls_memset", map_fds={}, lenient=True)
+    assert len(lp.insns) == obj.programs["calls_memset"].insn_count
+    assert lp.problems and "memset" in lp.problems[0]
+    core = Object.from_file(FIXTURES / "core.o")
+    assert "CO-RE" in link_program(core, "read_tgid", map_fds={}, lenient=True).problems[0]
+    legacy = Object.from_file(FIXTURES / "legacy_aya.o")
+    lp = link_program(legacy, "syscall_ebpf", map_fds={}, lenient=True)
+    assert sum("no fd for map" in p for p in lp.problems) == 3
+    samples = Object.from_file(FIXTURES / "samples_style.o")
+    assert link_program(samples, "tail_handle_ipv4", map_fds={}, lenient=True).insns

@@ -33,7 +33,7 @@ SHN_COMMON = 0xFFF2
 SHN_XINDEX = 0xFFFF
 
 _MAX_SECTIONS = 1 << 16
-MAX_NOBITS_SIZE = 1 << 28  # a .bss larger than 256 MiB is corrupt, not a program's globals
+MAX_NOBITS_SIZE = 1 << 26  # a .bss past 64 MiB is corrupt: the kernel caps a map value far lower
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from .errors import (
     CoreRelocationsUnsupported,
     InvalidRelocationOffset,
     MapNotFound,
+    RelocationError,
     RelocationSectionNotFound,
     UnknownFunction,
     UnknownProgram,
@@ -48,8 +49,10 @@ BPF_CALL_INSN = 0x85  # BPF_JMP | BPF_CALL
 
 
 class _Linker:
-    def __init__(self, obj: Object, name: str, map_fds: Mapping[str, int]) -> None:
+    def __init__(self, obj: Object, name: str, map_fds: Mapping[str, int], lenient: bool = False) -> None:
         self.obj = obj
+        self.lenient = lenient
+        self.problems: list[str] = []
         self.name = name
         self.map_fds = map_fds
         self.insns: list[Insn] = []
@@ -91,21 +94,24 @@ class _Linker:
         while j < n:
             ins = self.insns[base + j]
             rel = rels.get(fn.address + 8 * j)
-            if ins.is_ld_imm64:
-                if rel is not None:
-                    if j + 1 >= n:
-                        raise self._err(InvalidRelocationOffset, "ld_imm64 relocation on the last slot", fn, j,
-                                        rel.symbol_name)
-                    self.relocate_ld_imm64(fn, base, j, rel)
-                j += 2
-                continue
-            if ins.code == BPF_CALL_INSN and (ins.src == BPF_PSEUDO_CALL or rel is not None):
-                self.relocate_call(fn, base, j, rel)
-            elif rel is not None:
-                raise self._err(InvalidRelocationOffset,
-                                f"relocation {rel.type_name} against '{rel.symbol_name}' is not on an ld_imm64 "
-                                f"or call instruction (code {ins.code:#04x})", fn, j, rel.symbol_name)
-            j += 1
+            try:
+                if ins.is_ld_imm64:
+                    if rel is not None:
+                        if j + 1 >= n:
+                            raise self._err(InvalidRelocationOffset, "ld_imm64 relocation on the last slot", fn, j,
+                                            rel.symbol_name)
+                        self.relocate_ld_imm64(fn, base, j, rel)
+                elif ins.code == BPF_CALL_INSN and (ins.src == BPF_PSEUDO_CALL or rel is not None):
+                    self.relocate_call(fn, base, j, rel)
+                elif rel is not None:
+                    raise self._err(InvalidRelocationOffset,
+                                    f"relocation {rel.type_name} against '{rel.symbol_name}' is not on an ld_imm64 "
+                                    f"or call instruction (code {ins.code:#04x})", fn, j, rel.symbol_name)
+            except RelocationError as e:
+                if not self.lenient:
+                    raise
+                self.problems.append(e.message)  # left as compiled, for inspection
+            j += 2 if ins.is_ld_imm64 else 1
 
     def _symbol(self, fn: Function, j: int, rel: Relocation):
         sym = self.obj.symbols[rel.symbol_index] if 0 <= rel.symbol_index < len(self.obj.symbols) else None
@@ -206,25 +212,27 @@ class _Linker:
         return int(fd)
 
 
-def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_core: bool = False
-                 ) -> LinkedProgram:
+def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_core: bool = False,
+                 lenient: bool = False) -> LinkedProgram:
     """Relocate program ``name`` and append the subprograms it reaches (see the module docstring).
 
     ``map_fds`` maps map names (as in ``obj.maps``) to fds. Raises a
     ``RelocationError`` subclass naming the file, section, symbol and call site.
     A program that needs CO-RE raises ``CoreRelocationsUnsupported`` unless
-    ``allow_core`` (then the CO-RE sites are left as compiled).
+    ``allow_core`` (then the CO-RE sites are left as compiled). ``lenient`` (for
+    ``inspect --disasm``) links whatever can be linked and lists the rest in
+    ``LinkedProgram.problems`` instead of raising.
     """
     prog = obj.programs.get(name)
     if prog is None:
         raise UnknownProgram(f"program '{name}' not found", path=obj.path, symbol=name)
-    if not prog.section.known:
+    if not prog.section.known and not lenient:
         raise UnknownProgramSection(f"cannot load program '{name}': unknown program section '{prog.section_name}'",
                                     path=obj.path, section=prog.section_name, symbol=name)
     main = obj.function_at(prog.section_index, prog.address)
     if main is None:  # pragma: no cover - programs always have their function
         raise UnknownProgram(f"program '{name}' has no code", path=obj.path, symbol=name)
-    linker = _Linker(obj, name, map_fds)
+    linker = _Linker(obj, name, map_fds, lenient)
     linker.link(main)
     func_info: list[FuncInfo] = []
     line_info: list[LineInfo] = []
@@ -235,7 +243,9 @@ def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_co
         line_info.extend(LineInfo(li.insn_off + pos, li.file_name_off, li.line_off, li.line_col, li.file_name,
                                   li.line) for li in fn.line_info)
         core.extend((fn, c) for c in fn.core_relos)
-    if core and not allow_core:
+    if core and lenient and not allow_core:
+        linker.problems.append(f"{len(core)} CO-RE relocation(s) left as compiled")
+    elif core and not allow_core:
         fn, c = core[0]
         raise CoreRelocationsUnsupported(
             f"program needs {len(core)} CO-RE relocation(s) (first: {c.access_str!r} on BTF type "
@@ -245,4 +255,5 @@ def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_co
         name=name, insns=linker.insns, func_info=func_info, line_info=line_info,
         subprograms=[f.name for f in linker.order[1:]], map_refs=linker.map_refs, big_endian=obj.big_endian,
         function_starts=[(f.name, linker.placed[(f.section_index, f.address)]) for f in linker.order],
+        problems=linker.problems,
     )

@@ -296,6 +296,7 @@ class LinkedProgram:
     line_info: list[LineInfo] = field(default_factory=list)
     subprograms: list[str] = field(default_factory=list)  # appended functions, in order
     function_starts: list[tuple[str, int]] = field(default_factory=list)  # (name, insn index), main first
+    problems: list[str] = field(default_factory=list)  # what a lenient link left unrelocated
     map_refs: list[MapReference] = field(default_factory=list)
     big_endian: bool = False
 
