@@ -239,3 +239,11 @@ def test_bpffs_directories_are_private(tmp_path) -> None:
     theirs.mkdir()
     os.chown(theirs, 12345, 12345)
     assert errno_of(SimKernel(bpffs_root=theirs).bpffs.ensure) == errno.EACCES
+
+
+def test_bpffs_stands_for_its_root(tmp_path) -> None:
+    import os
+
+    k = SimKernel(bpffs_root=tmp_path / "fs")
+    assert os.fspath(k.bpffs) == str(tmp_path / "fs") and k.bpffs / "x" == tmp_path / "fs" / "x"
+    assert k.bpffs.root == tmp_path / "fs"

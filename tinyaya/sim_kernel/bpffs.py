@@ -181,6 +181,16 @@ class BpfFs:
         #: path -> (object, (st_dev, st_ino)) for pins made or opened by this kernel
         self.pinned: dict[str, tuple[object, tuple[int, int]]] = {}
 
+    # ``kernel.bpffs`` also stands for its root directory: os.fspath(kernel.bpffs), kernel.bpffs / "name"
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __truediv__(self, other: str | os.PathLike[str]) -> Path:
+        return self.root / other
+
+    def __repr__(self) -> str:
+        return f"BpfFs({str(self.root)!r})"
+
     def ensure(self) -> Path:
         if not self._ready:
             _private_dir(self.root)
