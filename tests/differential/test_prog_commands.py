@@ -11,6 +11,7 @@ from diffharness import (
     RET0,
     Side,
     btf_load,
+    get_id,
     info,
     insn,
     ld_map_fd,
@@ -444,6 +445,44 @@ def test_prog_load_fd_array_cnt(kernels, case):
         out = [r.outcome, text.splitlines()[:1]]
         if r.ok:
             out.append(_prog_info(s, r.ret)[5])  # nr_map_ids
+        return out
+
+    kernels.compare(scenario)
+
+
+@needs_maps
+def test_object_lifetimes_by_id(kernels):
+    """Which references keep an object's id alive (only the checks Linux answers synchronously: a used
+    map lives while its program does, an object without references loses its id at once)."""
+    def ident(s: Side, fd: int, size: int) -> int:
+        ib = s.buf(size)
+        s.bpf(C.BPF_OBJ_GET_INFO_BY_FD, info(fd, size, ib))
+        return struct.unpack_from("<I", s.read(ib + 4, 4))[0]
+
+    def find(s: Side, cmd: int, oid: int) -> str:
+        r = s.bpf(cmd, get_id(oid))
+        if r.ok:
+            s.close(r.ret)
+        return r.outcome
+
+    def scenario(s: Side):
+        m = array(s, max_entries=1)
+        mid = ident(s, m, 104)
+        a, _ = prog_load(s, P.BPF_PROG_TYPE_SOCKET_FILTER, ld_map_fd(1, m) + RET0)
+        p = s.fd(s.bpf(C.BPF_PROG_LOAD, a))
+        pid = ident(s, p, 232)
+        out = [find(s, C.BPF_MAP_GET_FD_BY_ID, mid)]
+        s.close(m)
+        out.append(find(s, C.BPF_MAP_GET_FD_BY_ID, mid))  # the program holds it
+        p2 = s.fd(s.bpf(C.BPF_PROG_GET_FD_BY_ID, get_id(pid)))
+        s.close(p)
+        out.append(find(s, C.BPF_PROG_GET_FD_BY_ID, pid))  # p2 holds it
+        s.close(p2)
+        out.append(find(s, C.BPF_PROG_GET_FD_BY_ID, pid))  # gone
+        lone = array(s)
+        lid = ident(s, lone, 104)
+        s.close(lone)
+        out.append(find(s, C.BPF_MAP_GET_FD_BY_ID, lid))
         return out
 
     kernels.compare(scenario)
