@@ -428,3 +428,24 @@ def test_btf_dumper_short_values_and_repeated_names() -> None:
     e = entry_json(Entry(bytes(4), [bytes(6)]), False, MapBtf(btf, u32, outer))
     assert "formatted" not in e and e["value"] == ["0x00"] * 6
 
+
+
+@linux_only
+@pytest.mark.parametrize("name", BTF_MAPS)
+def test_dump_code_on_the_real_map_matches_bpftool(name: str, linux: Kernel,
+                                                   real_btf_maps: dict[str, RealMap]) -> None:
+    """tinyaya's dump functions on the real map itself, with the BTF fetched from the kernel
+    (BTF_GET_FD_BY_ID + bpf_btf_info.btf), as ``maps dump`` does for a map whose kernel has its BTF."""
+    from tinyaya.cli.mapfmt import entries_json
+    from tinyaya.cli.pins import MapBtfSource, OpenMap, iter_entries
+
+    real = real_btf_maps[name]
+    fd = sysbpf.bpf_map_get_fd_by_id(linux, real.id)
+    try:
+        m = OpenMap(name, fd, sysbpf.bpf_map_get_info_by_fd(linux, fd), Path("/nonexistent"))
+        mb = MapBtfSource(linux, None).for_map(m)
+        assert mb is not None and mb.value_type_id == m.info.btf_value_type_id
+        got = entries_json(iter_entries(linux, m), m.percpu, mb)
+    finally:
+        linux.close(fd)
+    assert got == bpftool("dump", "id", str(real.id))
