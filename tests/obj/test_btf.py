@@ -215,3 +215,16 @@ def test_c_printer_matches_bpftool_format_c_on_vmlinux() -> None:
             total += 1
             same += btf.format_type(t.id) == theirs[f"{kw[t.kind]} {t.name}"]
     assert total > 5000 and same >= 0.99 * total, f"{same}/{total}"
+
+
+def test_btf_ext_described_and_printed() -> None:
+    from tinyaya.obj.btf import describe_btf_ext, format_btf_ext
+
+    obj = Object.from_file(FIXTURES / "calls.o")
+    assert obj.btf is not None and obj.btf_ext is not None
+    d = describe_btf_ext(obj.btf_ext, obj.btf)
+    assert [f["func"] for f in d[".text"]["func_info"]] == ["global_helper", "add_square", "loop_cb", "square"]
+    assert len(d["xdp"]["line_info"]) == sum(len(p.line_info) for p in obj.programs.values()
+                                              if p.section_name == "xdp")
+    text = format_btf_ext(obj.btf_ext, obj.btf)
+    assert "func_info  insn    16: [16] add_square" in text and "calls.c:" in text

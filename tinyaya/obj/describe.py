@@ -11,7 +11,7 @@ from typing import Any
 
 from ..uapi.bpf import BpfAttachType, BpfMapType, BpfProgType, MapFlags
 from .btf import BtfError
-from .btf.ext import format_core_relo
+from .btf.ext import describe_btf_ext, format_core_relo
 from .model import MapDef, Program, Relocation
 from .object import Object
 
@@ -211,4 +211,5 @@ def describe(obj: Object) -> dict[str, Any]:
         "btf": None if obj.btf is None else {"types": len(obj.btf) - 1},
         "core_relocations": sum(len(v) for v in obj.btf_ext.core_relos.values()) if obj.btf_ext else 0,
         "warnings": list(obj.warnings),
+        "btf_ext": describe_btf_ext(obj.btf_ext, obj.btf) if obj.btf_ext is not None and obj.btf else {},
     }

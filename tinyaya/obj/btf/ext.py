@@ -189,3 +189,42 @@ def format_core_relo(btf: Btf, type_id: int, access_str: str, kind: int) -> str:
     except (BtfError, ValueError, IndexError):
         text = f"[{type_id}]"
     return f"{kind_name} {text} ({access_str})"
+
+
+def describe_btf_ext(ext: BtfExt, btf: Btf) -> dict[str, dict[str, list[dict[str, object]]]]:
+    """``.BTF.ext`` per code section as JSON-able records; ``insn`` is the instruction index in the section."""
+    out: dict[str, dict[str, list[dict[str, object]]]] = {}
+    for sec, fis in ext.func_info.items():
+        rows = out.setdefault(sec, {"func_info": [], "line_info": [], "core_relo": []})["func_info"]
+        for f in fis:
+            try:
+                name = btf.type(f.type_id).name
+            except BtfError:
+                name = "?"
+            rows.append({"insn": f.insn_off // 8, "type_id": f.type_id, "func": name})
+    for sec, lis in ext.line_info.items():
+        rows = out.setdefault(sec, {"func_info": [], "line_info": [], "core_relo": []})["line_info"]
+        for li in lis:
+            rows.append({"insn": li.insn_off // 8, "file": li.file_name, "line": li.line_num, "column": li.column,
+                         "source": li.line})
+    for sec, crs in ext.core_relos.items():
+        rows = out.setdefault(sec, {"func_info": [], "line_info": [], "core_relo": []})["core_relo"]
+        for c in crs:
+            rows.append({"insn": c.insn_off // 8, "type_id": c.type_id, "access": c.access_str, "kind": c.kind_name,
+                         "text": format_core_relo(btf, c.type_id, c.access_str, int(c.kind))})
+    return out
+
+
+def format_btf_ext(ext: BtfExt, btf: Btf) -> str:
+    """The ``.BTF.ext`` records as text, one line each (for ``tinyaya inspect``)."""
+    lines: list[str] = []
+    for sec, kinds in describe_btf_ext(ext, btf).items():
+        lines.append(f"section '{sec}':")
+        for f in kinds["func_info"]:
+            lines.append(f"  func_info  insn {f['insn']:>5}: [{f['type_id']}] {f['func']}")
+        for li in kinds["line_info"]:
+            lines.append(f"  line_info  insn {li['insn']:>5}: {li['file']}:{li['line']}:{li['column']}"
+                         f"  {str(li['source']).strip()}")
+        for c in kinds["core_relo"]:
+            lines.append(f"  core_relo  insn {c['insn']:>5}: {c['text']}")
+    return "\n".join(lines)
