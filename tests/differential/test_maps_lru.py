@@ -57,3 +57,41 @@ def test_percpu_lru_lists_from_one_cpu(kernels: Any) -> None:
         finally:
             os.sched_setaffinity(0, before)
     kernels.compare(scenario)
+
+
+def _pinned_to_cpu0(fn: Any) -> Any:
+    import os
+
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        return fn()
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@pytest.mark.parametrize("map_type,flags", [(LRU, 0), (LRU, NO_COMMON_LRU), (LRUP, 0), (LRUP, NO_COMMON_LRU)],
+                         ids=["lru", "lru-percpu-lists", "lru-percpu-hash", "lru-percpu-hash-lists"])
+@pytest.mark.parametrize("max_entries", [2, 4, 16, 300])
+def test_lru_victims_are_linux_ones(kernels: Any, map_type: int, flags: int, max_entries: int) -> None:
+    """bpf_lru_list.c replayed: with every call on CPU 0 the same elements survive as on Linux."""
+    def scenario(s: Side) -> list[Any]:
+        def run() -> list[Any]:
+            vs = 8 * ncpus(s) if map_type == LRUP else 8
+            o = Ops(s, s.fd(create(s, map_type, 4, 8, max_entries, flags)), 4, vs)
+            out: list[Any] = []
+            n = max_entries * 3 + 5
+            for i in range(n):
+                out.append(o.update(i.to_bytes(4, "little"), bytes(vs)))
+                if i % 3 == 0:  # replacing an existing key (a new node with its ref bit, for LRU_HASH)
+                    out.append(o.update((i // 2).to_bytes(4, "little"), b"r" * vs, 0))
+                if i % 5 == 0:
+                    out.append(o.delete(max(i - 1, 0).to_bytes(4, "little")))
+                if i % 7 == 0:
+                    out.append(o.update((i // 3).to_bytes(4, "little"), b"x" * vs, 1))  # NOEXIST
+                if i % 4 == 0:
+                    out.append(o.lookup_and_delete((i // 4).to_bytes(4, "little")) != "ENOENT")
+                out.append(sorted(int.from_bytes(k, "little") for k in o.keys()))
+            return out
+        return list(_pinned_to_cpu0(run))
+    kernels.compare(scenario)

@@ -20,6 +20,7 @@ from .base import BpfMap, F, T
 from .bloom_filter import BloomFilterMap
 from .fd_array import FdArrayMap
 from .hash import HashMap
+from .lru_hash import LruHashMap
 from .map_in_map import MapInMap
 from .queue_stack import QueueStackMap
 from .ringbuf import RingBufMap
@@ -29,7 +30,7 @@ __all__ = ["MAP_TYPES", "BpfMap", "map_alloc_check", "create_map", "pin_map", "o
 
 MAP_TYPES: dict[int, type[BpfMap]] = {
     t: cls
-    for cls in (ArrayMap, HashMap, QueueStackMap, BloomFilterMap, RingBufMap, FdArrayMap, MapInMap)
+    for cls in (ArrayMap, HashMap, LruHashMap, QueueStackMap, BloomFilterMap, RingBufMap, FdArrayMap, MapInMap)
     for t in cls.map_types
 }
 

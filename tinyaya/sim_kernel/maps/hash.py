@@ -15,15 +15,10 @@ the key's bucket, then the next non-empty buckets; a key that is gone
 restarts the walk at the first key, as ``htab_map_get_next_key`` does. With
 BPF_F_ZERO_SEED (``hashrnd`` 0) the order is exactly Linux's.
 
-LRU maps evict the least recently used element when an insert finds the map
-full. Recency is exact here: a program's lookup and any update make an
-element the most recently used (Linux approximates this with per-list
-reference bits and may evict a little earlier; what it guarantees, that a
-full LRU map accepts inserts and drops old elements first, holds).
+LRU maps (``lru_hash.py``) are this table plus Linux's LRU lists.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,8 +82,7 @@ def htab_map_alloc_check(attr: Any, *, capable_sys_admin: bool = True) -> None:
 
 
 class HashMap(BpfMap):
-    map_types = (T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_HASH,
-                 T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+    map_types = (T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH)
     shareable = True
 
     @classmethod
@@ -134,10 +128,6 @@ class HashMap(BpfMap):
         self.order = BucketOrder(self.n_buckets, self.hashrnd)
         self._seq = 0  # the last element's link sequence (the state word's bits 1-63)
         self.free_slots: list[int] = []
-        self.recent: OrderedDict[bytes, None] = OrderedDict()  # LRU order, oldest first
-        #: BPF_F_NO_COMMON_LRU: one LRU list per CPU, each holding at most max_entries / ncpus elements
-        self.recent_cpu: list[OrderedDict[bytes, None]] = [OrderedDict() for _ in range(self.ncpus)]
-        self.lru_cpu: dict[bytes, int] = {}
         self._gen = self.storage.generation
 
     def free(self) -> None:
@@ -165,7 +155,6 @@ class HashMap(BpfMap):
 
         gen, scanned = st.read_consistent(scan)
         found = [(i, k) for i, k, _ in scanned]
-        old_recent = list(self.recent)
         self.index = {k: i for i, k in found}
         self.vaddr = {k: st.slot_addr(i, self.value_off) for i, k in found}
         self.order = BucketOrder(self.n_buckets, self.hashrnd)
@@ -174,17 +163,11 @@ class HashMap(BpfMap):
         self._seq = max((seq for _, _, seq in scanned), default=0)
         in_use = set(self.index.values())
         self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
-        self.recent = OrderedDict((k, None) for k in old_recent if k in self.index)
-        for _, k in found:
-            if k not in self.recent:
-                self.recent[k] = None
-        if self.percpu_lru:  # another process's CPUs are not ours: spread its keys over the lists
-            self.recent_cpu = [OrderedDict() for _ in range(self.ncpus)]
-            self.lru_cpu = {}
-            for i, k in found:
-                self.lru_cpu[k] = i % self.ncpus
-                self.recent_cpu[i % self.ncpus][k] = None
         self._gen = gen
+        self._synced(found)
+
+    def _synced(self, found: list[tuple[int, bytes]]) -> None:
+        """Hook: the index was rebuilt from the shared file (LRU maps rebuild their lists)."""
 
     def _key(self, key: bytes) -> bytes:
         """The key as the map stores it: exactly key_size bytes (a short buffer is zero-padded)."""
@@ -196,28 +179,20 @@ class HashMap(BpfMap):
             self._seq += 1
             self.storage.write(i, 0, (1 | self._seq << 1).to_bytes(_STATE, "little"))
 
-    def _lru_of(self, key: bytes) -> OrderedDict[bytes, None] | None:
-        if not self.lru:
-            return None
-        return self.recent_cpu[self.lru_cpu.get(key, 0)] if self.percpu_lru else self.recent
-
-    def _touch(self, key: bytes) -> None:
-        lst = self._lru_of(key)
-        if lst is not None:
-            lst[key] = None
-            lst.move_to_end(key)
-
-
     def _insert(self, key: bytes, values: bytes, cpu: int = 0) -> None:
-        """Take a free slot and write the whole element (state, key, values) as one update."""
+        """Take a free slot (the free list first, like the preallocated one) and link the element there."""
+        st = self.storage
+        i = self.free_slots[-1] if self.free_slots else st.hwm
+        self._link_at(key, i, values)
+        if self.free_slots and self.free_slots[-1] == i:
+            self.free_slots.pop()
+
+    def _link_at(self, key: bytes, i: int, values: bytes) -> None:
+        """Write the whole element (state, key, values) into slot ``i`` as one update and link it at the head
+        of its bucket. Charges the element (ENOMEM past the limit, before anything changes)."""
         st = self.storage
         self.charge(HTAB_ELEM_SIZE + st.slot_size)
-        if self.free_slots:
-            i = self.free_slots.pop()
-            hwm = None
-        else:
-            i = st.hwm
-            hwm = i + 1
+        hwm = i + 1 if i >= st.hwm else None
         self._seq += 1
         state = (1 | self._seq << 1).to_bytes(_STATE, "little")
         image = state + key.ljust(self.value_off - _STATE, b"\0") + values
@@ -226,42 +201,21 @@ class HashMap(BpfMap):
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)
         self.order.link(key)
-        if self.percpu_lru:
-            self.lru_cpu[key] = cpu
-        self._touch(key)
 
-    def _remove(self, key: bytes) -> None:
+    def _unlink(self, key: bytes) -> int:
+        """Unlink ``key``'s element from the table (``hlist_nulls_del_rcu``) and uncharge it; its slot."""
         st = self.storage
         i = self.index.pop(key)
         del self.vaddr[key]
         st.write(i, 0, bytes(_STATE), structural=True)
         self._gen = st.generation
         self.order.unlink(key)
-        self.free_slots.append(i)
-        lst = self._lru_of(key)
-        if lst is not None:
-            lst.pop(key, None)
-        self.lru_cpu.pop(key, None)
         self.uncharge(HTAB_ELEM_SIZE + st.slot_size)
+        return i
 
-    def _make_room(self, cpu: int = 0) -> int:
-        """0 if an element may be added, else the errno (E2BIG), evicting the LRU element of an LRU map.
-
-        With per-CPU LRU lists the element comes from ``cpu``'s share and its victim from ``cpu``'s list,
-        even when other CPUs' shares have room (``bpf_percpu_lru_pop_free``).
-        """
-        if self.percpu_lru:
-            lst = self.recent_cpu[cpu]
-            if len(lst) >= self.max_entries // self.ncpus and lst:
-                self._remove(next(iter(lst)))
-            return 0
-        if len(self.index) < self.max_entries:
-            return 0
-        if self.lru and self.recent:
-            victim = next(iter(self.recent))
-            self._remove(victim)
-            return 0
-        return E2BIG
+    def _remove(self, key: bytes) -> None:
+        """Delete ``key``'s element; its slot goes back to the free list."""
+        self.free_slots.append(self._unlink(key))
 
     def _percpu_image(self, value: bytes, cpu: int | None) -> bytes:
         """Per-CPU values for a new element: all CPUs from user space, or this CPU's and zeros (``pcpu_init_value``)."""
@@ -306,17 +260,15 @@ class HashMap(BpfMap):
                 st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
                 if not flags & U.BPF_F_LOCK:
                     self._to_head(key, i)
-            self._touch(key)
             return 0
-        err = self._make_room(cpu or 0)
-        if err:
-            return err
+        if len(self.index) >= self.max_entries:
+            return E2BIG
         if self.percpu:
             values = self._percpu_image(value, cpu)
         else:
             values = self.mask_special(bytes(value[:self.value_size])).ljust(self.elem_size, b"\0")
         try:
-            self._insert(key, values, cpu or 0)
+            self._insert(key, values)
         except OSError as e:  # ENOMEM from the memory charge
             return e.errno or ENOMEM
         return 0
@@ -334,11 +286,6 @@ class HashMap(BpfMap):
         a = self.vaddr.get(key)
         if a is None:
             return 0
-        if self.lru:  # bpf_lru_node_set_ref
-            if self.percpu_lru:
-                self._touch(key)
-            else:
-                self.recent.move_to_end(key)
         return a + cpu * self.elem_size if self.percpu else a
 
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
