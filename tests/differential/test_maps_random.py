@@ -100,3 +100,37 @@ def test_random_queue_stack_sequences_agree(kernels: Any, map_type: int, max_ent
                 out.append(o.freeze())
         return out
     kernels.compare(scenario)
+
+
+LOPS = st.lists(st.tuples(st.sampled_from(["update", "update", "update", "delete", "lookup_and_delete", "lookup"]),
+                          st.integers(0, 9), st.sampled_from([0, 0, 1, 2])), max_size=60)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(map_type=st.sampled_from([LRU, 10]), flags=st.sampled_from([0, 2]), max_entries=st.sampled_from([2, 3, 4, 8]),
+       ops=LOPS)
+def test_random_lru_sequences_agree_exactly(kernels: Any, map_type: int, flags: int, max_entries: int,
+                                            ops: list[tuple[Any, ...]]) -> None:
+    """LRU maps with every call on CPU 0: outcomes and surviving keys equal Linux's, op by op."""
+    def scenario(s: Side) -> list[Any]:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {0})
+        try:
+            vs = 8 * ncpus(s) if map_type == 10 else 8
+            o = Ops(s, s.fd(create(s, map_type, 4, 8, max_entries, flags)), 4, vs)
+            out: list[Any] = []
+            for op, key, fl in ops:
+                k = key.to_bytes(4, "little")
+                if op == "update":
+                    out.append(o.update(k, bytes([key]) * vs, fl))
+                elif op == "delete":
+                    out.append(o.delete(k))
+                elif op == "lookup_and_delete":
+                    out.append(o.lookup_and_delete(k))
+                else:
+                    out.append(o.lookup(k))
+                out.append(sorted(o.keys()))
+            return out
+        finally:
+            os.sched_setaffinity(0, before)
+    kernels.compare(scenario)
