@@ -116,7 +116,7 @@ def map_types() -> list[str]:
     rows = []
     for value, name in sorted(names.items()):
         cls = MAP_TYPES.get(value)
-        sim = f"yes (`{cls.__name__}`)" if cls is not None else NO
+        sim = YES if cls is not None else NO
         shared = (YES if cls.shareable else NO) if cls is not None else ""
         rows.append([str(value), f"`{_short(name, 'BPF_MAP_TYPE_')}`", sim, shared,
                      ", ".join(f"`{c}`" for c in sorted(aya.get(value, []))), YES,

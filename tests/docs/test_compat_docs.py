@@ -32,9 +32,9 @@ def test_tables_follow_the_registries() -> None:
     from tinyaya.uapi.helpers import HELPERS, helper_name
 
     text = _render()
-    for t, cls in MAP_TYPES.items():
+    for t in MAP_TYPES:
         short = BpfMapType(t).name.removeprefix("BPF_MAP_TYPE_")
-        assert f"| `{short}` | yes (`{cls.__name__}`) |" in text
+        assert f"| {int(t)} | `{short}` | yes |" in text
     for i in set(helper_table()) & set(HELPERS):
         assert f"| {i} | `{helper_name(i)}` | yes |" in text
 
