@@ -234,3 +234,20 @@ def test_pin_twice_and_after_unlink(kernel: Any, other: Any, tmp_path: Path) -> 
     assert o.sys_lookup(u32(2)) == u32(2)
     o.release()
     m.release()
+
+
+def test_pinned_lru_map_is_shared(kernel: Any, other: Any, tmp_path: Path) -> None:
+    m = create_map(kernel, attr(LRU, 4, 4, 4))
+    for i in range(3):
+        m.sys_update(u32(i), u32(i), 0)
+    pin_map(m, tmp_path / "lru")
+    o = open_pinned(other, tmp_path / "lru")
+    assert sorted(o.sys_get_next_key(None) for _ in range(1)) and len(o) == 3
+    for i in range(10, 20):  # the opener evicts with its own lists
+        o.sys_update(u32(i), u32(i), 0)
+    assert len(o) <= 4 and o.sys_lookup(u32(19)) == u32(19)
+    assert m.sys_lookup(u32(19)) == u32(19) and len(m) == len(o)
+    m.sys_update(u32(50), u32(50), 0)
+    assert o.sys_lookup(u32(50)) == u32(50) and len(o) <= 4
+    m.release()
+    o.release()
