@@ -8,6 +8,7 @@ from typing import Any
 from tinyaya.isa import Insn, ld_imm64_value
 from tinyaya.isa import opcodes as op
 
+from .backtrack import decode_for_backtrack
 from .cfg import check_cfg, check_ld_imm64, find_subprogs
 from .check import Env
 from .errors import EINVAL, VerifierReject
@@ -118,6 +119,7 @@ def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve
         if ins.code == op.LD_IMM64 and ins.src == op.BPF_PSEUDO_FUNC and 0 <= pc + ins.imm + 1 < len(insns):
             prune[pc + ins.imm + 1] = True
     env.live = compute_live_in(insns, subs)
+    env.bt_info = decode_for_backtrack(insns)
     env.do_check()
     return env
 

@@ -12,6 +12,7 @@ from tinyaya.uapi._enums import BpfMapType as M
 from tinyaya.uapi._enums import BpfProgType as P
 from tinyaya.uapi.helpers import HELPERS, ArgFlag, ArgType, RetType, helper_allowed, helper_name
 
+from .backtrack import mark_chain_precision, mark_slot_precision
 from .errors import E2BIG, EACCES, EINVAL, VerifierReject
 from .mem import check_helper_mem, check_ptr_off_reg
 from .regs import MEM_RINGBUF, PTR_MAYBE_NULL, Reg, RegType, mark_known, mark_not_init, mark_unknown
@@ -78,6 +79,7 @@ def constant_map_key(env: Env, key: Reg, key_size: int) -> int | None:
         return 0
     if seg == "r" * key_size and b == 0 and spilled is not None and spilled.is_const() and \
             types[:8].count("r") == key_size:
+        mark_slot_precision(env, key.frameno, base)
         return int(spilled.var_off[0] & ((1 << (8 * key_size)) - 1))
     return None
 
@@ -166,6 +168,7 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
             if r.umax >= 1 << 29:
                 raise env.reject(EACCES, f"R{regno} unbounded memory access, use 'var &= const' or "
                                          "'if (var < const)'")
+            mark_chain_precision(env, regno)
             mem = regs[mem_regno]
             if maybe_null or not (proto.args[k - 1][1] & F.PTR_MAYBE_NULL and mem.is_null()):
                 if r.umin == 0 and zero_ok and r.umax == 0:
@@ -178,6 +181,7 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
                 raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=scalar")
             if not r.is_const():
                 raise env.reject(EACCES, f"R{regno} is not a known constant'")
+            mark_chain_precision(env, regno)
             alloc_size = r.const_value()
         elif atype == A.ARG_PTR_TO_RINGBUF_MEM:
             if r.type != T.PTR_TO_MEM or not r.flags & MEM_RINGBUF or r.maybe_null:
@@ -396,6 +400,7 @@ def check_exit(env: Env, pc: int) -> int | None:
                          if len(st.frames) == 1 else "bpf_spin_unlock is missing")
     r0 = env.check_reg_read(0)
     if len(st.frames) > 1 and st.cur.in_callback:
+        mark_chain_precision(env, 0)
         if not r0.is_scalar:
             raise env.reject(EINVAL, f"At callback return the register R0 is not a known value ({r0.type_str()})")
         if r0.smin < 0 or r0.smax > 1:
@@ -428,16 +433,21 @@ def check_exit(env: Env, pc: int) -> int | None:
     return None
 
 
+def return_range(prog_type: int, expected_attach_type: int) -> tuple[int, int] | None:
+    """The r0 range check_return_code() enforces for a program type (None: any value)."""
+    if prog_type == P.BPF_PROG_TYPE_CGROUP_SKB:
+        return (0, 3) if expected_attach_type == 1 else (0, 1)
+    if prog_type in (P.BPF_PROG_TYPE_CGROUP_SOCK, P.BPF_PROG_TYPE_CGROUP_DEVICE, P.BPF_PROG_TYPE_CGROUP_SYSCTL,
+                     P.BPF_PROG_TYPE_SOCK_OPS, P.BPF_PROG_TYPE_CGROUP_SOCKOPT):
+        return (0, 1)
+    return None
+
+
 def check_return_code(env: Env, r0: Reg) -> None:
-    lo_hi: tuple[int, int] | None = None
-    if env.prog_type == P.BPF_PROG_TYPE_CGROUP_SKB:
-        lo_hi = (0, 3) if env.expected_attach_type == 1 else (0, 1)
-    elif env.prog_type in (P.BPF_PROG_TYPE_CGROUP_SOCK, P.BPF_PROG_TYPE_CGROUP_DEVICE,
-                           P.BPF_PROG_TYPE_CGROUP_SYSCTL, P.BPF_PROG_TYPE_SOCK_OPS,
-                           P.BPF_PROG_TYPE_CGROUP_SOCKOPT):
-        lo_hi = (0, 1)
+    lo_hi = return_range(env.prog_type, env.expected_attach_type)
     if lo_hi is None:
         return
+    mark_chain_precision(env, 0)
     if not r0.is_scalar:
         raise env.reject(EINVAL, f"At program exit the register R0 is not a known value ({r0.type_str()})")
     if r0.smin < lo_hi[0] or r0.smax > lo_hi[1]:

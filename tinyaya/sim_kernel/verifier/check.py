@@ -8,7 +8,7 @@ check_cond_jmp_op, check_helper_call, check_func_call, prepare_func_exit, check_
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tinyaya.isa import Insn
@@ -19,6 +19,7 @@ from . import jumps as _jumps
 from . import ptr_alu as _ptr_alu
 from . import tnum as tn
 from .alu import scalar_alu, scalar_end, scalar_neg
+from .backtrack import propagate_precision
 from .disasm import align_state, print_insn
 from .errors import E2BIG, EACCES, EINVAL, VerifierReject
 from .log import VerifierLog
@@ -57,6 +58,8 @@ class Explored:
     parent: Explored | None
     miss: int = 0
     hit: int = 0
+    #: the instructions from the parent checkpoint to this one (backtrack.py records)
+    hist: list[list[object]] = field(default_factory=list)
 
 
 class Env:
@@ -76,9 +79,13 @@ class Env:
         self.subprog_starts: list[int] = [0]
         self.prune_points: list[bool] = []
         self.live: list[frozenset[int]] = []
+        self.bt_info: list[tuple[int, int, int, int]] = []
         self.explored: dict[int, list[Explored]] = {}
         self.loop_keys: dict[tuple[int, tuple[object, ...]], Explored] = {}
-        self.branch_stack: list[tuple[VState, int, Explored | None, int]] = []
+        self.branch_stack: list[tuple[VState, int, Explored | None, int, list[list[object]]]] = []
+        #: the current path's instructions since its last checkpoint; ``cur_rec`` is the one being checked
+        self.hist: list[list[object]] = []
+        self.cur_rec: list[object] = [0, 0, None]
         self.parent: Explored | None = None
         self.insn_processed = 0
         self.total_states = 0
@@ -191,10 +198,11 @@ class Env:
                 if not self.branch_stack:
                     self.log.rewind(0)
                     return
-                st, pc, parent, mark = self.branch_stack.pop()
+                st, pc, parent, mark, hist = self.branch_stack.pop()
                 self.log.rewind(mark)
                 self.state = st
                 self.parent = parent
+                self.hist = hist
                 self.cur_states -= 1
                 if self.log.enabled:
                     self.log.write(f"from {st.insn_idx} to {pc}: {state_str(st.cur)}")
@@ -211,6 +219,8 @@ class Env:
                     self.log.write(f"{pc}: safe")
                 pc = None
                 continue
+            self.cur_rec = [pc, len(self.state.frames) - 1, None]
+            self.hist.append(self.cur_rec)
             if self.log.enabled:
                 line_idx = self.log.mark()
                 self.log.write(self.insn_text(pc))
@@ -226,7 +236,7 @@ class Env:
         st.insn_idx = from_pc
         if self.parent is not None:
             self.parent.branches += 1
-        self.branch_stack.append((st, pc, self.parent, self.log.mark()))
+        self.branch_stack.append((st, pc, self.parent, self.log.mark(), list(self.hist)))
         self.cur_states += 1
         if len(self.branch_stack) > 8192:
             raise self.reject(E2BIG, f"The sequence of {len(self.branch_stack)} jumps is too complex.")
@@ -266,10 +276,16 @@ class Env:
                 looping = True
                 if is_may_goto and (e.state.may_goto_depth != cur.may_goto_depth or callback_call) \
                         and states_equal(e.state, cur, live):
+                    saved = self.insn_idx
+                    propagate_precision(self, e.state, live)
+                    self.insn_idx = saved
                     return True
                 continue
             if states_equal(e.state, cur, live):
                 e.hit += 1
+                saved = self.insn_idx
+                propagate_precision(self, e.state, live)
+                self.insn_idx = saved
                 return True
             e.miss += 1
         key = None
@@ -295,6 +311,12 @@ class Env:
             if done:
                 entries.remove(done[0])
         e = Explored(cur.copy(), 1, self.parent)
+        e.hist = self.hist
+        self.hist = []
+        # forget the precision marks this path inherited (mark_all_scalars_imprecise): new ones flow back
+        for f in cur.frames:
+            for r in f.regs:
+                r.precise = False
         entries.append(e)
         self.loop_keys[(pc, key if key is not None else exact_key(cur, live))] = e
         self.parent = e
@@ -442,7 +464,10 @@ class Env:
         if dst.is_pointer or src.is_pointer:
             self.ptr_alu(i, dst, src, alu64, o)
             return
+        was_precise = dst.precise
         scalar_alu(dst, src, o, not alu64, i.off == 1)
+        # the result's history is dst's (and src's): it stays marked only if theirs is
+        dst.precise = was_precise and (not x or src.precise)
 
     # -- loads and stores ---------------------------------------------------------------------------
     def check_ldx(self, i: Insn) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from tinyaya.isa import Insn
 from tinyaya.isa import opcodes as op
 
+from .backtrack import mark_chain_precision
 from .branches import REV, branch_taken, feasible, refine
 from .errors import EINVAL
 from .mem import BPF_MAX_VAR_OFF
@@ -39,11 +40,15 @@ def check_cond_jmp(env: Env, pc: int, i: Insn) -> int | None:
     # pointer cases
     if dst.is_pointer or src.is_pointer:
         return ptr_cond(env, pc, i, o, jmp32, x, target)
+    if dst.is_scalar and dst.id or (x and src.is_scalar and src.id):
+        env.cur_rec[2] = linked_regs(env, {dst.id, src.id if x else 0} - {0})
     t = branch_taken(dst, src, o, jmp32)
-    if t == 1:
-        return target
-    if t == 0:
-        return pc + 1
+    if t >= 0:
+        # the branch was decided by these values: they must be precise (check_cond_jmp_op)
+        mark_chain_precision(env, i.dst)
+        if x:
+            mark_chain_precision(env, i.src)
+        return target if t == 1 else pc + 1
     taken_state = env.state.copy()
     # both possible: refine each side
     tregs = taken_state.cur.regs
@@ -52,6 +57,10 @@ def check_cond_jmp(env: Env, pc: int, i: Insn) -> int | None:
     refine(tdst, tsrc, o, jmp32)
     fsrc = src if x else src.copy()
     refine(dst, fsrc, REV[o], jmp32)
+    if x:
+        # each operand's bounds now depend on the other's history
+        both = dst.precise and src.precise
+        tdst.precise = tsrc.precise = dst.precise = src.precise = both
     taken_ok = feasible(tdst) and feasible(tsrc)
     fall_ok = feasible(dst) and feasible(fsrc)
     if taken_ok:
@@ -71,6 +80,16 @@ def check_cond_jmp(env: Env, pc: int, i: Insn) -> int | None:
     if fall_ok:
         return pc + 1
     return None
+
+
+def linked_regs(env: Env, ids: set[int]) -> frozenset[tuple[int, int]]:
+    """(frame, regno) of the scalars sharing an id with a jump's operands (the kernel's linked_regs)."""
+    out = set()
+    for d, f in enumerate(env.state.frames):
+        for r, reg in enumerate(f.regs):
+            if reg.is_scalar and reg.id in ids:
+                out.add((d, r))
+    return frozenset(out)
 
 
 def sync_linked(env: Env, st: VState, reg: Reg) -> None:

@@ -251,6 +251,8 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
         check_alignment(env, reg, off, size, "stack ")
         lo, hi = check_stack_bounds(env, reg, regno, off, size, what)
         fixed = reg.var_off[1] == 0
+        if fixed:
+            env.cur_rec[2] = (reg.frameno, lo & ~7)
         if write:
             value = regs[value_regno] if value_regno >= 0 else None
             if value_regno < 0:

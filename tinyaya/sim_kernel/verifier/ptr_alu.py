@@ -7,6 +7,7 @@ from tinyaya.isa import Insn
 from tinyaya.isa import opcodes as op
 
 from .alu import scalar_alu
+from .backtrack import mark_chain_precision
 from .errors import EACCES, EINVAL
 from .mem import BPF_MAX_VAR_OFF
 from .regs import S64_MIN, Reg, RegType, mark_unknown
@@ -50,6 +51,9 @@ def ptr_alu(env: Env, i: Insn, dst: Reg, src: Reg, alu64: bool, o: int) -> None:
             return
         raise env.reject(EACCES, f"R{d} 32-bit pointer arithmetic prohibited")
     ptr, off = (dst, src) if dst.is_pointer else (src, dst)
+    # the scalar offset decides where the pointer points: it must be precise
+    if op.BPF_SRC(i.code) == op.BPF_X:
+        mark_chain_precision(env, i.src if dst.is_pointer else i.dst)
     if ptr.maybe_null:
         raise env.reject(EACCES, f"R{d} pointer arithmetic on {ptr.type_str()} prohibited, null-check it first")
     known = off.is_const()

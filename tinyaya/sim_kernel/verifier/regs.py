@@ -67,7 +67,7 @@ class Reg:
 
     __slots__ = ("type", "flags", "off", "var_off", "smin", "smax", "umin", "umax",
                  "s32_min", "s32_max", "u32_min", "u32_max", "id", "ref_obj_id", "map", "mem_size",
-                 "range", "frameno", "subprog")
+                 "range", "frameno", "subprog", "precise")
 
     def __init__(self) -> None:
         self.type = T.NOT_INIT
@@ -83,6 +83,8 @@ class Reg:
         self.range = 0
         self.frameno = 0
         self.subprog = 0
+        #: the exact range of this scalar decided something (backtrack.py)
+        self.precise = False
 
     def copy(self) -> Reg:
         r = Reg.__new__(Reg)
@@ -90,7 +92,7 @@ class Reg:
         r.smin, r.smax, r.umin, r.umax = self.smin, self.smax, self.umin, self.umax
         r.s32_min, r.s32_max, r.u32_min, r.u32_max = self.s32_min, self.s32_max, self.u32_min, self.u32_max
         r.id, r.ref_obj_id, r.map, r.mem_size = self.id, self.ref_obj_id, self.map, self.mem_size
-        r.range, r.frameno, r.subprog = self.range, self.frameno, self.subprog
+        r.range, r.frameno, r.subprog, r.precise = self.range, self.frameno, self.subprog, self.precise
         return r
 
     def assign(self, o: Reg) -> None:
@@ -98,7 +100,7 @@ class Reg:
         self.smin, self.smax, self.umin, self.umax = o.smin, o.smax, o.umin, o.umax
         self.s32_min, self.s32_max, self.u32_min, self.u32_max = o.s32_min, o.s32_max, o.u32_min, o.u32_max
         self.id, self.ref_obj_id, self.map, self.mem_size = o.id, o.ref_obj_id, o.map, o.mem_size
-        self.range, self.frameno, self.subprog = o.range, o.frameno, o.subprog
+        self.range, self.frameno, self.subprog, self.precise = o.range, o.frameno, o.subprog, o.precise
 
     # -- predicates -------------------------------------------------------------------------------
     @property
@@ -148,6 +150,7 @@ def mark_known(r: Reg, v: int) -> None:
     r.type = T.SCALAR_VALUE
     r.flags = r.off = r.id = r.ref_obj_id = r.mem_size = r.range = r.frameno = r.subprog = 0
     r.map = None
+    r.precise = False
     v &= U64
     r.var_off = (v, 0)
     r.smin = r.smax = s64(v)

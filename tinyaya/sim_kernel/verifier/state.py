@@ -106,7 +106,7 @@ class IdMap:
         return True
 
 
-def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
+def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True) -> bool:
     if exact:
         return (old.type == cur.type and old.flags == cur.flags and old.off == cur.off and old.var_off == cur.var_off
                 and old.umin == cur.umin and old.umax == cur.umax and old.smin == cur.smin and old.smax == cur.smax
@@ -119,6 +119,8 @@ def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
     if cur.type != old.type:
         return False
     if old.type == T.SCALAR_VALUE:
+        if not precise or not old.precise:
+            return True  # its value decided nothing in the explored state's continuation
         # scalar ids only matter for bounds propagation: an old state with a linked scalar is
         # more precise, so ids must correspond when the old one has one
         if old.id and not ids.check(old.id, cur.id):
@@ -137,10 +139,16 @@ def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
     return ids.check(old.ref_obj_id, cur.ref_obj_id) if (old.ref_obj_id or cur.ref_obj_id) else True
 
 
-def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool) -> bool:
+def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool,
+              slots_needed: frozenset[int] | None = None) -> bool:
     for off, (otypes, ospill) in old.stack.items():
         cslot = cur.stack.get(off)
         ctypes_, cspill = cslot if cslot is not None else (STACK_INVALID * 8, None)
+        if not exact and ospill is not None and ospill.is_scalar and not ospill.precise:
+            # a slot whose contents decide nothing later: anything but a spilled pointer will do
+            if cspill is not None and not cspill.is_scalar and STACK_SPILL in ctypes_:
+                return False
+            continue
         if exact:
             if otypes != ctypes_:
                 return False
@@ -164,9 +172,11 @@ def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool) -> bool:
     return True
 
 
-def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, exact: bool = False) -> bool:
+def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, exact: bool = False,
+                 need: list[tuple[frozenset[int], frozenset[int] | None]] | None = None) -> bool:
     """Does every safe continuation of ``old`` cover ``cur``? ``live[i]`` lists registers read later
-    in frame i (None: all)."""
+    in frame i (None: all); ``need[i]`` the registers and stack slots whose scalar values matter
+    (precision.py; None: all)."""
     if len(old.frames) != len(cur.frames) or old.active_lock != cur.active_lock:
         return False
     if len(old.refs) != len(cur.refs):
@@ -179,12 +189,13 @@ def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, ex
         if fo.callsite != fc.callsite or fo.in_callback != fc.in_callback:
             return False
         lv = live[i] if live is not None else None
+        nregs, nslots = need[i] if need is not None else (None, None)
         for r in range(10):
             if lv is not None and r not in lv:
                 continue
-            if not regsafe(fo.regs[r], fc.regs[r], ids, exact):
+            if not regsafe(fo.regs[r], fc.regs[r], ids, exact, nregs is None or r in nregs):
                 return False
-        if not stacksafe(fo, fc, ids, exact):
+        if not stacksafe(fo, fc, ids, exact, nslots if need is not None else None):
             return False
     return True
 
