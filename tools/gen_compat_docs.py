@@ -45,7 +45,8 @@ DRAGONOS_COMMANDS = frozenset({
     "BPF_PROG_GET_FD_BY_ID", "BPF_OBJ_GET_INFO_BY_FD", "BPF_PROG_QUERY",
 })
 # kernel/src/bpf/prog/util.rs (BpfProgMeta::try_from) accepts any prog_type of its enum; prog/verifier.rs
-# only rewrites map fds into map pointers. Programs run through perf events (kernel/src/perf/: kprobe and
+# only rewrites map fds into map pointers (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE); perf/mod.rs runs
+# attached programs in rbpf (execute_program_jit on x86_64). Programs run through perf events (kernel/src/perf/: kprobe and
 # uprobe PMUs, tracepoints) or, for CGROUP_DEVICE, PROG_ATTACH to a cgroup (kernel/src/bpf/cgroup_device.rs).
 DRAGONOS_ATTACH = {
     "BPF_PROG_TYPE_KPROBE": "kprobe/uprobe perf events",
@@ -428,7 +429,8 @@ def render() -> str:
         "type, helper, program type and command (where this machine's build lacks something, the table "
         "says so); and DragonOS, whose eBPF support was read from its sources "
         "(`kernel/src/bpf/` and `kernel/src/perf/` of DragonOS-Community/DragonOS). DragonOS has no "
-        "verifier: PROG_LOAD only rewrites map fds into map pointers.",
+        "verifier: PROG_LOAD only rewrites map fds into map pointers (`bpf/prog/verifier.rs`), and "
+        "programs run in rbpf, JIT-compiled on x86_64 (`perf/mod.rs`).",
         "",
     ]
     for part in (map_types, helpers, prog_types, commands, perf_events, tracing):
