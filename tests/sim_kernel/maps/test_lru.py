@@ -1,8 +1,12 @@
-"""LRU_HASH and LRU_PERCPU_HASH: a full map accepts inserts by evicting, least recently used first."""
+"""LRU_HASH and LRU_PERCPU_HASH: a full map accepts inserts by evicting (Linux's LRU lists; exactness is the
+differential tests' job), reference bits from programs protect, the lists and the table stay consistent."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from maps_helpers import err, u32
 
 LRU, LRUP = 9, 10
@@ -87,3 +91,44 @@ def test_percpu_lru_lists_evict_within_their_cpu(mk: Any, kernel: Any) -> None:
     assert keys_of(m) == {u32(i) for i in range(m.max_entries - share, m.max_entries)}
     assert m.prog_update(u32(100), u32(0), 0, 1) == 0  # CPU 1's share is untouched
     assert len(m) == share + 1
+
+
+LRU_OPS = st.lists(st.tuples(st.sampled_from(["pu", "pu", "pl", "pd", "su", "sd", "sld"]), st.integers(0, 30),
+                             st.integers(0, 3), st.sampled_from([0, 0, 1, 2])), max_size=200)
+
+
+@settings(max_examples=int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=st.sampled_from([(LRU, 0), (LRU, 2), (LRUP, 0), (LRUP, 2)]), max_entries=st.sampled_from([1, 2, 4, 7, 16]),
+       ops=LRU_OPS)
+def test_lru_lists_stay_consistent(kernel: Any, spec: tuple[int, int], max_entries: int,
+                                   ops: list[tuple[str, int, int, int]]) -> None:
+    """Programs on every CPU and user space interleaved: the lists, the table and the charge agree."""
+    from maps_helpers import attr
+
+    from tinyaya.sim_kernel.maps import create_map
+
+    used = kernel.memlock.used
+    m = create_map(kernel, attr(spec[0], 4, 4, max_entries, spec[1]))
+    vs = 8 * kernel.ncpus if spec[0] == LRUP else 4
+    for op, key, cpu, fl in ops:
+        cpu %= kernel.ncpus
+        k = u32(key)
+        if op == "pu":
+            assert m.prog_update(k, u32(key), fl, cpu) in (0, -17, -2, -12)
+        elif op == "pl":
+            a = m.prog_lookup(k, cpu)
+            assert a == 0 or kernel.aspace.read(a, 4) in (u32(key), bytes(4))
+        elif op == "pd":
+            m.prog_delete(k)
+        elif op == "su":
+            err(m.sys_update, k, bytes(vs), fl)
+        elif op == "sd":
+            err(m.sys_delete, k)
+        else:
+            err(m.sys_lookup_and_delete, k)
+        assert len(m) <= m.max_entries
+        assert set(m.slot_key.values()) == set(m.index) == set(m.order.keys())
+        assert all(m.slot_key[i] == key2 for key2, i in m.index.items())
+    m.release()
+    assert kernel.memlock.used == used
