@@ -15,10 +15,10 @@ from tinyaya.obj.elf import Elf
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
 WITH_BTF = sorted(p.name for p in FIXTURES.glob("*.o") if Object.from_file(p).btf is not None)
-BPFTOOL = shutil.which("bpftool")
+BPFTOOL = shutil.which("bpftool") or ""
 
 
-@pytest.mark.skipif(BPFTOOL is None, reason="bpftool is not installed")
+@pytest.mark.skipif(not BPFTOOL, reason="bpftool is not installed")
 @pytest.mark.parametrize("name", [n for n in WITH_BTF if "bpfeb" not in n])
 def test_raw_dump_matches_bpftool(name: str) -> None:
     elf = Elf((FIXTURES / name).read_bytes())
@@ -185,7 +185,7 @@ def test_datasec_fixup_from_elf(name: str) -> None:
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 
 
-@pytest.mark.skipif(BPFTOOL is None or not VMLINUX.exists(), reason="needs bpftool and /sys/kernel/btf/vmlinux")
+@pytest.mark.skipif(not BPFTOOL or not VMLINUX.exists(), reason="needs bpftool and /sys/kernel/btf/vmlinux")
 def test_vmlinux_btf_matches_bpftool_and_passes_kernel_rules() -> None:
     """Every kind the running kernel uses (ENUM64, TYPE_TAG/DECL_TAG attributes, FLOAT...), line for line."""
     btf = Btf.parse(VMLINUX.read_bytes())
@@ -197,7 +197,7 @@ def test_vmlinux_btf_matches_bpftool_and_passes_kernel_rules() -> None:
     assert task is not None and btf.format_type(task.id).startswith("struct task_struct {")
 
 
-@pytest.mark.skipif(BPFTOOL is None or not VMLINUX.exists(), reason="needs bpftool and /sys/kernel/btf/vmlinux")
+@pytest.mark.skipif(not BPFTOOL or not VMLINUX.exists(), reason="needs bpftool and /sys/kernel/btf/vmlinux")
 def test_c_printer_matches_bpftool_format_c_on_vmlinux() -> None:
     """Struct/union/enum definitions as ``bpftool btf dump format c`` writes them (padding, packed,
     anonymous members, function pointers). bpftool renames duplicate type names (``___2``); those differ."""
