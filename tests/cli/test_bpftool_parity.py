@@ -115,6 +115,9 @@ def btf_fills(ncpus: int) -> list[MapFill]:
                           (b"\x01\x02" + bytes(10), [(99).to_bytes(4, "little")]),
                           (rng.randbytes(12), [rng.randbytes(4)])]),
         MapFill(".bss", [(bytes(4), [(123456789).to_bytes(8, "little")])]),
+        MapFill("lru", [(n.to_bytes(4, "little"), [rng.randbytes(12) + bytes(4)]) for n in range(N_RANDOM)]),
+        MapFill("lru_pcpu", [(rng.randbytes(12) + bytes(4), [rng.randbytes(8) for _ in range(ncpus)])
+                             for _ in range(N_RANDOM)]),
     ]
     return fills
 
@@ -147,7 +150,7 @@ def real_btf_maps(linux: Kernel) -> Iterator[dict[str, RealMap]]:
         out: dict[str, RealMap] = {}
         for name, m in bpf.maps():
             info = sysbpf.bpf_map_get_info_by_fd(linux, m.fd)
-            out[name] = RealMap(name, int(info.id), info.type in (5, 6, 10))
+            out[name] = RealMap(name, int(info.id), info.type in (5, 6, 10))  # PERCPU_HASH, _ARRAY, LRU_PERCPU
         for f in btf_fills(ncpus):
             m = bpf.map(f.name) if hasattr(bpf, "map") else dict(bpf.maps())[f.name]
             info = sysbpf.bpf_map_get_info_by_fd(linux, m.fd)
@@ -197,7 +200,7 @@ def same_ncpus(linux: Kernel) -> None:
 
 # --- the comparisons --------------------------------------------------------------------------------
 
-BTF_MAPS = ["counts", "flows", "pcpu", "pcpu_hash", "cells", "names", ".bss", ".data"]
+BTF_MAPS = ["counts", "flows", "pcpu", "pcpu_hash", "cells", "names", ".bss", ".data", "lru", "lru_pcpu"]
 ARRAYS = ["cells", "pcpu", ".bss", ".data"]
 
 
