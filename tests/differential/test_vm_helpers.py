@@ -214,3 +214,14 @@ CSUM_PACKET = PACKET[:12] + b"\x08\x00" + bytes.fromhex("45000054000040004001123
 def test_checksum_helper_agrees(linux, name: str) -> None:
     prog_type, insns = CSUM_CASES[name]
     _vm_agrees(linux, prog_type, insns, CSUM_PACKET)
+
+
+LD_ABS_OFFSETS = (0, 5, -0x100000, -0x100000 + 3, -0x200000, -0x200000 + 13, -1, -0x300000, 97, 200)
+
+
+@pytest.mark.parametrize("prog_type", [1, 3])
+@pytest.mark.parametrize("k", LD_ABS_OFFSETS)
+def test_ld_abs_offsets_agree(linux, prog_type: int, k: int) -> None:
+    """LD_ABS of 1, 2 and 4 bytes at offsets past, inside and before the packet (SKF_NET_OFF/SKF_LL_OFF)."""
+    for code in (0x30, 0x28, 0x20):
+        _vm_agrees(linux, prog_type, [Insn(0xBF, 6, 1), Insn(code, 0, 0, 0, k), Insn(0x95)], CSUM_PACKET)

@@ -99,3 +99,16 @@ def test_lwt_runs_on_the_skb_path_without_l2(kernel) -> None:
     pkt = bytes(12) + b"\x08\x00" + bytes(range(40))
     res = kernel.vm.test_run(prog("ldxw %r0, [%r1+0]\nexit", prog_type=10), pkt, None, 1, 0, 0, 0, 0)
     assert res.retval == 40 and res.data_out == bytes(14) + pkt[14:]  # as Linux 6.18 returns it
+
+
+def test_ld_abs_negative_offsets(kernel) -> None:
+    from tinyaya.isa import Insn
+
+    pkt = bytes(range(1, 13)) + b"\x08\x00" + bytes(range(100, 140))
+    net, ll = -0x100000, -0x200000
+    # r0 = byte 0 of the network header + (byte 5 of the Ethernet header << 8)
+    p = prog([Insn(0xBF, 6, 1), Insn(0x30, 0, 0, 0, ll + 5), Insn(0xBF, 7, 0), Insn(0x30, 0, 0, 0, net),
+              Insn(0x67, 7, 0, 0, 8), Insn(0x4F, 0, 7), Insn(0x95)], prog_type=1)
+    assert kernel.vm.test_run(p, pkt, None, 1, 0, 0, 0, 0).retval == 100 | (6 << 8)
+    p = prog([Insn(0xBF, 6, 1), Insn(0x30, 0, 0, 0, -0x300000), Insn(0xB7, 0, 0, 0, 9), Insn(0x95)], prog_type=1)
+    assert kernel.vm.test_run(p, pkt, None, 1, 0, 0, 0, 0).retval == 0  # below SKF_LL_OFF: exit 0

@@ -23,6 +23,8 @@ PAGE_SIZE = 4096
 XDP_PACKET_HEADROOM = 256
 NET_SKB_PAD = 64
 SKB_SHINFO_SIZE = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
+SKF_NET_OFF = -0x100000  # include/uapi/linux/filter.h
+SKF_LL_OFF = -0x200000
 
 # struct __sk_buff field offsets
 SKB_LEN, SKB_PKT_TYPE, SKB_MARK, SKB_QUEUE_MAPPING, SKB_PROTOCOL = 0, 4, 8, 12, 16
@@ -70,6 +72,8 @@ class PacketCtx:
         self.data_off = 0  # offset of data in pkt
         self.meta_off = 0
         self.length = 0
+        self.mac_off = 0  # the Ethernet header (skb_mac_header)
+        self.net_off = 0  # the network header (skb_network_header)
 
     @property
     def data(self) -> int:
@@ -84,10 +88,29 @@ class PacketCtx:
         self.data_off = headroom
         self.meta_off = headroom - meta_len
         self.length = len(data)
+        self.mac_off = headroom
+        self.net_off = headroom + 14
         self.pkt.buf[headroom:headroom + len(data)] = data
 
     def packet_bytes(self) -> memoryview:
         return self.pkt.buf[self.data_off:self.data_off + self.length]
+
+    def ld_abs_bytes(self, k: int, size: int) -> bytes | None:
+        """What LD_ABS/LD_IND read at offset ``k`` (``bpf_skb_load_helper_*``): from skb->data for
+        k >= 0; from the network header for SKF_NET_OFF + n, from the Ethernet header for
+        SKF_LL_OFF + n (``bpf_internal_load_pointer_neg_helper``); None when outside the packet."""
+        tail = self.data_off + self.length
+        if k >= 0:
+            ptr = self.data_off + k
+        elif k >= SKF_NET_OFF:
+            ptr = self.net_off + k - SKF_NET_OFF
+        elif k >= SKF_LL_OFF:
+            ptr = self.mac_off + k - SKF_LL_OFF
+        else:
+            return None
+        if ptr < 0 or ptr + size > tail:
+            return None
+        return bytes(self.pkt.buf[ptr:ptr + size])
 
     def load_field(self, off: int, size: int) -> int | None:
         """convert_ctx_access for the pointer fields: a u32 context load yields a 64-bit pointer."""

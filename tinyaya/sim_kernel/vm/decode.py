@@ -222,19 +222,20 @@ def _atomic(d: int, s: int, off: int, size: int, imm: int, nxt: int, regions: di
 
 
 def _ld_abs(size: int, imm: int, s: int | None, nxt: int, vm: Vm) -> Op:
-    """Legacy BPF_LD | BPF_ABS/BPF_IND: r0 = ntoh(*(size *)(skb->data + imm [+ src])), r6 is the skb.
+    """Legacy BPF_LD | BPF_ABS/BPF_IND: r0 = ntoh(*(size *)(skb->data + imm [+ src])), r6 is the skb;
+    negative offsets address the network (SKF_NET_OFF) or Ethernet (SKF_LL_OFF) header.
 
     Out of bounds the program exits with r0 = 0, as ``bpf_skb_load_helper_*`` makes it.
     """
-    skb_bytes = vm.skb_bytes
+    ld_abs_bytes = vm.ld_abs_bytes
 
     def op(R: list[Any]) -> int:
         k = imm + (R[s] & sem.M32 if s is not None else 0)
         k = ((k & sem.M32) ^ sem.SB32) - sem.SB32
-        data = skb_bytes(R[6])
-        if k < 0 or data is None or k + size > len(data):
+        raw = ld_abs_bytes(R[6], k, size)
+        if raw is None:
             raise LdAbsExit()
-        R[0] = int.from_bytes(data[k:k + size], "big")
+        R[0] = int.from_bytes(raw, "big")
         return nxt
     return op
 

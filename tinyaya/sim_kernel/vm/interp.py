@@ -321,6 +321,12 @@ class Vm:
         fn = getattr(region.owner, "packet_bytes", None) if region is not None else None
         return fn() if fn is not None else None
 
+    def ld_abs_bytes(self, ctx_addr: int, k: int, size: int) -> bytes | None:
+        """``size`` bytes at LD_ABS offset ``k`` of the __sk_buff at ``ctx_addr``, or None (contexts.py)."""
+        region = self.aspace.regions.get(ctx_addr >> 32)
+        fn = getattr(region.owner, "ld_abs_bytes", None) if region is not None else None
+        return fn(k, size) if fn is not None else None
+
     # -- entry points implemented elsewhere --------------------------------------------------------------
     def run_with_ctx(self, prog: Any, ctx: bytes, cpu: int = 0) -> tuple[int, bytes]:
         """Run ``prog`` on a copy of ``ctx`` (e.g. a ``struct pt_regs``) in this CPU's context buffer;
