@@ -15,6 +15,7 @@ from tinyaya.isa import opcodes as op
 from tinyaya.uapi.bpf import BpfCmd, MapCreateAttr, ProgLoadAttr
 
 from .corpus import key_message
+from .fuzz_xdp import XDP, build_xdp, xdp_snippet
 from .linux_oracle import bpf_available
 from .test_soundness import build, snippet
 
@@ -22,7 +23,7 @@ EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
 pytestmark = pytest.mark.linux
 
 
-def _verdict(kernel, insns: list[Insn]) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+def _verdict(kernel, insns: list[Insn], prog_type: int = 2) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
     def call(cmd: int, attr: ctypes.Structure) -> int:
         buf = bytearray(144)
         buf[:ctypes.sizeof(attr)] = bytes(attr)
@@ -35,7 +36,7 @@ def _verdict(kernel, insns: list[Insn]) -> tuple[str, str, str]:  # type: ignore
         code = ctypes.create_string_buffer(encode(insns))
         lic = ctypes.create_string_buffer(b"GPL")
         log = ctypes.create_string_buffer(1 << 20)
-        attr = ProgLoadAttr(prog_type=2, insn_cnt=len(insns), insns=ctypes.addressof(code),
+        attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns), insns=ctypes.addressof(code),
                             license=ctypes.addressof(lic), log_level=1, log_size=1 << 20,
                             log_buf=ctypes.addressof(log))
         try:
@@ -66,4 +67,15 @@ def test_same_verdict_as_linux(kernels, snippets: list[list[Insn]]) -> None:  # 
     insns = build(snippets)
     want = _verdict(linux, insns)
     got = _verdict(sim, insns)
+    assert got[:2] == want[:2], f"linux {want} tinyaya {got}"
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.generate, Phase.shrink])
+@given(st.lists(xdp_snippet, min_size=1, max_size=10))
+def test_same_verdict_as_linux_xdp(kernels, snippets: list[list[Insn]]) -> None:  # type: ignore[no-untyped-def]
+    linux, sim = kernels
+    insns = build_xdp(snippets)
+    want = _verdict(linux, insns, XDP)
+    got = _verdict(sim, insns, XDP)
     assert got[:2] == want[:2], f"linux {want} tinyaya {got}"

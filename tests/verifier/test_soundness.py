@@ -147,3 +147,44 @@ def test_accepted_programs_do_not_fault(sim, snippets: list[list[Insn]], ctx: by
         if fd is not None:
             kernel.close(fd)
         kernel.close(map_fd)
+
+
+def _load_xdp(kernel, insns: list[Insn]):  # type: ignore[no-untyped-def]
+    import ctypes
+
+    from tinyaya.uapi.bpf import BpfCmd, ProgLoadAttr
+
+    code = ctypes.create_string_buffer(encode(insns))
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = ProgLoadAttr(prog_type=6, insn_cnt=len(insns), insns=ctypes.addressof(code),
+                        license=ctypes.addressof(lic))
+    buf = bytearray(144)
+    buf[:ctypes.sizeof(attr)] = bytes(attr)
+    try:
+        return int(kernel.bpf(BpfCmd.BPF_PROG_LOAD, buf))
+    except OSError:
+        return None
+
+
+def _xdp_strategy():  # type: ignore[no-untyped-def]
+    from .fuzz_xdp import xdp_snippet
+    return st.lists(xdp_snippet, min_size=1, max_size=10)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_xdp_strategy(), st.binary(min_size=14, max_size=80))
+def test_accepted_xdp_programs_do_not_fault(sim, snippets: list[list[Insn]], packet: bytes) -> None:  # type: ignore[no-untyped-def]
+    from .fuzz_xdp import build_xdp
+    sk, fault = sim
+    kernel = sk.SimKernel()
+    fd = _load_xdp(kernel, build_xdp(snippets))
+    if fd is None:
+        return
+    try:
+        prog = kernel.fds.get(fd)
+        try:
+            kernel.vm.test_run(prog, packet, None, 1, 0, 0, 0, 0)
+        except fault as e:
+            pytest.fail(f"the verifier accepted a program that faults: {e}")
+    finally:
+        kernel.close(fd)

@@ -8,9 +8,8 @@ from tinyaya.isa import Insn
 from tinyaya.isa import opcodes as op
 
 from .backtrack import mark_chain_precision
-from .branches import REV, branch_taken, feasible, refine
+from .branches import FLIP, REV, branch_taken, feasible, refine
 from .errors import EINVAL
-from .mem import BPF_MAX_VAR_OFF
 from .regs import PTR_MAYBE_NULL, Reg, RegType, mark_known
 from .state import VState
 
@@ -121,31 +120,62 @@ def ptr_cond(env: Env, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: i
         if dst.type != T.PTR_TO_BTF_ID:
             # a pointer that cannot be NULL: the branch is decided
             return target if o == op.BPF_JNE else pc + 1
+    pkt_types = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
+    if not jmp32 and src is not None and o in (op.BPF_JGT, op.BPF_JGE, op.BPF_JLT, op.BPF_JLE) and (
+            (dst.type in pkt_types and src.type == T.PTR_TO_PACKET_END)
+            or (dst.type == T.PTR_TO_PACKET_END and src.type in pkt_types)):
+        # normalise to "pkt OP pkt_end"
+        pkt_regno, oo = (i.dst, o) if dst.type in pkt_types else (i.src, FLIP[o])
+        pkt = env.regs[pkt_regno]
+        t = pkt_branch_taken(pkt, oo)
+        if t >= 0:
+            return target if t else pc + 1
+        taken = env.state.copy()
+        fall = env.state
+        good, good_open, end_st, end_open = {
+            op.BPF_JGT: (fall, False, taken, True), op.BPF_JGE: (fall, True, taken, False),
+            op.BPF_JLT: (taken, True, fall, False), op.BPF_JLE: (taken, False, fall, True)}[oo]
+        mark_pkt_end(end_st, pkt_regno, end_open)
+        find_good_pkt_pointers(good, pkt, good_open)
+        env.push_branch(taken, target, pc)
+        return pc + 1
     taken = env.state.copy()
-    if not jmp32 and src is not None and o in (op.BPF_JGT, op.BPF_JGE, op.BPF_JLT, op.BPF_JLE):
-        pkt = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
-        if dst.type in pkt and src.type == T.PTR_TO_PACKET_END:
-            pkt_compare(env, taken, dst, o, True)
-        elif dst.type == T.PTR_TO_PACKET_END and src.type in pkt:
-            pkt_compare(env, taken, src, o, False)
-        elif dst.type == T.PTR_TO_PACKET_META and src.type == T.PTR_TO_PACKET:
-            pass
     env.push_branch(taken, target, pc)
     return pc + 1
 
 
-def pkt_compare(env: Env, taken: VState, pkt: Reg, o: int, pkt_is_dst: bool) -> None:
-    """find_good_pkt_pointers(): on the side where ``pkt <= pkt_end`` holds, every packet pointer with
-    the same id may access ``pkt.off`` bytes."""
-    # normalise to "pkt OP end"
-    oo = o if pkt_is_dst else {op.BPF_JGT: op.BPF_JLT, op.BPF_JLT: op.BPF_JGT, op.BPF_JGE: op.BPF_JLE,
-                               op.BPF_JLE: op.BPF_JGE}[o]
-    # which side knows pkt <= end (or pkt < end)
-    good_on_taken = oo in (op.BPF_JLT, op.BPF_JLE)
-    st = taken if good_on_taken else env.state
-    rng = max(pkt.off, 0)
-    if pkt.var_off != (0, 0) and pkt.umax >= BPF_MAX_VAR_OFF:
+BEYOND_PKT_END = -1
+AT_PKT_END = -2
+MAX_PACKET_OFF = 0xFFFF
+
+
+def pkt_branch_taken(pkt: Reg, o: int) -> int:
+    """is_pkt_ptr_branch_taken(): a pointer known to be at or past pkt_end decides the comparison."""
+    if pkt.range >= 0:
+        return -1
+    if o in (op.BPF_JLE, op.BPF_JGT) and pkt.range == BEYOND_PKT_END:
+        return int(o == op.BPF_JGT)
+    if o in (op.BPF_JLT, op.BPF_JGE):
+        return int(o == op.BPF_JGE)
+    return -1
+
+
+def mark_pkt_end(st: VState, regno: int, range_open: bool) -> None:
+    """mark_pkt_end(): the compared pointer is past (or at) pkt_end on this side."""
+    reg = st.cur.regs[regno]
+    if reg.type != T.PTR_TO_PACKET:
         return
+    reg.range = BEYOND_PKT_END if range_open else AT_PKT_END
+
+
+def find_good_pkt_pointers(st: VState, pkt: Reg, right_open: bool) -> None:
+    """find_good_pkt_pointers(): where ``pkt <= pkt_end`` (or ``<``) holds, every packet pointer with the
+    same id may access ``pkt.off`` (+1) bytes."""
+    if pkt.off < 0 or (pkt.off == 0 and right_open):
+        return
+    if pkt.umax > MAX_PACKET_OFF or pkt.umax + pkt.off > MAX_PACKET_OFF:
+        return
+    rng = pkt.off + (1 if right_open else 0)
     for f in st.frames:
         for r in f.regs:
             if r.type == pkt.type and r.id == pkt.id and r.range < rng:

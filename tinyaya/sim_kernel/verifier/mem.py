@@ -219,6 +219,8 @@ def check_packet_access(env: Env, reg: Reg, regno: int, off: int, size: int) -> 
         raise env.reject(EACCES, f"R{regno} min value is negative, either use unsigned index or do a "
                                  "if (index >=0) check.")
     o = off + reg.off
+    if reg.range < 0:
+        raise env.reject(EINVAL, f"R{regno} offset is outside of the packet")
     if o < 0 or o + size > reg.range:
         env.log_line(f"invalid access to packet, off={o} size={size}, R{regno}(id={reg.id},off={o},"
                      f"r={reg.range})")

@@ -130,8 +130,12 @@ def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True) -
         return False
     if old.frameno != cur.frameno or old.subprog != cur.subprog:
         return False
-    if old.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META) and cur.range < old.range:
-        return False
+    if old.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+        if old.range < 0 or cur.range < 0:
+            if old.range != cur.range:
+                return False  # [BEYOND|AT]_PKT_END
+        elif cur.range < old.range:
+            return False
     if not (_range_within(old, cur) and tn.contains(old.var_off, cur.var_off)):
         return False
     if (old.flags & 0x100 or old.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)) and not ids.check(old.id, cur.id):
