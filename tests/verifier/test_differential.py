@@ -15,9 +15,8 @@ from tinyaya.isa import opcodes as op
 from tinyaya.uapi.bpf import BpfCmd, MapCreateAttr, ProgLoadAttr
 
 from .corpus import key_message
-from .fuzz_xdp import XDP, build_xdp, xdp_snippet
+from .fuzz_gen import XDP, build, build_xdp, snippet, xdp_snippet
 from .linux_oracle import bpf_available
-from .test_soundness import build, snippet
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
 pytestmark = pytest.mark.linux
