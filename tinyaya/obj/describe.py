@@ -125,10 +125,8 @@ def describe_map(obj: Object, m: MapDef) -> dict[str, Any]:
 
 
 def _insn_at(obj: Object, section_index: int, offset: int) -> Any:
-    for fn in obj.functions.values():
-        if fn.section_index == section_index and fn.address <= offset < fn.address + fn.size:
-            return fn.insns[(offset - fn.address) // 8]
-    return None
+    fn = obj.function_containing(section_index, offset)
+    return fn.insns[(offset - fn.address) // 8] if fn is not None else None
 
 
 def _relocation_target(obj: Object, r: Relocation) -> str:

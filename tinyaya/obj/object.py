@@ -82,6 +82,8 @@ class Object:
     path: str | None = None
     e_machine: int = 247
     warnings: list[str] = field(default_factory=list)
+    _function_index: dict[int, tuple[list[int], list[Function]]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     # --- construction ----------------------------------------------------------------------
 
@@ -127,6 +129,21 @@ class Object:
 
     def function_at(self, section_index: int, address: int) -> Function | None:
         return self.functions.get((section_index, address))
+
+    def function_containing(self, section_index: int, offset: int) -> Function | None:
+        """The function whose code covers byte ``offset`` of the section."""
+        if self._function_index is None:
+            index: dict[int, tuple[list[int], list[Function]]] = {}
+            for (sec, addr), fn in sorted(self.functions.items(), key=lambda kv: kv[0]):
+                addrs_, fns_ = index.setdefault(sec, ([], []))
+                addrs_.append(addr)
+                fns_.append(fn)
+            self._function_index = index
+        addrs, fns = self._function_index.get(section_index, ([], []))
+        i = bisect.bisect_right(addrs, offset) - 1
+        if i >= 0 and offset < fns[i].address + fns[i].size:
+            return fns[i]
+        return None
 
     def program_function(self, name: str) -> Function:
         p = self.programs[name]
