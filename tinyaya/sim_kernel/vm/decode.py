@@ -1,10 +1,10 @@
 """Pre-decoding: one Python closure per instruction slot, built once per program.
 
-``decode(prog, vm)`` returns a list ``code`` with ``code[pc](R) -> next_pc``.
+``decode(insns, vm, prog_type)`` returns a list ``code`` with ``code[pc](R) -> next_pc``.
 ``R`` is the run state: ``R[0..10]`` the registers, ``R[11]`` the ``RunEnv``,
 ``R[12]`` the call-frame stack, ``R[13]`` the back-edge budget, ``R[14]``/``R[15]`` the
-buffer and base address of the run's stack region (frame-pointer accesses skip the region lookup;
-r10 is read-only, so they stay inside it). Every region's base is 4 GiB aligned
+buffer and base address of the run's stack region and ``R[16..18]`` its u64/u32/u16 views
+(frame-pointer accesses skip the region lookup; r10 is read-only, so they stay inside it). Every region's base is 4 GiB aligned
 (memory.py), so the offset of an address in its region is ``addr & 0xFFFFFFFF``. Program exit
 returns None, which ends the dispatch loop (``while pc is not None``).
 
