@@ -123,3 +123,23 @@ def test_snapshots_have_no_unmasked_paths() -> None:
     for p in SNAPSHOTS.glob("*.txt"):
         text = p.read_text()
         assert "/tmp/" not in text and "pytest-of" not in text, p.name
+
+
+def test_project_codec_formats_maps_without_btf(tmp_path: Path) -> None:
+    """No BTF: ``formatted`` follows the types tinyaya.toml gives the map (``bytes`` leaves the key out)."""
+    import json
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "tinyaya.toml").write_text(
+        f'object = "{EXAMPLE_OBJ}"\nprograms = ["syscall_ebpf"]\n\n[attach]\nkind = "kprobe"\ntarget = "sys_enter"\n\n'
+        '[maps.SYSCALL_LIST]\nkey = "bytes"\nvalue = "i32"\n')
+    state = tmp_path / "state"
+    assert run_cli(["load", "--events", "0", "-q"], state, cwd=proj).returncode == 0
+    assert run_cli(["maps", "update", "SYSCALL_LIST", "5", "--", "-3"], state).returncode == 0
+    r = run_cli(["maps", "dump", "SYSCALL_LIST", "--json"], state)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"key": ["0x05", "0x00", "0x00", "0x00"], "value": ["0xfd", "0xff", "0xff", "0xff"],
+                                     "formatted": {"value": -3}}]
+    r = run_cli(["maps", "lookup", "SYSCALL_LIST", "5", "--json"], state)
+    assert json.loads(r.stdout)["formatted"] == {"value": -3}

@@ -14,6 +14,7 @@ from .errors import failed
 from .kernels import open_kernel
 from .mapfmt import (
     Entry,
+    MapCodec,
     entries_btf_text,
     entries_json,
     entry_btf_text,
@@ -169,7 +170,8 @@ def maps_dump(name: str | None, as_json: bool) -> None:
             entries = list(iter_entries(kernel, m))
             mb = btfs.for_map(m)
             if as_json:
-                result[m.name] = entries_json(entries, m.percpu, mb, map_of_maps=m.map_of_maps)
+                result[m.name] = entries_json(entries, m.percpu, mb, map_of_maps=m.map_of_maps,
+                                              codec=MapCodec.from_display(record.map_display.get(m.name)))
                 continue
             if not name:
                 click.echo(f"{m.name} ({map_type_name(m.info.type)}):")
@@ -208,7 +210,8 @@ def maps_lookup(name: str, key: str, as_json: bool) -> None:
         entry = Entry(k, split_percpu(kernel, m, raw))
         mb = MapBtfSource(kernel, record).for_map(m)
         if as_json:
-            click.echo(_json(entry_json(entry, m.percpu, mb, map_of_maps=m.map_of_maps)))
+            codec = MapCodec.from_display(record.map_display.get(m.name))
+            click.echo(_json(entry_json(entry, m.percpu, mb, map_of_maps=m.map_of_maps, codec=codec)))
         elif mb is not None:
             click.echo(entry_btf_text(entry, m.percpu, mb), nl=False)
         else:

@@ -8,9 +8,11 @@ prints a JSON array with one object per entry: ``{"key": ["0x01", …],
 (``bpf_map_info.btf_value_type_id``), ``"formatted"`` from ``do_dump_btf``:
 ``{"key": …, "value": …}`` or ``{"key": …, "values": [{"cpu": N, "value": …}]}``,
 the key only when ``btf_key_type_id`` is set (see ``btffmt``). Without BTF,
-bpftool prints no ``formatted``; tinyaya adds one holding unsigned integers
-when the key and values are 1, 2, 4 or 8 bytes (the syscall_ebpf example's
-maps have no BTF, and counts are what people want to read).
+bpftool prints no ``formatted``; tinyaya adds one from the map's codec: the
+``key``/``value`` types a ``tinyaya.toml`` gives the map (``u8``…``i64``;
+``bytes`` leaves that side out), else unsigned integers when the key and
+values are 1, 2, 4 or 8 bytes (the syscall_ebpf example's maps have no BTF,
+and counts are what people want to read).
 
 Plain text follows ``print_entry_plain`` and ``fprint_hex`` byte for byte,
 and a map with BTF prints bpftool's pretty ``btf_dumper`` tree instead.
@@ -79,17 +81,52 @@ def _btf_tree(e: Entry, percpu: bool, mb: MapBtf, plain: bool) -> Fields:
     return out
 
 
-def _int_formatted(e: Entry, percpu: bool) -> dict[str, Any] | None:
-    fk = as_int(e.key)
-    fv = [as_int(v) for v in e.values]
-    if fk is None or any(x is None for x in fv):
+_CODEC_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i8": 1, "i16": 2, "i32": 4, "i64": 8}
+
+
+@dataclass(frozen=True)
+class MapCodec:
+    """The key and value types a project file names for a map (``[maps.NAME] key = "u32"``)."""
+
+    key: str | None = None
+    value: str | None = None
+
+    @staticmethod
+    def from_display(display: dict[str, Any] | None) -> MapCodec | None:
+        if not display or not ({"key", "value"} & set(display)):
+            return None
+        k, v = display.get("key"), display.get("value")
+        return MapCodec(k if isinstance(k, str) else None, v if isinstance(v, str) else None)
+
+
+def _codec_int(data: bytes, typ: str | None) -> Any:
+    """``data`` as the codec's type; ``None`` for ``bytes`` or a size that doesn't match the type."""
+    if typ is None:
+        return as_int(data)
+    size = _CODEC_SIZES.get(typ)
+    if size is None or size != len(data):
+        return None
+    return int.from_bytes(data, "little", signed=typ.startswith("i"))
+
+
+def _int_formatted(e: Entry, percpu: bool, codec: MapCodec | None = None) -> dict[str, Any] | None:
+    c = codec or MapCodec()
+    fk = _codec_int(e.key, c.key)
+    fv = [_codec_int(v, c.value) for v in e.values]
+    if any(x is None for x in fv):
+        return None
+    out: dict[str, Any] = {} if fk is None else {"key": fk}
+    if fk is None and c.key != "bytes":
         return None
     if percpu:
-        return {"key": fk, "values": [{"cpu": i, "value": x} for i, x in enumerate(fv)]}
-    return {"key": fk, "value": fv[0]}
+        out["values"] = [{"cpu": i, "value": x} for i, x in enumerate(fv)]
+    else:
+        out["value"] = fv[0]
+    return out
 
 
-def entry_json(e: Entry, percpu: bool, btf: MapBtf | None = None, *, map_of_maps: bool = False) -> dict[str, Any]:
+def entry_json(e: Entry, percpu: bool, btf: MapBtf | None = None, *, map_of_maps: bool = False,
+               codec: MapCodec | None = None) -> dict[str, Any]:
     """One element of ``bpftool -j map dump`` (``print_entry_json``)."""
     out: dict[str, Any] = {"key": hex_bytes(e.key)}
     if percpu:
@@ -104,15 +141,15 @@ def entry_json(e: Entry, percpu: bool, btf: MapBtf | None = None, *, map_of_maps
         except BtfDumpError:
             pass
     else:
-        f = _int_formatted(e, percpu)
+        f = _int_formatted(e, percpu, codec)
         if f is not None:
             out["formatted"] = f
     return out
 
 
 def entries_json(entries: Iterable[Entry], percpu: bool, btf: MapBtf | None = None, *,
-                 map_of_maps: bool = False) -> list[dict[str, Any]]:
-    return [entry_json(e, percpu, btf, map_of_maps=map_of_maps) for e in entries]
+                 map_of_maps: bool = False, codec: MapCodec | None = None) -> list[dict[str, Any]]:
+    return [entry_json(e, percpu, btf, map_of_maps=map_of_maps, codec=codec) for e in entries]
 
 
 def fprint_hex(data: bytes) -> str:
