@@ -206,7 +206,7 @@ def test_errors_are_picklable_and_carry_fields() -> None:
 def test_truncation_at_every_offset(name: str) -> None:
     """Every prefix of every fixture parses or raises a specific typed error."""
     data = raw(name)
-    step = max(1, len(data) // 400)
+    step = 1 if len(data) <= 16384 else max(1, len(data) // 2000)
     for n in range(0, len(data), step):
         try:
             obj = Object.parse(data[:n], name)
@@ -218,3 +218,27 @@ def test_truncation_at_every_offset(name: str) -> None:
                 link_program(obj, prog, map_fds={m: 3 for m in obj.maps})
             except (RelocationError, UnknownProgramSection):
                 pass
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.o")))
+def test_every_section_truncated(name: str) -> None:
+    """Each section cut short (size 0, 1, half, one byte less): parsed, or a specific typed error."""
+    data = raw(name)
+    elf = Patch(data).elf
+    for sec in elf.sections[1:]:
+        for size in sorted({0, 1, sec.size // 2, max(sec.size - 1, 0)}):
+            if size >= sec.size:
+                continue
+            p = Patch(data)
+            p.put("Q", elf.e_shoff + 64 * sec.index + 32, size)
+            try:
+                obj = Object.parse(p.bytes(), name)
+            except ObjError as e:
+                assert not isinstance(e, MalformedObject), f"{sec.name} at {size}: {e}"
+                assert name in str(e)
+                continue
+            for prog in obj.programs:
+                try:
+                    link_program(obj, prog, map_fds={m: 3 for m in obj.maps})
+                except (RelocationError, UnknownProgramSection):
+                    pass
