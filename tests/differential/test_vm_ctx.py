@@ -54,3 +54,53 @@ def test_context_field(linux, pt: int, off: int, ctx: bytes | None) -> None:
     finally:
         sim.shutdown()
     assert got == want
+
+
+def _raw_test_run(kernel, prog_type: int, text: str, ctx: bytes, repeat: int, prog_flags: int = 0) -> tuple:
+    """(errno or 0, retval, the ctx_in buffer afterwards): syscall programs write their context back there."""
+    import ctypes
+
+    from tinyaya.isa import assemble, encode
+    from tinyaya.sys.prog import bpf_prog_load
+    from tinyaya.uapi.bpf import BpfCmd, TestRunAttr
+
+    fd = bpf_prog_load(kernel, prog_type, encode(assemble(text)), prog_flags=prog_flags)
+    try:
+        buf = ctypes.create_string_buffer(ctx, len(ctx))
+        attr = TestRunAttr(prog_fd=fd, ctx_in=ctypes.addressof(buf), ctx_size_in=len(ctx), repeat=repeat)
+        try:
+            kernel.bpf(BpfCmd.BPF_PROG_TEST_RUN, attr)
+        except OSError as e:
+            return (e.errno, 0, buf.raw)
+        return (0, int(attr.retval), buf.raw)
+    finally:
+        kernel.close(fd)
+
+
+RAW_TP = "ldxdw %r0, [%r1+0]\nldxdw %r2, [%r1+16]\nadd %r0, %r2\nexit"
+ARGS = (5).to_bytes(8, "little") + (7).to_bytes(8, "little") + (9).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("size,repeat", [(24, 0), (96, 0), (104, 0), (24, 1)])
+def test_raw_tracepoint_args_agree(linux, size: int, repeat: int) -> None:
+    from tinyaya.sim_kernel import SimKernel
+
+    ctx = ARGS + bytes(size - len(ARGS))
+    sim = SimKernel()
+    try:
+        assert _raw_test_run(sim, 17, RAW_TP, ctx, repeat) == _raw_test_run(linux, 17, RAW_TP, ctx, repeat)
+    finally:
+        sim.shutdown()
+
+
+def test_syscall_program_writes_its_context_back(linux) -> None:
+    from tinyaya.sim_kernel import SimKernel
+
+    text = "ldxw %r0, [%r1+0]\nstw [%r1+4], 77\nadd %r0, 1\nexit"
+    ctx = bytes([3, 0, 0, 0, 0, 0, 0, 0])
+    sim = SimKernel()
+    try:
+        got = _raw_test_run(sim, 31, text, ctx, 0, prog_flags=16)  # BPF_F_SLEEPABLE: syscall programs are
+    finally:
+        sim.shutdown()
+    assert got == _raw_test_run(linux, 31, text, ctx, 0, prog_flags=16) == (0, 4, bytes([3, 0, 0, 0, 77, 0, 0, 0]))
