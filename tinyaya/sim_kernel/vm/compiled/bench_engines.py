@@ -1,0 +1,174 @@
+"""The compiled and native engines in ``tinyaya.bench``, and the end-to-end event rate.
+
+``register(ENGINES)`` adds ``compiled`` (and ``native`` when llvmlite is installed) to the bench's
+engine registry; each runner has the interpreter runner's contract ``(bench, calls) -> ns per call``
+and runs the same programs the same way (PROG_TEST_RUN with ``repeat``, or ``run_with_ctx`` for the
+kprobe program), with the engine installed on the kernel.
+
+``syscall_events_per_sec(engine)`` is ``tinyaya load examples/syscall_ebpf/.../syscall_ebpf.o --kprobe
+sys_enter`` on the built-in workload, measured through the same API the CLI's load driver uses
+(SimKernel, ``tinyaya.programs.Ebpf``, ``kernel.machine.workload(...).step(n, counts)``).
+
+``python -m tinyaya.sim_kernel.vm.compiled.bench_engines`` runs the whole bench with every available
+engine side by side, adds ``ratio_vs_interp`` to each record and the event rates, and writes
+``bench-results.json``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .engine import install, native_available
+
+Runner = Callable[[Any, int], float]
+ROUNDS = 3
+
+
+def available() -> list[str]:
+    return ["interp", "compiled"] + (["native"] if native_available() else [])
+
+
+def _runner(engine: str) -> Callable[[], Runner]:
+    def factory() -> Runner:
+        from ....bench import _best_of, _sim_kernel, _sim_prog
+
+        kernel = _sim_kernel()
+        install(kernel.vm, engine)
+
+        def run(b: Any, calls: int) -> float:
+            own = getattr(b, "kernel_for_sim", None)
+            if own is not None:  # the syscall_ebpf bench: its own kernel, with its maps
+                install(own.vm, engine)
+                try:
+                    vm = own.vm
+                    prog = b.sim_prog
+                    ctx = b.ctx
+                    vm.run_with_ctx(prog, ctx, 0)
+
+                    def many_ctx() -> None:
+                        for _ in range(calls):
+                            vm.run_with_ctx(prog, ctx, 0)
+                    return float(_best_of(many_ctx, calls))
+                finally:
+                    install(own.vm, "interp")
+            prog = getattr(b, "sim_prog", None) or _sim_prog(b)
+            vm = kernel.vm
+            if b.ctx is not None:
+                ctx = b.ctx
+                vm.run_with_ctx(prog, ctx, 0)
+
+                def many() -> None:
+                    for _ in range(calls):
+                        vm.run_with_ctx(prog, ctx, 0)
+                return float(_best_of(many, calls))
+            vm.test_run(prog, b.data, None, 1, 0, 0, 0, 0)  # warm-up: translate once
+            return float(_best_of(lambda: vm.test_run(prog, b.data, None, calls, 0, 0, 0, 0), calls))
+        return run
+    return factory
+
+
+def register(engines: dict[str, Callable[[], Runner]]) -> None:
+    """Add this package's engines to ``tinyaya.bench.ENGINES``."""
+    engines.setdefault("compiled", _runner("compiled"))
+    if native_available():
+        engines.setdefault("native", _runner("native"))
+
+
+def syscall_events_per_sec(engine: str, steps: int = 20000, workload: str = "default") -> float | None:
+    """Simulated syscalls per second through the event path with the syscall_ebpf example attached at
+    sys_enter (best of ROUNDS, process CPU time). None when the example object is absent."""
+    from ....bench import SYSCALL_EBPF
+    from ....programs.ebpf import Ebpf
+    from ...kernel import SimKernel
+
+    if not SYSCALL_EBPF.exists():
+        return None
+    kernel = SimKernel()
+    install(kernel.vm, engine)
+    ebpf = Ebpf.load_file(str(SYSCALL_EBPF), kernel=kernel)
+    prog: Any = ebpf.program_mut("syscall_ebpf")
+    prog.load()
+    prog.attach("sys_enter", 0)
+    driver = kernel.machine.workload(workload, seed=0)
+    counts: Counter[int] = Counter()
+    driver.step(min(steps, 2000), counts)  # warm-up: translation, first map inserts
+    best = 0.0
+    for _ in range(ROUNDS):
+        t0 = time.process_time_ns()
+        n = driver.step(steps, counts)
+        dt = time.process_time_ns() - t0
+        if dt > 0:
+            best = max(best, n * 1e9 / dt)
+    shutdown = getattr(kernel, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    return best
+
+
+def event_records(engines: list[str], steps: int = 20000) -> list[dict[str, Any]]:
+    rates = {e: syscall_events_per_sec(e, steps) for e in engines}
+    base = rates.get("interp")
+    out = []
+    for e, r in rates.items():
+        if r is None:
+            continue
+        rec: dict[str, Any] = {"name": "syscall_ebpf_events", "engine": e, "events_per_sec": r,
+                               "ns_per_event": 1e9 / r if r else None,
+                               "note": "tinyaya load syscall_ebpf.o --kprobe sys_enter, built-in workload"}
+        if base:
+            rec["ratio_vs_interp"] = base / r if r else None
+        out.append(rec)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The bench with every available engine, ratios to the interpreter, and the event rates."""
+    from .... import bench
+
+    register(bench.ENGINES)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(a.startswith("--engine") for a in argv):
+        argv += ["--engine", ",".join(available())]
+    out = "bench-results.json"
+    for i, a in enumerate(argv):
+        if a == "--output" and i + 1 < len(argv):
+            out = argv[i + 1]
+        elif a.startswith("--output="):
+            out = a.split("=", 1)[1]
+    rc = bench.main(argv)
+    if rc:
+        return int(rc)
+    path = Path(out)
+    results: list[dict[str, Any]] = json.loads(path.read_text())
+    interp = {r["name"]: r["ns_per_call"] for r in results if r.get("engine") == "interp"}
+    kernel = {r["name"]: r["ns_per_call"] for r in results if r.get("engine") == "kernel-jit"}
+    print(f"\n{'benchmark':16} {'engine':10} {'ns/insn':>9} {'ns/call':>12} {'vs interp':>10} {'vs kernel':>10}")
+    for r in results:
+        base = interp.get(r["name"])
+        if base and r.get("ns_per_call"):
+            r["ratio_vs_interp"] = r["ns_per_call"] / base
+        k = kernel.get(r["name"])
+        vk = f"{r['ns_per_call'] / k:9.1f}x" if k and r.get("ns_per_call") else ""
+        vi = f"{r['ns_per_call'] / base:9.2f}x" if base and r.get("ns_per_call") else ""
+        print(f"{r['name']:16} {r['engine']:10} {r.get('ns_per_insn') or 0:9.2f} {r['ns_per_call']:12.0f} "
+              f"{vi:>10} {vk:>10}")
+    quick = "--quick" in argv
+    engines = [e for e in available() if e in {r["engine"] for r in results}] or available()
+    events = event_records(engines, steps=2000 if quick else 20000)
+    print(f"\n{'syscall_ebpf load (built-in workload)':40} {'events/s':>12} {'vs interp':>10}")
+    for rec in events:
+        ratio = rec.get("ratio_vs_interp")
+        print(f"  {rec['engine']:38} {rec['events_per_sec']:12.0f} {(1 / ratio if ratio else 0):9.2f}x")
+    results += events
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
