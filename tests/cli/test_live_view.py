@@ -72,10 +72,10 @@ def tmux() -> str:
 
 
 class Tmux:
-    """A tmux server of our own (``-L``), one pane running the load; killed (only it) at the end."""
+    """A tmux server of our own (its socket in the test's tmp dir), one pane running the load; killed at the end."""
 
     def __init__(self, exe: str, tmp_path: Path, width: int, height: int) -> None:
-        self.base = [exe, "-L", f"tinyaya-test-{os.getpid()}-{width}x{height}", "-f", "/dev/null"]
+        self.base = [exe, "-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]
         self.done = tmp_path / "exit-status"
         self.env = cli_env(tmp_path / "state")
         argv = " ".join([sys.executable, "-m", "tinyaya.cli.main", *LOAD])
