@@ -158,3 +158,48 @@ def build_xdp(snippets: list[list[Insn]]) -> list[Insn]:
     return fixed
 
 
+
+
+# -- more kprobe features: ringbuf references, helpers with sizes, atomics, sign extension, calls ----------
+RINGBUF_FD = -7  # patched to a ringbuf map's fd by the loaders (ld_imm64 src=BPF_PSEUDO_MAP_FD, imm -7)
+
+
+def _rb_reserve(sz: int) -> list[Insn]:
+    return [Insn(op.LD_IMM64, 1, op.BPF_PSEUDO_MAP_FD, 0, RINGBUF_FD), Insn(0), alu(A64, op.BPF_MOV, 2, sz),
+            alu(A64, op.BPF_MOV, 3, 0), Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, 131)]
+
+
+extra_snippet = st.one_of(
+    snippet,
+    # reserve, maybe null-check, write, submit or discard (or leak)
+    st.builds(lambda sz, check, woff, fin: _rb_reserve(sz)
+              + ([Insn(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 0, 0, 3 + (fin < 2) * 3, 0)] if check else [])
+              + [alu(A64, op.BPF_MOV, 1, 7), stx(8, 0, 1, woff), alux(A64, op.BPF_MOV, 9, 0)]
+              + ([alux(A64, op.BPF_MOV, 1, 0), alu(A64, op.BPF_MOV, 2, 0),
+                  Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, 132 + fin)] if fin < 2 else []),
+              st.sampled_from([8, 16, 24]), st.booleans(), st.sampled_from([0, 8, 16]), st.integers(0, 2)),
+    # a helper with a size argument into the stack
+    st.builds(lambda s, m, off: [alu(A64, op.BPF_AND, s, m), alux(A64, op.BPF_MOV, 1, 10),
+                                 alu(A64, op.BPF_ADD, 1, off), alux(A64, op.BPF_MOV, 2, s), alu(A64, op.BPF_MOV, 3, 0),
+                                 Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, 113)],
+              scal, st.sampled_from([7, 15, 16, 31, 63, -1]), st.sampled_from([-64, -32, -16, -8])),
+    # atomics on the stack and the map value
+    st.builds(lambda base, off, s, fetch: [stx(8, 10, s, -24), Insn(op.BPF_STX | op.BPF_ATOMIC | op.BPF_DW, base, s,
+                                                                    off, op.BPF_ADD | (op.BPF_FETCH if fetch else 0))],
+              st.sampled_from([7, 10]), st.sampled_from([-24, 0, 8, 44, 4]), scal, st.booleans()),
+    # sign-extending loads and moves, byte swaps, division
+    st.builds(lambda d, sz, off: [Insn(op.BPF_LDX | op.BPF_MEMSX | SIZES[sz], d, 7, off)], scal,
+              st.sampled_from([1, 2, 4]), st.integers(0, 44)),
+    st.builds(lambda d, bits, be: [Insn(op.BPF_ALU | op.BPF_END | (op.BPF_TO_BE if be else 0), d, 0, 0, bits)], scal,
+              st.sampled_from([16, 32, 64]), st.booleans()),
+    st.builds(lambda d, s, o, sg: [Insn(A64 | o | op.BPF_X, d, s, int(sg))], scal, scal,
+              st.sampled_from([op.BPF_DIV, op.BPF_MOD]), st.booleans()),
+    # 32-bit moves of pointers, pointer comparisons
+    st.builds(lambda d: [Insn(op.BPF_ALU | op.BPF_MOV | op.BPF_X, d, 7)], scal),
+    st.builds(lambda j, skip: [Insn(op.BPF_JMP | j | op.BPF_X, 7, 10, skip)], st.sampled_from(JMPS),
+              st.integers(1, 3)),
+)
+
+
+def build_extra(snippets: list[list[Insn]]) -> list[Insn]:
+    return build(snippets)

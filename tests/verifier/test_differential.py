@@ -15,7 +15,7 @@ from tinyaya.isa import opcodes as op
 from tinyaya.uapi.bpf import BpfCmd, MapCreateAttr, ProgLoadAttr
 
 from .corpus import key_message
-from .fuzz_gen import XDP, build, build_xdp, snippet, xdp_snippet
+from .fuzz_gen import RINGBUF_FD, XDP, build, build_xdp, extra_snippet, xdp_snippet
 from .linux_oracle import bpf_available
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
@@ -29,9 +29,10 @@ def _verdict(kernel, insns: list[Insn], prog_type: int = 2) -> tuple[str, str, s
         return int(kernel.bpf(cmd, buf))
 
     map_fd = call(BpfCmd.BPF_MAP_CREATE, MapCreateAttr(map_type=2, key_size=4, value_size=48, max_entries=1))
+    rb_fd = call(BpfCmd.BPF_MAP_CREATE, MapCreateAttr(map_type=27, key_size=0, value_size=0, max_entries=4096))
     try:
-        insns = [i.replace(imm=map_fd) if i.code == op.LD_IMM64 and i.src == op.BPF_PSEUDO_MAP_FD else i
-                 for i in insns]
+        insns = [i.replace(imm=rb_fd if i.imm == RINGBUF_FD else map_fd)
+                 if i.code == op.LD_IMM64 and i.src == op.BPF_PSEUDO_MAP_FD else i for i in insns]
         code = ctypes.create_string_buffer(encode(insns))
         lic = ctypes.create_string_buffer(b"GPL")
         log = ctypes.create_string_buffer(1 << 20)
@@ -46,6 +47,7 @@ def _verdict(kernel, insns: list[Insn], prog_type: int = 2) -> tuple[str, str, s
                     key_message(log.value.decode(errors="replace")))
     finally:
         kernel.close(map_fd)
+        kernel.close(rb_fd)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def kernels():  # type: ignore[no-untyped-def]
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
           phases=[Phase.generate, Phase.shrink])
-@given(st.lists(snippet, min_size=1, max_size=12))
+@given(st.lists(extra_snippet, min_size=1, max_size=12))
 def test_same_verdict_as_linux(kernels, snippets: list[list[Insn]]) -> None:  # type: ignore[no-untyped-def]
     linux, sim = kernels
     insns = build(snippets)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tinyaya.isa import Insn, encode
 from tinyaya.isa import opcodes as op
 
-from .fuzz_gen import KPROBE, build, build_xdp, snippet, xdp_snippet
+from .fuzz_gen import KPROBE, RINGBUF_FD, build, build_xdp, extra_snippet, xdp_snippet
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
 
@@ -38,7 +38,9 @@ def _load(kernel, insns: list[Insn]):  # type: ignore[no-untyped-def]
         return int(kernel.bpf(cmd, buf))
 
     map_fd = call(BpfCmd.BPF_MAP_CREATE, MapCreateAttr(map_type=2, key_size=4, value_size=48, max_entries=1))
-    insns = [i.replace(imm=map_fd) if i.code == op.LD_IMM64 and i.src == op.BPF_PSEUDO_MAP_FD else i for i in insns]
+    rb_fd = call(BpfCmd.BPF_MAP_CREATE, MapCreateAttr(map_type=27, key_size=0, value_size=0, max_entries=4096))
+    insns = [i.replace(imm=rb_fd if i.imm == RINGBUF_FD else map_fd)
+             if i.code == op.LD_IMM64 and i.src == op.BPF_PSEUDO_MAP_FD else i for i in insns]
     code = ctypes.create_string_buffer(encode(insns))
     lic = ctypes.create_string_buffer(b"GPL")
     attr = ProgLoadAttr(prog_type=KPROBE, insn_cnt=len(insns), insns=ctypes.addressof(code),
@@ -51,7 +53,7 @@ def _load(kernel, insns: list[Insn]):  # type: ignore[no-untyped-def]
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(snippet, min_size=1, max_size=12), st.binary(min_size=168, max_size=168))
+@given(st.lists(extra_snippet, min_size=1, max_size=12), st.binary(min_size=168, max_size=168))
 def test_accepted_programs_do_not_fault(sim, snippets: list[list[Insn]], ctx: bytes) -> None:  # type: ignore[no-untyped-def]
     sk, fault = sim
     kernel = sk.SimKernel()

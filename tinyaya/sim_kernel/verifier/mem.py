@@ -87,24 +87,29 @@ def stack_frame(env: Env, reg: Reg) -> FuncState:
     return env.state.frames[reg.frameno]
 
 
-def check_stack_bounds(env: Env, reg: Reg, regno: int, off: int, size: int, what: str,
-                       err: int = EACCES) -> tuple[int, int]:
-    """check_stack_access_within_bounds(): the accessed bytes [lo, hi) relative to the frame pointer."""
+def check_stack_bounds(env: Env, reg: Reg, regno: int, off: int, size: int, what: str) -> tuple[int, int]:
+    """check_stack_access_within_bounds(): the accessed bytes [lo, hi) relative to the frame pointer.
+
+    The errno follows check_stack_slot_within_bounds(): EACCES when the lowest byte is outside the
+    stack, EINVAL when only the end runs past the frame pointer (or the size is negative).
+    """
     if reg.var_off[1] == 0:
         lo = off + reg.off + _sval(reg.var_off[0])
-        hi = lo + size
-        if lo < -MAX_BPF_STACK or hi > 0 or size <= 0 and what != " indirect access to":
+    else:
+        if reg.smax >= BPF_MAX_VAR_OFF or reg.smin <= -BPF_MAX_VAR_OFF:
+            raise env.reject(EACCES, f"invalid unbounded variable-offset{what} stack R{regno}")
+        lo = off + reg.off + reg.smin
+    hi = (lo + size) if reg.var_off[1] == 0 else off + reg.off + reg.smax + size
+    err = 0
+    if lo < -MAX_BPF_STACK or lo > -1:
+        err = EACCES
+    elif hi > 0 or size < 0:
+        err = EINVAL
+    if err:
+        if reg.var_off[1] == 0:
             raise env.reject(err, f"invalid{what} stack R{regno} off={lo} size={size}")
-        if lo < -MAX_BPF_STACK or hi > 0:
-            raise env.reject(err, f"invalid{what} stack R{regno} off={lo} size={size}")
-        return lo, hi
-    if reg.smin <= S64_MIN // 2 or reg.smax >= BPF_MAX_VAR_OFF:
-        raise env.reject(EACCES, f"invalid unbounded variable-offset{what} stack R{regno}")
-    lo = off + reg.off + reg.smin
-    hi = off + reg.off + reg.smax + size
-    if lo < -MAX_BPF_STACK or hi > 0:
-        raise env.reject(EINVAL, f"invalid variable-offset{what} stack R{regno} var_off={_off_str(reg)} "
-                                 f"off={off + reg.off} size={size}")
+        raise env.reject(err, f"invalid variable-offset{what} stack R{regno} var_off={_off_str(reg)} "
+                              f"off={off + reg.off} size={size}")
     return lo, hi
 
 
@@ -337,7 +342,7 @@ def check_helper_mem(env: Env, regno: int, size: int, write: bool, zero_ok: bool
         frame = stack_frame(env, reg)
         if size == 0 and zero_ok:
             return
-        lo, hi = check_stack_bounds(env, reg, regno, 0, size, " write to" if write else " read from", EINVAL)
+        lo, hi = check_stack_bounds(env, reg, regno, 0, size, " write to" if write else " read from")
         _update_depth(env, frame, lo)
         if not write or not uninit_ok:
             for a in range(lo, hi):
