@@ -251,3 +251,29 @@ def test_pinned_lru_map_is_shared(kernel: Any, other: Any, tmp_path: Path) -> No
     assert o.sys_lookup(u32(50)) == u32(50) and len(o) <= 4
     m.release()
     o.release()
+
+
+def test_pinned_bloom_filter_and_hash_seed_are_shared(kernel: Any, other: Any, tmp_path: Path) -> None:
+    b = create_map(kernel, attr(30, 0, 4, 64))  # a seed of its own: the opener must use the same
+    h = create_map(kernel, attr(HASH, 4, 4, 64))
+    for i in range(20):
+        b.sys_update(None, u32(i), 0)
+        h.sys_update(u32(i), u32(i), 0)
+    pin_map(b, tmp_path / "b")
+    pin_map(h, tmp_path / "h")
+    ob, oh = open_pinned(other, tmp_path / "b"), open_pinned(other, tmp_path / "h")
+    assert ob.hash_seed == b.hash_seed and oh.hashrnd == h.hashrnd
+    assert all(ob.sys_lookup(None, 0, u32(i)) == u32(i) for i in range(20))
+    ob.sys_update(None, u32(777), 0)
+    assert b.sys_lookup(None, 0, u32(777)) == u32(777)
+    walk = []
+    k = None
+    for _ in range(20):
+        k = oh.sys_get_next_key(k)
+        walk.append(k)
+    k = None
+    for i in range(20):  # both processes walk the buckets alike
+        k = h.sys_get_next_key(k)
+        assert k == walk[i]
+    for m in (b, h, ob, oh):
+        m.release()

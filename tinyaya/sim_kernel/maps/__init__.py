@@ -143,6 +143,10 @@ def open_pinned(kernel: Any, path: str | os.PathLike[str]) -> BpfMap:
     m.frozen = bool(hdr.frozen)
     m.storage.close()
     m.storage = SlotStorage.open(m, path)
+    if hasattr(m, "hashrnd"):
+        m.hashrnd = int(m.storage.hdr.hashrnd)
+    if hasattr(m, "hash_seed"):
+        m.hash_seed = int(m.storage.hdr.hashrnd)
     if hasattr(m, "_reset_index"):
         m._reset_index()
         m._gen = -1  # force a scan of the file's slots

@@ -9,9 +9,9 @@ to test in the value buffer (``lookup_reads_value``).
 The bitset has Linux's size (``max_entries * nr_hash_funcs * 7 / 5`` rounded
 up to a power of two, at least 64 bits, 2^32 bits past 2^31) and the bits are
 Linux's (``jhash`` with ``hash_seed + i``), so with BPF_F_ZERO_SEED a peek
-answers exactly as Linux does, false positives included. Only the bits set
-are stored, and memory is charged per 4 KiB page of the bitset as it is
-first touched.
+answers exactly as Linux does, false positives included. The bitset is u64
+words on the slot storage: chunks are allocated and charged as bits are
+first set, and a pinned filter is shared with other processes.
 """
 from __future__ import annotations
 
@@ -30,16 +30,17 @@ from .base import (
     roundup_pow_of_two,
 )
 from .jhash import htab_map_hash, jhash2
+from .storage import SlotStorage
 
 __all__ = ["BloomFilterMap", "BLOOM_CREATE_FLAG_MASK"]
 
 BLOOM_CREATE_FLAG_MASK = F.BPF_F_NUMA_NODE | F.BPF_F_ZERO_SEED | BPF_F_ACCESS_MASK
-_PAGE_BITS = 4096 * 8
 
 
 class BloomFilterMap(BpfMap):
     map_types = (T.BPF_MAP_TYPE_BLOOM_FILTER,)
     lookup_reads_value = True
+    shareable = True
 
     @classmethod
     def alloc_check(cls, kernel: Any, attr: Any) -> None:
@@ -65,13 +66,21 @@ class BloomFilterMap(BpfMap):
             self.hash_seed = 0
         else:  # Linux draws a random seed; here it is derived from the kernel's seed, for repeatable runs
             self.hash_seed = jhash2([int(getattr(kernel, "seed", 0)) & 0xFFFFFFFF, self.region.base >> 32], 0x5EED)
-        self.bits: set[int] = set()
-        self._pages: set[int] = set()
         try:
             self.charge(MAP_STRUCT_SIZE)
+            # the bitset: u64 words in lazily allocated (and charged) chunks, shareable through a pin
+            self.storage = SlotStorage(self, 8, (self.bitset_mask + 1) // 64, writable=False)
+            self.storage.hdr.hashrnd = self.hash_seed
         except BaseException:
             self.release()
             raise
+
+    def free(self) -> None:
+        if hasattr(self, "storage"):
+            self.storage.close()
+
+    def _word(self, i: int) -> int:
+        return int.from_bytes(self.storage.read(i, 0, 8), "little")
 
     def _hashes(self, value: bytes) -> list[int]:
         """``hash(bloom, value, value_size, i)`` for each hash function."""
@@ -80,21 +89,23 @@ class BloomFilterMap(BpfMap):
     def prog_push(self, value: bytes, flags: int) -> int:
         if flags != U.BPF_ANY:
             return -EINVAL
-        bits = self._hashes(bytes(value[:self.value_size]))
-        pages = {b // _PAGE_BITS for b in bits} - self._pages
-        if pages:
-            try:
-                self.charge(4096 * len(pages))
-            except OSError as e:
-                return -(e.errno or 12)
-            self._pages |= pages
-        self.bits.update(bits)
+        bits = self._hashes(bytes(value[:self.value_size]).ljust(self.value_size, b"\0"))
+        st = self.storage
+        try:
+            with st.transaction():
+                for b in bits:
+                    w = self._word(b >> 6)
+                    if not w >> (b & 63) & 1:
+                        st.write(b >> 6, 0, (w | 1 << (b & 63)).to_bytes(8, "little"))
+        except OSError as e:  # ENOMEM: a chunk of the bitset over the memory limit
+            return -(e.errno or 12)
         return 0
 
     def prog_peek(self, cpu: int = 0, value: bytes | None = None) -> bytes | int:
         """``bloom_map_peek_elem``: 0 (as the bytes of the value) if maybe present, ENOENT if not."""
         v = bytes((value or b"")[:self.value_size]).ljust(self.value_size, b"\0")
-        if all(b in self.bits for b in self._hashes(v)):
+        bits = self._hashes(v)
+        if self.storage.read_consistent(lambda: all(self._word(b >> 6) >> (b & 63) & 1 for b in bits)):
             return v
         return -ENOENT
 

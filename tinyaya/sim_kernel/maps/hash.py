@@ -115,6 +115,7 @@ class HashMap(BpfMap):
             self.charge(MAP_STRUCT_SIZE)
             # elements are charged one by one as they are inserted, like BPF_F_NO_PREALLOC's kmalloc'd ones
             self.storage = SlotStorage(self, slot, self.max_entries, charge=False, writable=not self.rdonly_prog)
+            self.storage.hdr.hashrnd = self.hashrnd
         except BaseException:
             self.release()
             raise

@@ -79,6 +79,8 @@ class MapHeader(ctypes.Structure):
         ("map_extra", ctypes.c_uint64), ("name", ctypes.c_char * 16),
         ("slot_size", ctypes.c_uint64), ("chunk_slots", ctypes.c_uint64), ("chunk_bytes", ctypes.c_uint64),
         ("nslots", ctypes.c_uint64), ("frozen", ctypes.c_uint32), ("shared", ctypes.c_uint32),
+        # the hash seed (hash map ``hashrnd``, bloom filter ``hash_seed``): every process must hash alike
+        ("hashrnd", ctypes.c_uint64),
     ]
 
 
