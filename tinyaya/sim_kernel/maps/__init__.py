@@ -93,7 +93,8 @@ def _fill_meta(m: BpfMap, hdr: MapHeader) -> None:
 def pin_map(m: BpfMap, path: str | os.PathLike[str]) -> None:
     """Pin ``m`` at ``path`` (a new file, mode 0600).
 
-    Array and hash maps move their storage into the file, mmap'd shared, so
+    Arrays, hash and LRU maps, queues, stacks and bloom filters move their
+    storage into the file, mmap'd shared, so
     another process can ``open_pinned`` it and see updates as they happen.
     Other types (their contents are kernel objects or rings of this process)
     get a file with their metadata only.
@@ -123,7 +124,8 @@ def open_pinned(kernel: Any, path: str | os.PathLike[str]) -> BpfMap:
 
     EINVAL if the file is not a pinned map (or was pinned with another number
     of possible CPUs for a per-CPU map); EOPNOTSUPP for a map whose contents
-    cannot be shared between processes (queue, ring buffer, fd maps...).
+    cannot be shared between processes (ring buffers, perf event and prog
+    arrays, maps of maps: their contents are this process's kernel objects).
     """
     path = os.fspath(path)
     hdr = read_header(path)
