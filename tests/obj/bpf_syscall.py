@@ -74,7 +74,7 @@ def btf_load(data: bytes) -> int:
 
 
 def prog_load(prog_type: int, insns: bytes, license: str, expected_attach_type: int = 0, btf_fd: int = 0,
-              func_info: bytes = b"", line_info: bytes = b"") -> int:
+              func_info: bytes = b"", line_info: bytes = b"", prog_flags: int = 0) -> int:
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license.encode())
     log = ctypes.create_string_buffer(1 << 20)
@@ -83,7 +83,7 @@ def prog_load(prog_type: int, insns: bytes, license: str, expected_attach_type: 
     attr = ProgLoadAttr(
         prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code), license=ctypes.addressof(lic),
         log_level=1, log_size=len(log), log_buf=ctypes.addressof(log), expected_attach_type=expected_attach_type,
-        prog_btf_fd=btf_fd,
+        prog_btf_fd=btf_fd, prog_flags=prog_flags,
         func_info_rec_size=8 if func_info else 0, func_info=ctypes.addressof(fi) if func_info else 0,
         func_info_cnt=len(func_info) // 8,
         line_info_rec_size=16 if line_info else 0, line_info=ctypes.addressof(li) if line_info else 0,

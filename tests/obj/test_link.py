@@ -267,3 +267,41 @@ def test_lenient_link_for_inspection() -> None:
     assert sum("no fd for map" in p for p in lp.problems) == 3
     samples = Object.from_file(FIXTURES / "samples_style.o")
     assert link_program(samples, "tail_handle_ipv4", map_fds={}, lenient=True).insns
+
+
+def test_ksym_externs_need_a_resolver() -> None:
+    obj = Object.from_file(FIXTURES / "kfunc.o")
+    assert set(obj.ksyms) == {"bpf_task_from_pid", "bpf_task_release"}
+    with pytest.raises(UnknownSymbol, match="kfunc 'bpf_task_from_pid' needs the kernel's BTF"):
+        link_program(obj, "use_kfunc", map_fds={})
+
+    def missing(name: str, is_func: bool) -> tuple[int, int]:
+        raise LookupError(name)
+
+    with pytest.raises(UnknownSymbol, match="not in the kernel's BTF"):
+        link_program(obj, "use_kfunc", map_fds={}, resolve_ksym=missing)
+    lp = link_program(obj, "use_kfunc", map_fds={}, resolve_ksym=lambda n, f: (7 if n.endswith("pid") else 9, 0))
+    calls = [(i.src, i.imm) for i in lp.insns if i.code == 0x85]
+    assert calls == [(2, 7), (2, 9)]  # BPF_PSEUDO_KFUNC_CALL with the kernel BTF ids
+
+
+@pytest.mark.linux
+def test_real_kernel_accepts_kfunc_calls(kernel_bpf) -> None:
+    vmlinux = Path("/sys/kernel/btf/vmlinux")
+    if not vmlinux.exists():
+        pytest.skip("no /sys/kernel/btf/vmlinux")
+    from tinyaya.obj.btf import Btf, BtfKind
+
+    kbtf = Btf.parse(vmlinux.read_bytes())
+
+    def resolve(name: str, is_func: bool) -> tuple[int, int]:
+        t = kbtf.find(name, BtfKind.FUNC if is_func else BtfKind.VAR)
+        if t is None:
+            raise LookupError(name)
+        return t.id, 0
+
+    obj = Object.from_file(FIXTURES / "kfunc.o")
+    p = obj.programs["use_kfunc"]
+    lp = link_program(obj, "use_kfunc", map_fds={}, resolve_ksym=resolve)
+    fd = kernel_bpf.prog_load(int(p.section.prog_type), lp.insn_bytes(), p.license, prog_flags=1 << 4)  # SLEEPABLE
+    os.close(fd)

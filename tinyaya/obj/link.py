@@ -15,10 +15,17 @@ and libbpf ``bpf_object__relocate_data``/``bpf_object__reloc_code``:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..isa import Insn
-from ..isa.opcodes import BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
+from ..isa.opcodes import (
+    BPF_PSEUDO_BTF_ID,
+    BPF_PSEUDO_CALL,
+    BPF_PSEUDO_FUNC,
+    BPF_PSEUDO_KFUNC_CALL,
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_VALUE,
+)
 from .errors import (
     CoreRelocationsUnsupported,
     InvalidRelocationOffset,
@@ -46,11 +53,14 @@ from .model import (
 from .object import Object
 
 BPF_CALL_INSN = 0x85  # BPF_JMP | BPF_CALL
+KsymResolver = Callable[[str, bool], tuple[int, int]]
 
 
 class _Linker:
-    def __init__(self, obj: Object, name: str, map_fds: Mapping[str, int], lenient: bool = False) -> None:
+    def __init__(self, obj: Object, name: str, map_fds: Mapping[str, int], lenient: bool = False,
+                 resolve_ksym: KsymResolver | None = None) -> None:
         self.obj = obj
+        self.resolve_ksym = resolve_ksym
         self.lenient = lenient
         self.problems: list[str] = []
         self.name = name
@@ -124,6 +134,12 @@ class _Linker:
         ins = self.insns[base + j]
         if rel is not None:
             sym = self._symbol(fn, j, rel)
+            if not sym.is_defined and sym.name in self.obj.ksyms:
+                btf_id, fd_index = self._ksym(fn, j, sym.name, True)
+                # libbpf RELO_EXTERN_CALL: src_reg BPF_PSEUDO_KFUNC_CALL, imm the kernel BTF id, off the
+                # fd_array index of the BTF that has it (0: vmlinux)
+                self.insns[base + j] = ins.replace(src=BPF_PSEUDO_KFUNC_CALL, imm=btf_id, off=fd_index)
+                return
             if not sym.is_defined:
                 raise self._err(UnknownSymbol, f"call to undefined symbol '{sym.name}'", fn, j, sym.name,
                                 symbol_index=sym.index)
@@ -160,6 +176,12 @@ class _Linker:
                 self.insns[base + j] = ins.replace(src=BPF_PSEUDO_MAP_VALUE, imm=fd)
                 self.insns[base + j + 1] = nxt.replace(imm=var.offset)
                 self.map_refs.append(MapReference(base + j, kconfig.name, var.offset))
+                return
+            if sym.name in self.obj.ksyms:
+                btf_id, btf_fd = self._ksym(fn, j, sym.name, False)
+                # libbpf RELO_EXTERN_LD64 of a typed __ksym: BPF_PSEUDO_BTF_ID, imm id, next imm the BTF fd
+                self.insns[base + j] = ins.replace(src=BPF_PSEUDO_BTF_ID, imm=btf_id)
+                self.insns[base + j + 1] = nxt.replace(imm=btf_fd)
                 return
             raise self._err(UnknownSymbol, f"ld_imm64 refers to undefined symbol '{sym.name}' (extern "
                             ".ksyms variables are not supported)", fn, j, sym.name, symbol_index=sym.index)
@@ -205,6 +227,16 @@ class _Linker:
         self.insns[base + j + 1] = nxt.replace(imm=0)
         self.map_refs.append(MapReference(base + j, found.name, None))
 
+    def _ksym(self, fn: Function, j: int, name: str, is_func: bool) -> tuple[int, int]:
+        what = "kfunc" if is_func else "__ksym variable"
+        if self.resolve_ksym is None:
+            raise self._err(UnknownSymbol, f"{what} '{name}' needs the kernel's BTF (no ksym resolver given)", fn, j,
+                            name)
+        try:
+            return self.resolve_ksym(name, is_func)
+        except LookupError:
+            raise self._err(UnknownSymbol, f"{what} '{name}' is not in the kernel's BTF", fn, j, name) from None
+
     def _fd(self, mdef: MapDef, fn: Function, j: int) -> int:
         fd = self.map_fds.get(mdef.name)
         if fd is None:
@@ -213,7 +245,7 @@ class _Linker:
 
 
 def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_core: bool = False,
-                 lenient: bool = False) -> LinkedProgram:
+                 lenient: bool = False, resolve_ksym: KsymResolver | None = None) -> LinkedProgram:
     """Relocate program ``name`` and append the subprograms it reaches (see the module docstring).
 
     ``map_fds`` maps map names (as in ``obj.maps``) to fds. Raises a
@@ -221,7 +253,9 @@ def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_co
     A program that needs CO-RE raises ``CoreRelocationsUnsupported`` unless
     ``allow_core`` (then the CO-RE sites are left as compiled). ``lenient`` (for
     ``inspect --disasm``) links whatever can be linked and lists the rest in
-    ``LinkedProgram.problems`` instead of raising.
+    ``LinkedProgram.problems`` instead of raising. ``resolve_ksym(name, is_func)``
+    gives ``(btf_id, btf_fd_or_fd_array_index)`` for ``__ksym`` externs (kfunc calls
+    and typed kernel variables), or raises ``LookupError``; without it they are errors.
     """
     prog = obj.programs.get(name)
     if prog is None:
@@ -232,7 +266,7 @@ def link_program(obj: Object, name: str, *, map_fds: Mapping[str, int], allow_co
     main = obj.function_at(prog.section_index, prog.address)
     if main is None:  # pragma: no cover - programs always have their function
         raise UnknownProgram(f"program '{name}' has no code", path=obj.path, symbol=name)
-    linker = _Linker(obj, name, map_fds, lenient)
+    linker = _Linker(obj, name, map_fds, lenient, resolve_ksym)
     linker.link(main)
     func_info: list[FuncInfo] = []
     line_info: list[LineInfo] = []

@@ -82,6 +82,7 @@ class Object:
     path: str | None = None
     e_machine: int = 247
     warnings: list[str] = field(default_factory=list)
+    ksyms: dict[str, int] = field(default_factory=dict)  # __ksym extern -> its local BTF type id
     _function_index: dict[int, tuple[list[int], list[Function]]] | None = field(
         default=None, init=False, repr=False, compare=False)
 
@@ -282,7 +283,7 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
         endianness=endian, license=license, kernel_version=kernel_version, programs=programs, maps=maps,
         functions=functions, symbols=symbols, relocations=relocations, sections=elf.sections, btf=btf,
         btf_ext=btf_ext, variables=variables, text_section_index=text_index, path=path, e_machine=elf.e_machine,
-        warnings=warnings,
+        warnings=warnings, ksyms=_ksyms(btf, symbols),
     )
 
 
@@ -397,3 +398,16 @@ def _fixup_datasecs(btf: Btf, elf: Elf, symbols: list[Symbol], kconfig: MapDef |
         if sec is not None and sym.type == Symbol.STT_OBJECT and sym.name:
             offsets[(sec.name, sym.name)] = sym.value
     return btf.with_datasec_layout(sizes, offsets, frozenset(kvars))
+
+
+def _ksyms(btf: Btf | None, symbols: list[Symbol]) -> dict[str, int]:
+    """``__ksym`` externs: undefined symbols whose BTF FUNC/VAR sits in the ``.ksyms`` DATASEC."""
+    if btf is None or (ds := btf.datasec(".ksyms")) is None:
+        return {}
+    undefined = {s.name for s in symbols if not s.is_defined}
+    out = {}
+    for vs in ds.secinfo:
+        t = btf.type(vs.type)
+        if t.name in undefined and t.kind in (BtfKind.FUNC, BtfKind.VAR):
+            out[t.name] = t.id
+    return out
