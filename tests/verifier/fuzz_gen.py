@@ -125,6 +125,11 @@ xdp_snippet = st.one_of(
                             alux(A64, op.BPF_MOV, 2, s), alux(A64, op.BPF_MOV, 3, 7),
                             Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, 113), alu(A64, op.BPF_MOV, 1, 0)],
               scal, st.sampled_from([7, 31, 32, 63])),
+    # a helper that moves the packet (xdp_adjust_head/tail), then maybe reload data/data_end
+    st.builds(lambda fid, delta, reload: [alux(A64, op.BPF_MOV, 1, 6), alu(A64, op.BPF_MOV, 2, delta),
+                                         Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, fid)]
+              + ([ldx(4, 7, 6, 0), ldx(4, 8, 6, 4)] if reload else []),
+              st.sampled_from([44, 65]), st.integers(-8, 8), st.booleans()),
     # a bounded loop over packet bytes with a re-check each step
     st.builds(lambda n: [alu(A64, op.BPF_MOV, 5, 0),
                          alux(A64, op.BPF_MOV, 9, 7), alux(A64, op.BPF_ADD, 9, 5),

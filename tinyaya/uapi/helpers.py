@@ -36,6 +36,7 @@ class ArgType(IntEnum):
     ARG_PTR_TO_STACK = 13
     ARG_PTR_TO_CONST_STR = 14
     ARG_PTR_TO_LONG = 15  # ARG_PTR_TO_FIXED_SIZE_MEM of 8 bytes, written by the helper
+    ARG_PTR_TO_INT = 16  # ARG_PTR_TO_FIXED_SIZE_MEM of 4 bytes, written by the helper
 
 
 class ArgFlag(IntFlag):
@@ -54,6 +55,7 @@ class RetType(IntEnum):
     RET_PTR_TO_MAP_VALUE_OR_NULL = 2
     RET_PTR_TO_RINGBUF_MEM_OR_NULL = 3  # RET_PTR_TO_MEM | MEM_RINGBUF | PTR_MAYBE_NULL
     RET_PTR_TO_BTF_ID = 4  # a trusted kernel object (get_current_task_btf)
+    RET_PTR_TO_MAP_VALUE = 5  # never NULL (get_local_storage)
 
 
 Arg = tuple[ArgType, ArgFlag]
@@ -153,6 +155,61 @@ _PROTOS = [
     _p("ktime_get_coarse_ns", _INT),
     _p("map_lookup_percpu_elem", R.RET_PTR_TO_MAP_VALUE_OR_NULL, MAP, KEY, ANY),
     _p("ktime_get_tai_ns", _INT),
+    # the rest were read off the kernel's answers to probe programs (bpf(BPF_PROG_LOAD) on Linux 6.18)
+    # and checked against their bpf_func_protos
+    _p("current_task_under_cgroup", _INT, MAP, ANY),
+    _p("perf_event_read_value", _INT, MAP, ANY, UNINIT, SIZE, gpl=True),
+    _p("get_stack", _INT, CTX, UNINIT, SIZE0, ANY, gpl=True),
+    _p("strtol", _INT, MEM_RO, SIZE, ANY, _a(A.ARG_PTR_TO_LONG)),
+    _p("strtoul", _INT, MEM_RO, SIZE, ANY, _a(A.ARG_PTR_TO_LONG)),
+    _p("send_signal_thread", _INT, ANY),
+    _p("get_ns_current_pid_tgid", _INT, ANY, ANY, UNINIT, SIZE),
+    _p("get_current_ancestor_cgroup_id", _INT, ANY),
+    _p("snprintf_btf", _INT, UNINIT, SIZE, MEM_RO, SIZE, ANY),
+    _p("get_func_ip", _INT, CTX, gpl=True),
+    _p("get_attach_cookie", _INT, CTX),
+    _p("get_branch_snapshot", _INT, UNINIT, SIZE0, gpl=True),
+    _p("l3_csum_replace", _INT, CTX, ANY, ANY, ANY, ANY),
+    _p("l4_csum_replace", _INT, CTX, ANY, ANY, ANY, ANY),
+    _p("clone_redirect", _INT, CTX, ANY, ANY),
+    _p("skb_vlan_push", _INT, CTX, ANY, ANY),
+    _p("skb_vlan_pop", _INT, CTX),
+    _p("skb_get_tunnel_key", _INT, CTX, UNINIT, SIZE, ANY),
+    _p("skb_set_tunnel_key", _INT, CTX, MEM_RO, SIZE, ANY),
+    _p("get_route_realm", _INT, CTX),
+    _p("csum_diff", _INT, MEM_RO_NULL, SIZE0, MEM_RO_NULL, SIZE0, ANY),
+    _p("skb_get_tunnel_opt", _INT, CTX, UNINIT, SIZE),
+    _p("skb_set_tunnel_opt", _INT, CTX, MEM_RO, SIZE),
+    _p("skb_change_proto", _INT, CTX, ANY, ANY),
+    _p("skb_change_type", _INT, CTX, ANY),
+    _p("skb_under_cgroup", _INT, CTX, MAP, ANY),
+    _p("get_hash_recalc", _INT, CTX),
+    _p("skb_change_tail", _INT, CTX, ANY, ANY),
+    _p("skb_pull_data", _INT, CTX, ANY),
+    _p("csum_update", _INT, CTX, ANY),
+    _p("set_hash_invalid", _INT, CTX),
+    _p("skb_change_head", _INT, CTX, ANY, ANY),
+    _p("set_hash", _INT, CTX, ANY),
+    _p("skb_adjust_room", _INT, CTX, ANY, ANY, ANY),
+    _p("skb_get_xfrm_state", _INT, CTX, ANY, UNINIT, SIZE, ANY),
+    _p("skb_load_bytes_relative", _INT, CTX, ANY, UNINIT, SIZE, ANY),
+    _p("fib_lookup", _INT, CTX, UNINIT, SIZE, ANY, gpl=True),
+    _p("skb_cgroup_id", _INT, CTX),
+    _p("skb_ancestor_cgroup_id", _INT, CTX, ANY),
+    _p("skb_ecn_set_ce", _INT, CTX),
+    _p("csum_level", _INT, CTX, ANY),
+    _p("skb_cgroup_classid", _INT, CTX),
+    _p("redirect_neigh", _INT, ANY, MEM_RO_NULL, SIZE0, ANY),
+    _p("redirect_peer", _INT, ANY, ANY),
+    _p("check_mtu", _INT, CTX, ANY, _a(A.ARG_PTR_TO_INT), ANY, ANY, gpl=True),
+    _p("skb_set_tstamp", _INT, CTX, ANY, ANY),
+    _p("xdp_get_buff_len", _INT, CTX),
+    _p("xdp_load_bytes", _INT, CTX, ANY, UNINIT, SIZE),
+    _p("xdp_store_bytes", _INT, CTX, ANY, MEM_RO, SIZE),
+    _p("perf_prog_read_value", _INT, CTX, UNINIT, SIZE, gpl=True),
+    _p("read_branch_records", _INT, CTX, _a(A.ARG_PTR_TO_MEM, F.MEM_UNINIT | F.MEM_WRITE | F.PTR_MAYBE_NULL), SIZE0, ANY, gpl=True),
+    _p("get_netns_cookie", _INT, _a(A.ARG_PTR_TO_CTX, F.PTR_MAYBE_NULL)),
+    _p("get_local_storage", R.RET_PTR_TO_MAP_VALUE, MAP, ANY),
 ]
 
 #: func_id -> prototype

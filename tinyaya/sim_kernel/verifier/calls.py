@@ -45,6 +45,10 @@ _FUNC_MAPS: dict[str, set[int]] = {
                      M.BPF_MAP_TYPE_XSKMAP},
     "map_lookup_percpu_elem": {M.BPF_MAP_TYPE_PERCPU_ARRAY, M.BPF_MAP_TYPE_PERCPU_HASH,
                                M.BPF_MAP_TYPE_LRU_PERCPU_HASH},
+    "perf_event_read_value": {M.BPF_MAP_TYPE_PERF_EVENT_ARRAY},
+    "current_task_under_cgroup": {M.BPF_MAP_TYPE_CGROUP_ARRAY},
+    "skb_under_cgroup": {M.BPF_MAP_TYPE_CGROUP_ARRAY},
+    "get_local_storage": {M.BPF_MAP_TYPE_CGROUP_STORAGE, M.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE},
 }
 _MAP_FUNCS: dict[int, set[str]] = {
     M.BPF_MAP_TYPE_PROG_ARRAY: {"tail_call"},
@@ -55,7 +59,40 @@ _MAP_FUNCS: dict[int, set[str]] = {
     M.BPF_MAP_TYPE_QUEUE: {"map_peek_elem", "map_pop_elem", "map_push_elem"},
     M.BPF_MAP_TYPE_STACK: {"map_peek_elem", "map_pop_elem", "map_push_elem"},
     M.BPF_MAP_TYPE_BLOOM_FILTER: {"map_peek_elem", "map_push_elem"},
+    M.BPF_MAP_TYPE_CGROUP_ARRAY: {"skb_under_cgroup", "current_task_under_cgroup"},
+    M.BPF_MAP_TYPE_CGROUP_STORAGE: {"get_local_storage"},
+    M.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE: {"get_local_storage"},
+    M.BPF_MAP_TYPE_DEVMAP: {"redirect_map", "map_lookup_elem"},
+    M.BPF_MAP_TYPE_DEVMAP_HASH: {"redirect_map", "map_lookup_elem"},
+    M.BPF_MAP_TYPE_CPUMAP: {"redirect_map"},
+    M.BPF_MAP_TYPE_XSKMAP: {"redirect_map", "map_lookup_elem"},
+    M.BPF_MAP_TYPE_ARRAY_OF_MAPS: {"map_lookup_elem"},
+    M.BPF_MAP_TYPE_HASH_OF_MAPS: {"map_lookup_elem"},
 }
+
+
+#: bpf_helper_changes_pkt_data() (net/core/filter.c): after these, every packet pointer is stale
+CHANGES_PKT_DATA = frozenset({
+    "clone_redirect", "l3_csum_replace", "l4_csum_replace", "lwt_push_encap", "lwt_seg6_action",
+    "lwt_seg6_adjust_srh", "lwt_seg6_store_bytes", "msg_pop_data", "msg_pull_data", "msg_push_data",
+    "skb_adjust_room", "skb_change_head", "skb_change_proto", "skb_change_tail", "skb_pull_data",
+    "skb_store_bytes", "skb_vlan_pop", "skb_vlan_push", "store_hdr_opt", "xdp_adjust_head", "xdp_adjust_meta",
+    "xdp_adjust_tail",
+})
+
+
+def clear_all_pkt_pointers(env: Env) -> None:
+    """clear_all_pkt_pointers(): packet pointers (and spills of them) become unknown scalars."""
+    pkt = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_PACKET_END)
+    for f in env.state.frames:
+        for r in f.regs:
+            if r.type in pkt:
+                mark_unknown(r)
+        for off, (types, sp) in list(f.stack.items()):
+            if sp is not None and sp.type in pkt:
+                nsp = Reg()
+                mark_unknown(nsp)
+                f.stack[off] = (types, nsp)
 
 
 def _is_const_size(r: Reg) -> bool:
@@ -130,6 +167,10 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
             if r.type != T.CONST_PTR_TO_MAP:
                 raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=map_ptr")
             map_ = r.map
+        elif atype in (A.ARG_PTR_TO_LONG, A.ARG_PTR_TO_INT):
+            if r.type not in _MEM_OK or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected={MEM_TYPES}")
+            check_helper_mem(env, regno, 8 if atype == A.ARG_PTR_TO_LONG else 4, True, False, True)
         elif atype == A.ARG_PTR_TO_CTX:
             if r.type != T.PTR_TO_CTX:
                 raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=ctx")
@@ -226,6 +267,8 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
                     nsp = Reg()
                     mark_unknown(nsp)
                     f.stack[off] = (types, nsp)
+    if proto.name in CHANGES_PKT_DATA:
+        clear_all_pkt_pointers(env)
     for k in range(1, 6):
         mark_not_init(regs[k])
     r0 = regs[0]
@@ -255,6 +298,10 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         r0.id = env.new_id()
         r0.ref_obj_id = r0.id
         env.state.refs.append(Ref(r0.id, pc))
+    elif ret == RetType.RET_PTR_TO_MAP_VALUE:
+        mark_known(r0, 0)
+        r0.type = T.PTR_TO_MAP_VALUE
+        r0.map = map_
     else:
         mark_known(r0, 0)
         r0.type = T.PTR_TO_BTF_ID

@@ -204,6 +204,11 @@ def mark_ptr_or_null(env: Env, st: VState, id_: int, is_null: bool) -> None:
         nr = r.copy()
         nr.flags &= ~PTR_MAYBE_NULL
         nr.id = 0
+        inner = getattr(nr.map, "inner_meta", None) if nr.type == T.PTR_TO_MAP_VALUE else None
+        if inner is not None:
+            # a map-in-map lookup yields the inner map (mark_ptr_or_null_reg)
+            nr.type = T.CONST_PTR_TO_MAP
+            nr.map = inner
         return nr
 
     for f in st.frames:
