@@ -139,6 +139,8 @@ def _relocation_target(obj: Object, r: Relocation) -> str:
         var = obj.variables.get(sym.name)
         if var is not None and var.section_index < 0:
             return f"data {var.section_name}+{var.offset}"
+        if sym.name in obj.ksyms:
+            return f"ksym {sym.name}"
         return f"undefined {sym.name}"
     sec = obj.section(sym.section_index)
     if sec is None:
@@ -209,5 +211,6 @@ def describe(obj: Object) -> dict[str, Any]:
         "btf": None if obj.btf is None else {"types": len(obj.btf) - 1},
         "core_relocations": sum(len(v) for v in obj.btf_ext.core_relos.values()) if obj.btf_ext else 0,
         "warnings": list(obj.warnings),
+        "ksyms": sorted(obj.ksyms),
         "btf_ext": describe_btf_ext(obj.btf_ext, obj.btf) if obj.btf_ext is not None and obj.btf else {},
     }
