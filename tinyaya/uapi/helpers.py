@@ -72,6 +72,8 @@ class FuncProto:
     gpl_only: bool = False
     #: the callback's argument count for helpers that take a subprogram (bpf_loop, for_each_map_elem)
     callback_args: int = 0
+    #: only sleepable programs may call it (``bpf_func_proto.might_sleep``)
+    might_sleep: bool = False
 
     @property
     def full_name(self) -> str:
@@ -95,8 +97,8 @@ R = RetType
 _INT = R.RET_INTEGER
 
 
-def _p(name: str, ret: RetType, *args: Arg, gpl: bool = False, cb: int = 0) -> FuncProto:
-    return FuncProto(int(BpfFuncId[f"BPF_FUNC_{name}"]), name, ret, tuple(args), gpl, cb)
+def _p(name: str, ret: RetType, *args: Arg, gpl: bool = False, cb: int = 0, sleep: bool = False) -> FuncProto:
+    return FuncProto(int(BpfFuncId[f"BPF_FUNC_{name}"]), name, ret, tuple(args), gpl, cb, sleep)
 
 
 _PROTOS = [
@@ -208,6 +210,7 @@ _PROTOS = [
     _p("xdp_store_bytes", _INT, CTX, ANY, MEM_RO, SIZE),
     _p("perf_prog_read_value", _INT, CTX, UNINIT, SIZE, gpl=True),
     _p("read_branch_records", _INT, CTX, _a(A.ARG_PTR_TO_MEM, F.MEM_UNINIT | F.MEM_WRITE | F.PTR_MAYBE_NULL), SIZE0, ANY, gpl=True),
+    _p("copy_from_user", _INT, UNINIT, SIZE0, ANY, sleep=True),
     _p("get_netns_cookie", _INT, _a(A.ARG_PTR_TO_CTX, F.PTR_MAYBE_NULL)),
     _p("get_local_storage", R.RET_PTR_TO_MAP_VALUE, MAP, ANY),
 ]

@@ -99,8 +99,12 @@ def resolver_for_fds(maps: dict[int, Any], log: VerifierLog) -> Resolver:
 EACCES_ = 13
 
 
+BPF_F_SLEEPABLE = 1 << 4
+
+
 def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve: Resolver,
-         expected_attach_type: int = 0, func_info: list[tuple[int, int]] | None = None) -> Env:
+         expected_attach_type: int = 0, func_info: list[tuple[int, int]] | None = None,
+         attach_btf_id: int = 0, prog_flags: int = 0) -> Env:
     if not insns:
         raise log.reject(EINVAL, "empty program")
     subs = find_subprogs(insns, log)
@@ -108,6 +112,7 @@ def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve
     check_btf_func(insns, subs, func_info, log)
     prune = check_cfg(insns, log)
     env = Env(insns, prog_type, gpl, log, resolve, expected_attach_type)
+    env.sleepable = bool(prog_flags & BPF_F_SLEEPABLE)
     env.subprog_starts = subs
     env.stack_depth = [0] * len(subs)
     # kernel pruning points: jump targets, fall-throughs of jumps, and every call
@@ -156,13 +161,14 @@ def _summary(env: Env) -> str:
 
 def verify_insns(insns: list[Insn], prog_type: int, *, maps: dict[int, Any] | None = None, gpl: bool = True,
                  log_level: int = 0, expected_attach_type: int = 0,
-                 resolve: Resolver | None = None, func_info: list[tuple[int, int]] | None = None) -> tuple[int, str]:
+                 resolve: Resolver | None = None, func_info: list[tuple[int, int]] | None = None,
+                 attach_btf_id: int = 0, prog_flags: int = 0) -> tuple[int, str]:
     """Verify a bare instruction list. Returns (processed insns, log); raises VerifierReject."""
     log = VerifierLog(log_level)
     res = resolve or resolver_for_fds(maps or {}, log)
     env: Env | None = None
     try:
-        env = _run(insns, prog_type, gpl, log, res, expected_attach_type, func_info)
+        env = _run(insns, prog_type, gpl, log, res, expected_attach_type, func_info, attach_btf_id, prog_flags)
     except VerifierReject as e:
         e.log = log.text()
         raise
@@ -181,7 +187,8 @@ def verify(kernel: Any, prog: Any, log: Any) -> None:
     try:
         env = _run(list(prog.insns), int(prog.prog_type), bool(lic), mylog,
                    _resolver_for_kernel(kernel, prog, mylog), int(getattr(prog, "expected_attach_type", 0)),
-                   parse_func_info(prog))
+                   parse_func_info(prog), int(getattr(prog, "attach_btf_id", 0) or 0),
+                   int(getattr(prog, "prog_flags", 0) or 0))
     except VerifierReject as e:
         if mylog.level:
             mylog.write(f"processed {_processed(e, mylog)} insns (limit 1000000) max_states_per_insn 0 "

@@ -142,6 +142,8 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
     proto = HELPERS.get(func_id)
     if proto is None:
         raise env.reject(EINVAL, f"helper {name}#{func_id} is not supported by the simulated kernel")
+    if proto.might_sleep and not env.sleepable:
+        raise env.reject(EINVAL, "helper call might sleep in a non-sleepable prog")
     if proto.gpl_only and not env.gpl:
         raise env.reject(EINVAL, "cannot call GPL-restricted function from non-GPL compatible program")
     st = env.state

@@ -10,6 +10,8 @@ EACCES = _errno.EACCES
 E2BIG = _errno.E2BIG
 EFAULT = _errno.EFAULT
 ENOSPC = _errno.ENOSPC
+EPERM = _errno.EPERM
+ENOTSUPP = 524  # the kernel-internal ENOTSUPP that bpf() returns
 
 
 class VerifierReject(KernelError):
