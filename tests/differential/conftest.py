@@ -52,14 +52,3 @@ def kernels(tmp_path: Path) -> Iterator[Pair]:
     yield Pair(factory, linux)
     for k in made:
         k.shutdown()
-
-
-_THIS = sys.modules[__name__]
-
-
-def pytest_collectstart(collector: pytest.Collector) -> None:
-    """``from conftest import ...`` in a module of this directory means this conftest, even when another
-    directory's conftest.py was imported last under the same module name."""
-    path = getattr(collector, "path", None)
-    if isinstance(collector, pytest.Module) and path is not None and Path(path).parent == Path(__file__).parent:
-        sys.modules["conftest"] = _THIS

@@ -10,7 +10,7 @@ import os
 import struct
 
 import pytest
-from conftest import FIXTURES, sim_kernel
+from tracing_helpers import FIXTURES, sim_kernel
 
 from tinyaya import sys as bpfsys
 from tinyaya.uapi.perf_event import (

@@ -5,7 +5,7 @@ import errno
 import struct
 
 import pytest
-from conftest import install_prog, recording, regs
+from tracing_helpers import install_prog, recording, regs
 
 from tinyaya import sys as bpfsys
 from tinyaya.sim_kernel.tracing.pt_regs import PT_REGS_OFFSET

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import random
 
-from conftest import sim_kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tracing_helpers import sim_kernel
 
 from tinyaya.sim_kernel.tracing.syscalls import BY_NAME
 from tinyaya.sim_kernel.workloads.strace import arg_value, parse_line

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, STRACE_LOGS, sim_kernel
+from tracing_helpers import FIXTURES, STRACE_LOGS, sim_kernel
 
 from tinyaya.sim_kernel.workloads.strace import StraceError, parse_line, split_args
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import sim_kernel
+from tracing_helpers import sim_kernel
 
 from tinyaya.sim_kernel.workloads import (
     WorkloadError,
@@ -131,7 +131,7 @@ def test_unknown_workload_and_missing_file(tmp_path) -> None:
 
 
 def test_the_example_workload_file() -> None:
-    from conftest import FIXTURES
+    from tracing_helpers import FIXTURES
 
     from tinyaya.sim_kernel.workloads import load_workload_file
 
@@ -146,7 +146,7 @@ def test_event_path_does_not_grow_memory() -> None:
     """Firing a probe reuses the per-CPU context region: memory stays flat over many events."""
     import tracemalloc
 
-    from conftest import install_prog
+    from tracing_helpers import install_prog
 
     from tinyaya import sys as bpfsys
 

@@ -156,8 +156,19 @@ def prog_dump(name: str, as_json: bool) -> None:
 
 
 def _map_names_by_id(kernel: Kernel, map_ids: list[int]) -> dict[int, str]:
+    """Map ids to names: through the load's map pins (they keep their ids), else BPF_MAP_GET_FD_BY_ID."""
+    from .pins import close_maps, open_all_maps
+
     names: dict[int, str] = {}
+    maps = open_all_maps(kernel)
+    try:
+        for m in maps:
+            names[int(m.info.id)] = m.name
+    finally:
+        close_maps(kernel, maps)
     for mid in map_ids:
+        if mid in names:
+            continue
         try:
             mfd = sysbpf.bpf_map_get_fd_by_id(kernel, mid)
         except OSError:

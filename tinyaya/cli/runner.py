@@ -84,6 +84,7 @@ class LoadSession:
         self.bpf: Any = None
         self.logger: Any = None
         self.links: list[tuple[Any, Any]] = []
+        self.stats_fd: int | None = None
         self.attached: dict[str, str] = {}
         self.maps: dict[str, Any] = {}
         self.map_meta: dict[str, tuple[int, int, int]] = {}
@@ -112,6 +113,11 @@ class LoadSession:
         from ..programs import EbpfLoader
 
         self.kernel = open_kernel(self.o.backend)
+        if self.o.backend == "sim":
+            # like `sysctl kernel.bpf_stats_enabled=1`: `tinyaya prog list` then shows run_cnt/run_time_ns
+            from ..sys.prog import bpf_enable_stats
+
+            self.stats_fd = bpf_enable_stats(self.kernel)
         loader = EbpfLoader(kernel=self.kernel)
         for name, value in self.o.set_globals.items():
             loader.set_global(name, value)

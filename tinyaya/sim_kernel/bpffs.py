@@ -39,6 +39,7 @@ from .fdtable import FMODE_RDWR
 from .link import BpfLink
 from .mapcmds import bpf_get_file_flag, is_map, register_map
 from .prog import BpfProg
+from .progcmds import xlated_dump
 from .usermem import strncpy_from_user
 
 if TYPE_CHECKING:
@@ -144,6 +145,28 @@ def _share_stats(prog: BpfProg, path: Path, *, init: bool) -> None:
         prog.run_cnt, prog.run_time_ns, prog.recursion_misses = cnt, ns, miss
 
 
+def _record_map_id(path: Path, map_id: int) -> None:
+    """Write the pinning kernel's map id into the pinned map's header (``MapHeader.map_id``)."""
+    from .maps.storage import MapHeader
+
+    off = MapHeader.map_id.offset
+    with open(path, "r+b") as f:
+        f.seek(off)
+        f.write(struct.pack("<I", map_id & 0xFFFFFFFF))
+
+
+def _recorded_map_id(path: Path) -> int | None:
+    from .maps.storage import MapHeader
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(MapHeader.map_id.offset)
+            raw = f.read(4)
+    except OSError:
+        return None
+    return struct.unpack("<I", raw)[0] or None if len(raw) == 4 else None
+
+
 def _prog_record(prog: BpfProg) -> dict[str, Any]:
     return {
         "prog_type": prog.prog_type, "expected_attach_type": prog.expected_attach_type,
@@ -154,6 +177,9 @@ def _prog_record(prog: BpfProg) -> dict[str, Any]:
         "line_info": prog.line_info.hex(), "line_info_rec_size": prog.line_info_rec_size,
         "verified_insns": prog.verified_insns, "prog_flags": prog.prog_flags,
         "map_names": [getattr(m, "name", b"").hex() for m in prog.used_maps],
+        "id": int(prog.id),
+        "map_ids": [int(m.id) for m in prog.used_maps],
+        "xlated_dump": encode(xlated_dump(prog)).hex(),
     }
 
 
@@ -168,6 +194,9 @@ def _prog_from_record(k: SimKernel, rec: dict[str, Any]) -> BpfProg:
                    line_info=bytes.fromhex(rec["line_info"]), line_info_rec_size=rec["line_info_rec_size"],
                    verified_insns=rec["verified_insns"], xlated=decode(bytes.fromhex(rec["xlated"])), kernel=k)
     prog.foreign = True  # opened from another process's pin: inspectable, not runnable
+    prog.foreign_map_ids = [int(i) for i in rec.get("map_ids", [])]
+    if "xlated_dump" in rec:
+        prog.foreign_dump = decode(bytes.fromhex(rec["xlated_dump"]))
     return prog
 
 
@@ -230,6 +259,7 @@ class BpfFs:
             maps: Any = _maps
             maps.pin_map(obj, str(path))
             os.chmod(path, 0o600)
+            _record_map_id(path, int(getattr(obj, "id", 0)))
         elif isinstance(obj, BpfProg):
             self._write_pin(path, PROG_MAGIC, _prog_record(obj))
             _share_stats(obj, path, init=True)
@@ -292,7 +322,7 @@ class BpfFs:
 
             maps: Any = _maps
             try:
-                obj = register_map(self.kernel, maps.open_pinned(self.kernel, str(path)))
+                obj = register_map(self.kernel, maps.open_pinned(self.kernel, str(path)), _recorded_map_id(path))
             except (ValueError, KeyError) as e:
                 raise fail(EACCES, f"{path} is not a bpf object: {e}")
             except OSError as e:
@@ -311,7 +341,7 @@ class BpfFs:
             rec = json.loads(f.read(n))
         if magic == PROG_MAGIC:
             prog = _prog_from_record(k, rec)
-            prog.id = k.prog_ids.alloc(prog)
+            prog.id = k.prog_ids.alloc(prog, rec.get("id"))
             _share_stats(prog, path, init=False)
             return prog
         link = BpfLink(rec["link_type"], None, rec["attach_type"], target=rec["target"], cookie=rec["cookie"],

@@ -171,9 +171,16 @@ class IdAllocator:
         self._sorted: list[int] = []
         self._cursor = 1
 
-    def alloc(self, obj: object) -> int:
+    def alloc(self, obj: object, prefer: int | None = None) -> int:
+        """A new id; ``prefer`` keeps an object's id when another process's kernel reopens its pin, so
+        that every simulated kernel sharing a bpffs names the object alike (Linux has one id space)."""
         if len(self._objs) >= INT_MAX - 1:
             raise fail(ENOSPC, "id space exhausted")
+        if prefer is not None and 0 < prefer < INT_MAX and prefer not in self._objs:
+            self._objs[prefer] = obj
+            bisect.insort(self._sorted, prefer)
+            self._cursor = max(self._cursor, prefer + 1 if prefer + 1 < INT_MAX else 1)
+            return prefer
         nid = self._cursor
         while nid in self._objs:
             nid = nid + 1 if nid + 1 < INT_MAX else 1

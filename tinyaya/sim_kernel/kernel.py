@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import mmap as _mmap
 import os
+import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -159,8 +160,39 @@ class SimKernel:
 
         return Machine(self)
 
+    def process(self, comm: str = "proc", **kw: Any) -> Any:
+        """A new simulated process whose ``.syscall("openat", …)`` fires the probes: ``kernel.machine.process``."""
+        return self.machine.process(comm=comm, **kw)
+
     def ktime_get_ns(self) -> int:
         return self.clock.now_ns()
+
+    def set_bpf_stats(self, on: bool) -> None:
+        """Turn run-time statistics on or off (``bpf_stats_enabled_key``); attached programs pick it up."""
+        if on == self.bpf_stats_enabled:
+            return
+        self.bpf_stats_enabled = on
+        tracing = self.__dict__.get("tracing")  # cached_property: only if already built
+        if tracing is not None:
+            tracing.version += 1  # the probe plans capture the runner: rebuild them
+
+    def prog_runner(self) -> Any:
+        """What attached programs run through: ``vm.run``, timed and counted while statistics are on
+        (``__bpf_prog_run`` with ``bpf_stats_enabled_key``: run_cnt and run_time_ns of bpf_prog_info)."""
+        run = self.vm.run
+        if not self.bpf_stats_enabled:
+            return run
+        account = self.account_run
+        clock = time.perf_counter_ns
+
+        def counted(prog: Any, ctx_addr: int, cpu: int) -> int:
+            t0 = clock()
+            try:
+                return int(run(prog, ctx_addr, cpu))
+            finally:
+                account(prog, 1, clock() - t0)
+
+        return counted
 
     def account_run(self, prog: Any, count: int = 1, ns: int = 0) -> None:
         """Count program runs in its statistics, as ``__bpf_prog_run`` does only while run-time statistics

@@ -185,11 +185,11 @@ def map_create(k: SimKernel, ua: UAttr) -> int:
     return k.fds.install(register_map(k, m), mode)
 
 
-def register_map(k: SimKernel, m: Any) -> Any:
+def register_map(k: SimKernel, m: Any, prefer_id: int | None = None) -> Any:
     """Publish a new map object: give it an id (``bpf_map_alloc_id``) and the id-freeing release."""
     if not hasattr(m, "frozen"):
         m.frozen = False
-    m.id = k.map_ids.alloc(m)
+    m.id = k.map_ids.alloc(m, prefer_id)
     _wrap_release(k, m)
     return m
 

@@ -95,6 +95,9 @@ class BpfProg:
     released: bool = False
     #: opened from another process's pin: a record of that program (info, insns, stats), not runnable here
     foreign: bool = False
+    #: for a program opened from another process's pin: the pinning kernel's map ids and xlated dump
+    foreign_map_ids: list[int] = field(default_factory=list)
+    foreign_dump: list[Insn] | None = None
     kernel: Any = None
 
     @property

@@ -34,6 +34,8 @@ ENABLE_STATS_END = 4
 
 def xlated_dump(prog: BpfProg) -> list[Insn]:
     """``bpf_insn_prepare_dump``: map addresses shown as map ids (MAP_FD) or id + offset (MAP_VALUE)."""
+    if prog.foreign_dump is not None:
+        return list(prog.foreign_dump)
     out = list(prog.xlated or prog.insns)
     for i, ins in enumerate(out):
         if ins.code != LD_IMM64 or i + 1 >= len(out):
@@ -92,10 +94,11 @@ def prog_get_info(k: SimKernel, ua: UAttr, prog: BpfProg, uinfo: int, info_len: 
     info.tag[:] = list(prog.tag)
     info.name = prog.name
     ulen = info.nr_map_ids
-    info.nr_map_ids = len(prog.used_maps)
+    map_ids = [m.id for m in prog.used_maps] if not prog.foreign else prog.foreign_map_ids
+    info.nr_map_ids = len(map_ids)
     ulen = min(ulen, info.nr_map_ids)
     if ulen:
-        copy_to_user(info.map_ids, b"".join(struct.pack("<I", m.id) for m in prog.used_maps[:ulen]))
+        copy_to_user(info.map_ids, b"".join(struct.pack("<I", i) for i in map_ids[:ulen]))
     if (info.nr_func_info or info.func_info_rec_size) and info.func_info_rec_size != BPF_FUNCINFO_SIZE:
         raise fail(EINVAL, "func_info_rec_size")
     if (info.nr_line_info or info.line_info_rec_size) and info.line_info_rec_size != BPF_LINEINFO_SIZE:
@@ -231,13 +234,13 @@ class StatsFile:
     def __init__(self, k: SimKernel) -> None:
         self.kernel = k
         k._stats_users += 1
-        k.bpf_stats_enabled = True
+        k.set_bpf_stats(True)
 
     def release(self) -> None:
         k = self.kernel
         k._stats_users -= 1
         if k._stats_users == 0:
-            k.bpf_stats_enabled = False
+            k.set_bpf_stats(False)
 
 
 def enable_stats(k: SimKernel, ua: UAttr) -> int:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from ..kernel import Kernel
 from ..uapi.bpf import (
     BPF_OBJ_NAME_LEN,
+    BPF_STATS_RUN_TIME,
     BpfCmd,
     BtfLoadAttr,
+    EnableStatsAttr,
     LinkCreateAttr,
     LinkDetachAttr,
     ProgLoadAttr,
@@ -24,7 +26,8 @@ from ._user import UserBuf, cstr, user_ptr
 
 __all__ = [
     "ProgLoadError", "BtfLoadError", "bpf_prog_load", "bpf_btf_load", "TestRunResult", "bpf_prog_test_run",
-    "bpf_link_create", "bpf_link_detach", "bpf_raw_tracepoint_open", "MIN_LOG_BUF_SIZE", "MAX_LOG_BUF_SIZE",
+    "bpf_link_create", "bpf_link_detach", "bpf_raw_tracepoint_open", "bpf_enable_stats", "MIN_LOG_BUF_SIZE",
+    "MAX_LOG_BUF_SIZE",
 ]
 
 #: aya's VerifierLog sizes: start at 10 KiB (after a first attempt without a log), grow x10 on ENOSPC
@@ -216,6 +219,12 @@ def bpf_link_detach(kernel: Kernel, link_fd: int) -> None:
     """BPF_LINK_DETACH: detach the program; the link fd stays open (and defunct) until closed."""
     attr = LinkDetachAttr(link_fd=link_fd)
     kernel.bpf(BpfCmd.BPF_LINK_DETACH, attr)
+
+
+def bpf_enable_stats(kernel: Kernel, stats_type: int = BPF_STATS_RUN_TIME) -> int:
+    """BPF_ENABLE_STATS: run_cnt/run_time_ns are counted while the returned fd is open (libbpf's
+    ``bpf_enable_stats``)."""
+    return kernel.bpf(BpfCmd.BPF_ENABLE_STATS, EnableStatsAttr(type=stats_type))
 
 
 def bpf_raw_tracepoint_open(kernel: Kernel, name: str | None, prog_fd: int) -> int:

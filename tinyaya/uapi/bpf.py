@@ -17,7 +17,7 @@ __all__ = [
     "BpfAttachType", "BpfCmd", "BpfFuncId", "BpfLinkType", "BpfMapType", "BpfProgType",
     "BPF_OBJ_NAME_LEN", "BPF_TAG_SIZE", "BPF_ATTR_SIZE", "MapCreateAttr", "MapElemAttr",
     "MapBatchAttr", "ProgLoadAttr", "ObjAttr", "TestRunAttr", "GetIdAttr", "InfoAttr",
-    "BtfLoadAttr", "LinkCreateAttr", "LinkDetachAttr", "RawTracepointAttr", "BpfMapInfo",
+    "BtfLoadAttr", "LinkCreateAttr", "LinkDetachAttr", "EnableStatsAttr", "BPF_STATS_RUN_TIME", "RawTracepointAttr", "BpfMapInfo",
     "BpfProgInfo", "BpfBtfInfo", "BpfLinkInfo", "MapUpdateFlags", "MapFlags", "ProgLoadFlags",
     "PseudoSrc", "BPF_F_CURRENT_CPU", "BPF_F_INDEX_MASK", "BPF_F_CTXLEN_MASK", "attr_from",
 ]
@@ -179,6 +179,15 @@ class LinkCreateAttr(_Attr):
         ("prog_fd", c_uint32), ("target_fd", c_uint32), ("attach_type", c_uint32), ("flags", c_uint32),
         ("bpf_cookie", c_uint64),
     ]
+
+
+class EnableStatsAttr(_Attr):
+    """BPF_ENABLE_STATS (``attr.enable_stats``): type BPF_STATS_RUN_TIME (0)."""
+
+    _fields_ = [("type", c_uint32)]
+
+
+BPF_STATS_RUN_TIME = 0
 
 
 class LinkDetachAttr(_Attr):

@@ -81,6 +81,8 @@ class MapHeader(ctypes.Structure):
         ("nslots", ctypes.c_uint64), ("frozen", ctypes.c_uint32), ("shared", ctypes.c_uint32),
         # the hash seed (hash map ``hashrnd``, bloom filter ``hash_seed``): every process must hash alike
         ("hashrnd", ctypes.c_uint64),
+        # the map's id in the kernel that pinned it: another process's kernel reopens it under the same id
+        ("map_id", ctypes.c_uint32), ("_pad_id", ctypes.c_uint32),
     ]
 
 

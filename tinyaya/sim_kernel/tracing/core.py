@@ -378,7 +378,7 @@ class Tracing:
     # -- running programs -----------------------------------------------------------------------
     def run_progs(self, progs: list[Attachment], ctx_addr: int, cpu: int) -> None:
         """Run each attached program on ``ctx_addr`` (``bpf_prog_run_array``); faults are counted and logged."""
-        run = self.kernel.vm.run
+        run = self.kernel.prog_runner()
         cookies = self.cookies
         for prog, cookie, _ip in progs:
             cookies[cpu] = cookie

@@ -128,7 +128,7 @@ def _kprobe_step(m: Machine, progs: list[Attachment], ip: int, regs: Regs, ret_f
     one_ip = all(a[2] == ip for a in progs)
     # the common case, one program: call the VM directly (the list cannot change without a new plan)
     tr = m.tracing
-    vm_run = m.kernel.vm.run
+    vm_run = m.kernel.prog_runner()
     cookies = tr.cookies
     single, cookie = (progs[0][0], progs[0][1]) if len(progs) == 1 else (None, 0)
 
@@ -164,7 +164,7 @@ def _uprobe_step(m: Machine, progs: list[tuple[Any, int, int, int]], ip: int, re
     addrs = m.ctx_addrs
     ips = m.current_ips
     tr = m.tracing
-    vm_run = m.kernel.vm.run
+    vm_run = m.kernel.prog_runner()
     cookies = tr.cookies
 
     def step(task: Task, cpu: int, nr: int, a: tuple[int, ...], ret: int) -> None:
