@@ -13,7 +13,7 @@ from tinyaya.obj.btf import Btf, BtfError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "obj"
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200")) * 3
-SOURCES = ["calls.o", "globals.o", "btf_maps.o", "kconfig.o", "isa.v4.o", "core.o"]
+SOURCES = ["calls.o", "globals.o", "btf_maps.o", "kconfig.o", "isa.v4.o", "core.o", "kfunc.o", "struct_ops.o"]
 
 
 @pytest.fixture(scope="module")

@@ -303,5 +303,12 @@ def test_real_kernel_accepts_kfunc_calls(kernel_bpf) -> None:
     obj = Object.from_file(FIXTURES / "kfunc.o")
     p = obj.programs["use_kfunc"]
     lp = link_program(obj, "use_kfunc", map_fds={}, resolve_ksym=resolve)
-    fd = kernel_bpf.prog_load(int(p.section.prog_type), lp.insn_bytes(), p.license, prog_flags=1 << 4)  # SLEEPABLE
-    os.close(fd)
+    assert obj.btf is not None
+    btf_fd = kernel_bpf.btf_load(obj.btf.raw)  # .ksyms sanitized as libbpf does
+    try:
+        fd = kernel_bpf.prog_load(int(p.section.prog_type), lp.insn_bytes(), p.license, btf_fd=btf_fd,
+                                  func_info=lp.func_info_bytes(), line_info=lp.line_info_bytes(),
+                                  prog_flags=1 << 4)  # BPF_F_SLEEPABLE, as libbpf sets for SEC("syscall")
+        os.close(fd)
+    finally:
+        os.close(btf_fd)

@@ -213,8 +213,9 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
                 raise
     symbols = elf.symbols
     kconfig, kvars = parse_kconfig(btf, symbols)
+    ksyms = _ksyms(btf, symbols)
     if btf is not None:
-        btf = _fixup_datasecs(btf, elf, symbols, kconfig, kvars)
+        btf = _fixup_datasecs(btf, elf, symbols, kconfig, kvars).with_ksyms_sanitized()
     for sym in symbols:
         if sym.section_index >= len(elf.sections) and sym.section_index < 0xFF00:
             raise InvalidSymbol(f"symbol {sym.index} refers to section {sym.section_index}, out of range "
@@ -283,7 +284,7 @@ def _parse(data: bytes, path: str | None, strict: bool = False) -> Object:
         endianness=endian, license=license, kernel_version=kernel_version, programs=programs, maps=maps,
         functions=functions, symbols=symbols, relocations=relocations, sections=elf.sections, btf=btf,
         btf_ext=btf_ext, variables=variables, text_section_index=text_index, path=path, e_machine=elf.e_machine,
-        warnings=warnings, ksyms=_ksyms(btf, symbols),
+        warnings=warnings, ksyms=ksyms,
     )
 
 

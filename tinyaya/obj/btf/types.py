@@ -401,6 +401,40 @@ class Btf:
                 changed = True
         return Btf.parse(bytes(buf), self.big_endian) if changed else self
 
+    def with_ksyms_sanitized(self) -> Btf:
+        """A copy the kernel accepts although the object declares ``__ksym`` externs.
+
+        The ``.ksyms`` DATASEC lists FUNC externs and has size 0, both of which BTF_LOAD
+        refuses; libbpf swaps in dummy int VARs (``bpf_object__collect_externs``). Keeping
+        every type id, this rewrites the DATASEC record in place as an anonymous STRUCT of
+        ``int`` members (same record size), and makes extern VARs allocated globals.
+        """
+        ds = self.datasec(".ksyms")
+        int_t = next((t for t in self.types[1:] if t.kind == BtfKind.INT and t.size == 4 and t.int_bits == 32
+                      and not t.int_offset), None)
+        if ds is None or int_t is None:
+            return self
+        e = ">" if self.big_endian else "<"
+        hdr_len, type_off = struct.unpack_from(e + "II", self.raw, 4)[0], struct.unpack_from(e + "I", self.raw, 8)[0]
+        buf = bytearray(self.raw)
+        rec = hdr_len + type_off + ds.offset
+        struct.pack_into(e + "III", buf, rec, 0, (BtfKind.STRUCT << 24) | ds.vlen, 4 * ds.vlen)
+        base = hdr_len + type_off
+        for i, vs in enumerate(ds.secinfo):
+            struct.pack_into(e + "III", buf, rec + 12 + 12 * i, 0, int_t.id, 32 * i)
+            ext = self.types[vs.type] if vs.type < len(self.types) else None
+            if ext is not None and ext.kind == BtfKind.VAR and ext.linkage == 2:
+                struct.pack_into(e + "I", buf, base + ext.offset + 12, 1)
+            elif ext is not None and ext.kind == BtfKind.FUNC:
+                # kfunc declarations: extern -> global linkage, unnamed parameters named (libbpf does both)
+                struct.pack_into(e + "I", buf, base + ext.offset + 4, (BtfKind.FUNC << 24) | 1)
+                proto = self.types[ext.type] if ext.type < len(self.types) else None
+                if proto is not None and proto.kind == BtfKind.FUNC_PROTO:
+                    for j, prm in enumerate(proto.members):
+                        if prm.type and not prm.name_off:
+                            struct.pack_into(e + "I", buf, base + proto.offset + 12 + 8 * j, ext.name_off)
+        return Btf.parse(bytes(buf), self.big_endian)
+
     # --- queries ---------------------------------------------------------------------------
 
     def type(self, type_id: int) -> BtfType:

@@ -115,7 +115,7 @@ def check_meta(btf: Btf, t: BtfType) -> None:
         if t.size_or_type:
             raise _fail(t, "type != 0")
     elif k == BtfKind.FUNC:
-        if t.linkage > 2:
+        if t.linkage > 1:  # BPF_BTF_LOAD takes static and global functions only
             raise _fail(t, "Invalid func linkage")
     elif k == BtfKind.VAR:
         if t.type == 0:
