@@ -127,9 +127,6 @@ def test_live_view_on_a_tmux_screen(tmp_path: Path, tmux: str) -> None:
         t.kill()
 
 
-@pytest.mark.xfail(strict=True, reason="cmd_load._View._render doesn't fit the view to the terminal: on 80x24 "
-                   "the status line wraps and the table is cut before openat (rich's '...'); remove this "
-                   "marker once the view keeps the busiest rows within the terminal height")
 def test_live_view_fits_an_80x24_terminal(tmp_path: Path, tmux: str) -> None:
     t = Tmux(tmux, tmp_path, 80, 24)
     try:

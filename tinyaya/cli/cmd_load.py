@@ -138,18 +138,29 @@ class _View:
         sys.stdout.flush()
 
     def _render(self) -> Any:
+        """Status, tables, trace_pipe and aya-log, cut to the terminal's height (the busiest rows stay)."""
         from rich.console import Group
         from rich.text import Text
 
-        parts: list[Any] = [Text(self.s.status_line(), style="bold")]
-        for name in self.s.table_maps():
-            parts.append(self.s.rich_table(name))
-        if self.s.trace_tail:
-            parts.append(Text("trace_pipe:", style="bold"))
-            parts.extend(Text(line) for line in list(self.s.trace_tail)[-5:])
-        if self.logs:
-            parts.append(Text("aya-log:", style="bold"))
-            parts.extend(Text(line) for line in self.logs)
+        def line(text: str, style: str | None = None) -> Text:
+            return Text(text, style=style or "", no_wrap=True, overflow="ellipsis")
+
+        height = self.live.console.height if self.live is not None else 24
+        trace = list(self.s.trace_tail)[-3:]
+        logs = list(self.logs)[-3:]
+        tables = self.s.table_maps()
+        fixed = 1 + (1 + len(trace) if trace else 0) + (1 + len(logs) if logs else 0)
+        # a table costs its title, 4 border/header lines and a caption line besides its rows
+        per_table = max(1, (height - fixed - 1) // max(1, len(tables)) - 6)
+        parts: list[Any] = [line(self.s.status_line(), "bold")]
+        for name in tables:
+            parts.append(self.s.rich_table(name, per_table))
+        if trace:
+            parts.append(line("trace_pipe:", "bold"))
+            parts.extend(line(t) for t in trace)
+        if logs:
+            parts.append(line("aya-log:", "bold"))
+            parts.extend(line(t) for t in logs)
         return Group(*parts)
 
     def final(self) -> None:

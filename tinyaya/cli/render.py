@@ -46,10 +46,19 @@ def seed_format(map_name: str, rows: list[tuple[int, int]]) -> list[str]:
     return out
 
 
-def counts_table(map_name: str, rows: list[tuple[int, int]], with_names: bool) -> Any:
+def counts_table(map_name: str, rows: list[tuple[int, int]], with_names: bool, max_rows: int | None = None) -> Any:
+    """A table of counts; with ``max_rows``, only the busiest rows (the view must fit the terminal)."""
     from rich.table import Table
 
-    table = Table(title=map_name, title_justify="left", expand=False)
+    hidden = 0
+    if max_rows is not None and len(rows) > max_rows:
+        keep = max(1, max_rows)
+        busiest = sorted(rows, key=lambda kv: (-kv[1], kv[0]))[:keep]
+        hidden = len(rows) - len(busiest)
+        order = {kv: i for i, kv in enumerate(rows)}
+        rows = sorted(busiest, key=lambda kv: order[kv])
+    caption = f"… {hidden} more rows" if hidden else None
+    table = Table(title=map_name, title_justify="left", expand=False, caption=caption, caption_justify="left")
     table.add_column("key" if not with_names else "syscall", justify="right")
     if with_names:
         table.add_column("name")

@@ -360,9 +360,10 @@ class LoadSession:
     def seed_lines(self, name: str) -> list[str]:
         return seed_format(name, self._rows(name))
 
-    def rich_table(self, name: str) -> Any:
+    def rich_table(self, name: str, max_rows: int | None = None) -> Any:
         _, ks, vs = self.map_meta[name]
-        return counts_table(name, self._rows(name), is_syscall_counter(name, ks, vs, self.o.map_display.get(name)))
+        return counts_table(name, self._rows(name), is_syscall_counter(name, ks, vs, self.o.map_display.get(name)),
+                            max_rows)
 
     def status_line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -372,8 +373,8 @@ class LoadSession:
         total = getattr(self.driver, "total_lines", None)
         if total:
             progress = f"  replay {100 * getattr(self.driver, 'pos', 0) // total}% of {total} lines"
-        return (f"{self.o.obj}  backend {self.o.backend}  workload {self.workload_name}  "
-                f"syscalls {self.issued} ({rate:,.0f}/s)  faults {faults}{progress}")
+        return (f"{Path(self.o.obj).name} [{self.o.backend}] {self.workload_name}: "
+                f"{self.issued} syscalls ({rate:,.0f}/s), {faults} faults{progress}")
 
     def summary_lines(self) -> list[str]:
         writes = self.by_nr.get(WRITE_NR, 0)
