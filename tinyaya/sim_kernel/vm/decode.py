@@ -300,7 +300,11 @@ def _exit(code: list[Op]) -> Op:
 
 
 def _may_goto(tgt: int, nxt: int) -> Op:
-    """may_goto: falls through while the loop counter lasts (BPF_MAX_LOOPS), then jumps (do_misc_fixups)."""
+    """may_goto: falls through while the loop counter lasts (BPF_MAX_LOOPS), then jumps (do_misc_fixups).
+
+    One counter per run, not per frame. Linux 6.18 on x86-64 uses the timed variant instead (the
+    loop ends after about 250 ms, ``bpf_check_timed_may_goto``): a count keeps runs deterministic,
+    and programs whose result depends on when may_goto gives up differ from the kernel by nature."""
     def op(R: list[Any]) -> int:
         env = R[11]
         if env.may_goto_left > 0:
