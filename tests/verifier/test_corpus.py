@@ -68,3 +68,20 @@ def test_through_sim_kernel_prog_load() -> None:
         agree += (r.verdict, r.errno) == (lab["verdict"], lab["errno"])
     assert agree / len(PROGS) >= 0.97, f"agreement {agree}/{len(PROGS)}"
     assert kernel.fds is not None
+
+
+def test_rejection_messages_match_linux() -> None:
+    """The log line that says why is Linux's own, word for word, for nearly every rejection."""
+    same = total = 0
+    misses = []
+    for p in PROGS:
+        lab = LABELS[p.name]
+        if lab["verdict"] != "reject":
+            continue
+        total += 1
+        got = key_message(load_on_sim(p).log)
+        if got == lab["msg"]:
+            same += 1
+        else:
+            misses.append((p.name, lab["msg"], got))
+    assert same / total >= 0.95, misses

@@ -125,6 +125,7 @@ def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve
             prune[pc + ins.imm + 1] = True
     env.live = compute_live_in(insns, subs)
     env.bt_info = decode_for_backtrack(insns)
+    env.insn_cls_jmp = [op.BPF_CLASS(i.code) in (op.BPF_JMP, op.BPF_JMP32) for i in insns]
     env.do_check()
     return env
 

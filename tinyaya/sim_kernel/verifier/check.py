@@ -81,6 +81,7 @@ class Env:
         self.prune_points: list[bool] = []
         self.live: list[frozenset[int]] = []
         self.bt_info: list[tuple[int, int, int, int]] = []
+        self.insn_cls_jmp: list[bool] = []
         self.explored: dict[int, list[Explored]] = {}
         self.loop_keys: dict[tuple[int, tuple[object, ...]], Explored] = {}
         self.branch_stack: list[tuple[VState, int, Explored | None, int, list[list[object]]]] = []
@@ -97,6 +98,8 @@ class Env:
         self.imm_reg = Reg()
         self.insn_idx = 0
         self.prev_insn_processed = 0
+        self.jmps_processed = 0
+        self.prev_jmps_processed = 0
         #: per instruction: seen by some path (for the compiled tier and dead-code reports)
         self.seen: list[bool] = []
         #: helper calls that take a callback (bpf_loop, bpf_for_each_map_elem): loop heads for pruning
@@ -220,6 +223,8 @@ class Env:
                     self.log.write(f"{pc}: safe")
                 pc = None
                 continue
+            if self.insn_cls_jmp[pc]:
+                self.jmps_processed += 1
             self.cur_rec = [pc, len(self.state.frames) - 1, None]
             self.hist.append(self.cur_rec)
             if self.log.enabled:
@@ -304,9 +309,18 @@ class Env:
             prog = [e for e in entries if e.branches > 0]
             if prog:
                 widen(cur, prog[-1].state)
-        if looping and not is_may_goto and self.insn_processed - self.prev_insn_processed < 100:
+        # when to remember a state (the kernel's heuristics): a forced checkpoint, or at least 2 jumps and
+        # 8 instructions since the last one; inside a loop, at least 20 jumps or 100 instructions
+        force = is_may_goto or self.jmps_processed - self.prev_jmps_processed > 40
+        jmps = self.jmps_processed - self.prev_jmps_processed
+        insns = self.insn_processed - self.prev_insn_processed
+        add = force or (jmps >= 2 and insns >= 8)
+        if looping and not force and jmps < 20 and insns < 100:
+            add = False
+        if not add:
             return False
         self.prev_insn_processed = self.insn_processed
+        self.prev_jmps_processed = self.jmps_processed
         if len(entries) >= 64:
             done = [e for e in entries if e.branches == 0]
             if done:
