@@ -255,16 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", default="interp", help="comma-separated: " + ",".join(ENGINES))
     ap.add_argument("--no-kernel", action="store_true", help="skip the real kernel even where bpf() works")
     ap.add_argument("--quick", action="store_true", help="fewer calls (for smoke tests)")
+    ap.add_argument("--only", default="", help="comma-separated benchmark names to run (default: all)")
     args = ap.parse_args(argv)
     engines = [e.strip() for e in args.engine.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         print(f"unknown engine(s): {', '.join(unknown)} (have: {', '.join(ENGINES)})", file=sys.stderr)
         return 2
-    benches = programs()
-    sc = _syscall_ebpf_bench()
-    if sc is not None:
-        benches.append(sc)
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    benches = [b for b in programs() if not only or b.name in only]
+    if not only or "syscall_ebpf" in only:
+        sc = _syscall_ebpf_bench()
+        if sc is not None:
+            benches.append(sc)
     krun = None if args.no_kernel else kernel_runner()
     results: list[dict[str, Any]] = []
     print(f"{'benchmark':16} {'engine':10} {'ns/insn':>9} {'ns/call':>12} {'calls/s':>12} {'insns':>9}  vs kernel")
