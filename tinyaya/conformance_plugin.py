@@ -60,9 +60,13 @@ def _elf_text(data: bytes) -> list[Insn]:
 
     try:
         elf = ELFFile(io.BytesIO(data))
-        for sec in elf.iter_sections():
-            if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & 0x4 and sec.data_size:
-                return decode(sec.data(), big_endian=not elf.little_endian)
+        progbits = [sec for sec in elf.iter_sections() if sec["sh_type"] == "SHT_PROGBITS" and sec.data_size]
+        # an executable section (SHF_EXECINSTR); else the first one that is not maps, license or BTF
+        chosen = [sec for sec in progbits if sec["sh_flags"] & 0x4] or [
+            sec for sec in progbits if sec.name not in ("maps", ".maps", "license") and not sec.name.startswith(
+                (".BTF", ".debug", ".rodata", ".data", ".bss")) and sec.data_size % 8 == 0]
+        if chosen:
+            return decode(chosen[0].data(), big_endian=not elf.little_endian)
     except Exception as e:  # noqa: BLE001 - pyelftools raises many types on bad input
         raise PluginError(f"bad ELF object: {e}") from None
     raise PluginError("the ELF object has no program section")
