@@ -25,7 +25,7 @@ pexpect = pytest.importorskip("pexpect")
 # relative to the repository, as a user types it (the status line shows it)
 LOAD = ["load", str(EXAMPLE_OBJ.relative_to(ROOT)), "--kprobe", "sys_enter", "--duration", "3", "--interval", "0.5"]
 ROW = re.compile(r"│\s+(\d+) │ (\w+)\s+│\s+(\d+) │")
-STATUS = re.compile(r"backend sim\s+workload default\s+syscalls (\d+) \(([\d,]+)/s\)")
+STATUS = re.compile(r"\[sim\] default: (\d+) syscalls \(([\d,]+)/s\)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -92,7 +92,7 @@ class Tmux:
         """The first screen showing the table's header row and the status line while the load runs."""
         while time.monotonic() < self.deadline and not self.done.exists():
             s = self.screen()
-            if "syscall ┃ name" in s and "backend sim" in s and "issued" not in s:
+            if "syscall ┃ name" in s and "[sim] default:" in s and "issued" not in s:
                 time.sleep(0.6)  # a later frame, with counts for every syscall seen so far
                 return self.screen()
             time.sleep(0.1)
@@ -114,7 +114,7 @@ def test_live_view_on_a_tmux_screen(tmp_path: Path, tmux: str) -> None:
         mid = t.mid_run()
         assert "openat" in mid, "the live view showed the table and status while running: " + t.screen()
         assert len(STATUS.findall(mid)) == 1, "redrawn in place, not scrolled:\n" + mid
-        assert any("backend sim" in line and "faults" in line for line in mid.splitlines()), mid
+        assert any("[sim] default:" in line and "faults" in line for line in mid.splitlines()), mid
         assert mid.count("SYSCALL_LIST") == 1
         assert re.search(r"│\s+257 │ openat\s+│\s+\d+ │", mid)
         t.wait_exit()
