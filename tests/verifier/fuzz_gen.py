@@ -208,3 +208,45 @@ extra_snippet = st.one_of(
 
 def build_extra(snippets: list[list[Insn]]) -> list[Insn]:
     return build(snippets)
+
+
+# -- programs with a bpf-to-bpf subprogram: values cross frames as arguments, return values and stack pointers --
+callee_snippet = st.one_of(
+    st.builds(lambda d, imm: [alu(A64, op.BPF_MOV, d, imm)], st.sampled_from([0, 2, 3]), st.integers(-8, 64)),
+    st.builds(lambda d, s: [alux(A64, op.BPF_MOV, d, s)], st.sampled_from([0, 2, 3]), st.sampled_from([1, 2, 3])),
+    st.builds(lambda d, j, imm, skip: [Insn(op.BPF_JMP | j | op.BPF_K, d, 0, skip, imm)], st.sampled_from([1, 2, 3]),
+              st.sampled_from(JMPS), st.integers(-8, 64), st.integers(1, 2)),
+    # read or write through the caller's stack pointer in r1 (when it is one)
+    st.builds(lambda off, sz: [ldx(sz, 0, 4, off)], st.integers(-16, 8), st.sampled_from([1, 4, 8])),
+    st.builds(lambda off, sz, s: [stx(sz, 4, s, off)], st.integers(-16, 8), st.sampled_from([1, 4, 8]),
+              st.sampled_from([2, 3])),
+)
+
+
+def build_with_subprog(snippets: list[list[Insn]], callee: list[list[Insn]], arg_kind: int) -> list[Insn]:
+    """main: the kprobe prologue, then r1 = (scalar from ctx | stack pointer | map value), call f, use r0 as an
+    offset into the map value and as a branch operand, then the snippets; f: r4 = r1 and the callee snippets."""
+    args = [[ldx(8, 1, 6, 0), alu(A64, op.BPF_AND, 1, 63)],
+            [alux(A64, op.BPF_MOV, 1, 10), alu(A64, op.BPF_ADD, 1, -16)],
+            [alux(A64, op.BPF_MOV, 1, 7)]][arg_kind]
+    use = [alux(A64, op.BPF_MOV, 9, 7), alux(A64, op.BPF_ADD, 9, 0), ldx(1, 0, 9, 0)]
+    body = [i for s in snippets for i in s]
+    main = PROLOGUE + [stx(8, 10, 7, -8)] + args + [Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, 0)] \
+        + use + body + EPILOGUE
+    cbody = [i for s in callee for i in s]
+    f = [alux(A64, op.BPF_MOV, 4, 1), alu(A64, op.BPF_MOV, 0, 0), alu(A64, op.BPF_MOV, 2, 0),
+         alu(A64, op.BPF_MOV, 3, 0)] + cbody + [Insn(op.BPF_JMP | op.BPF_EXIT)]
+    call_pc = len(PROLOGUE) + 1 + len(args)
+    n_main = len(main)
+    main[call_pc] = main[call_pc].replace(imm=n_main - call_pc - 1)
+    out = []
+    for k, i in enumerate(main):
+        if op.BPF_CLASS(i.code) in (op.BPF_JMP, op.BPF_JMP32) and op.BPF_OP(i.code) not in (op.BPF_CALL, op.BPF_EXIT) \
+                and k >= len(PROLOGUE):
+            i = i.replace(off=max(0, min(i.off, n_main - 2 - k)))
+        out.append(i)
+    for k, i in enumerate(f):
+        if op.BPF_CLASS(i.code) in (op.BPF_JMP, op.BPF_JMP32) and op.BPF_OP(i.code) not in (op.BPF_CALL, op.BPF_EXIT):
+            i = i.replace(off=max(0, min(i.off, len(f) - 2 - k)))
+        out.append(i)
+    return out

@@ -15,7 +15,17 @@ from tinyaya.isa import opcodes as op
 from tinyaya.uapi.bpf import BpfCmd, MapCreateAttr, ProgLoadAttr
 
 from .corpus import key_message
-from .fuzz_gen import RINGBUF_FD, XDP, build, build_xdp, extra_snippet, xdp_snippet
+from .fuzz_gen import (
+    RINGBUF_FD,
+    XDP,
+    build,
+    build_with_subprog,
+    build_xdp,
+    callee_snippet,
+    extra_snippet,
+    snippet,
+    xdp_snippet,
+)
 from .linux_oracle import bpf_available
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
@@ -79,4 +89,15 @@ def test_same_verdict_as_linux_xdp(kernels, snippets: list[list[Insn]]) -> None:
     insns = build_xdp(snippets)
     want = _verdict(linux, insns, XDP)
     got = _verdict(sim, insns, XDP)
+    assert got[:2] == want[:2], f"linux {want} tinyaya {got}"
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.generate, Phase.shrink])
+@given(st.lists(snippet, min_size=0, max_size=6), st.lists(callee_snippet, min_size=0, max_size=6), st.integers(0, 2))
+def test_same_verdict_as_linux_with_calls(kernels, snippets, callee, kind) -> None:  # type: ignore[no-untyped-def]
+    linux, sim = kernels
+    insns = build_with_subprog(snippets, callee, kind)
+    want = _verdict(linux, insns)
+    got = _verdict(sim, insns)
     assert got[:2] == want[:2], f"linux {want} tinyaya {got}"

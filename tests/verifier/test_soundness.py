@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 from tinyaya.isa import Insn, encode
 from tinyaya.isa import opcodes as op
 
-from .fuzz_gen import KPROBE, RINGBUF_FD, build, build_xdp, extra_snippet, xdp_snippet
+from .fuzz_gen import (
+    KPROBE,
+    RINGBUF_FD,
+    build,
+    build_with_subprog,
+    build_xdp,
+    callee_snippet,
+    extra_snippet,
+    snippet,
+    xdp_snippet,
+)
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
 
@@ -104,5 +114,22 @@ def test_accepted_xdp_programs_do_not_fault(sim, snippets: list[list[Insn]], pac
             kernel.vm.test_run(prog, packet, None, 1, 0, 0, 0, 0)
         except fault as e:
             pytest.fail(f"the verifier accepted a program that faults: {e}")
+    finally:
+        kernel.close(fd)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(snippet, min_size=0, max_size=6), st.lists(callee_snippet, min_size=0, max_size=6),
+       st.integers(0, 2), st.binary(min_size=168, max_size=168))
+def test_accepted_programs_with_calls_do_not_fault(sim, snippets, callee, kind, ctx) -> None:  # type: ignore[no-untyped-def]
+    sk, fault = sim
+    kernel = sk.SimKernel()
+    fd, map_fd = _load(kernel, build_with_subprog(snippets, callee, kind))
+    if fd is None:
+        return
+    try:
+        kernel.vm.run_with_ctx(kernel.fds.get(fd), ctx)
+    except fault as e:
+        pytest.fail(f"the verifier accepted a program that faults: {e}")
     finally:
         kernel.close(fd)

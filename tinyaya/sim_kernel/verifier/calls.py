@@ -463,6 +463,8 @@ def check_exit(env: Env, pc: int) -> int | None:
             env.log.write(" " + state_str(st.cur))
         return callee.callsite
     if len(st.frames) > 1:
+        if r0.type == T.PTR_TO_STACK:
+            raise env.reject(EINVAL, "cannot return stack pointer to the caller")
         callee = st.frames.pop()
         caller = st.cur
         caller.regs[0] = r0.copy()

@@ -128,6 +128,12 @@ def _update_depth(env: Env, frame: FuncState, lo: int) -> None:
 def stack_write(env: Env, frame: FuncState, lo: int, size: int, value: Reg | None, fixed: bool) -> None:
     """check_stack_write_{fixed,var}_off(): spill a whole register to an aligned slot, or mark bytes."""
     _update_depth(env, frame, lo)
+    if fixed and value is not None and value.is_pointer:
+        if size != 8:
+            raise env.reject(EACCES, "invalid size of register spill")
+        if frame is not env.state.cur and value.type == T.PTR_TO_STACK:
+            # the callee's frame dies when it returns: the caller must not keep a pointer into it
+            raise env.reject(EINVAL, "cannot spill pointers to stack into stack frame of the caller")
     if fixed and size == 8 and lo % 8 == 0 and value is not None and (value.is_pointer or value.is_scalar):
         frame.stack[lo] = (STACK_SPILL * 8, value.copy())
         return
