@@ -104,15 +104,18 @@ BPF_F_SLEEPABLE = 1 << 4
 
 def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve: Resolver,
          expected_attach_type: int = 0, func_info: list[tuple[int, int]] | None = None,
-         attach_btf_id: int = 0, prog_flags: int = 0) -> Env:
+         attach_btf_id: int = 0, prog_flags: int = 0, privileged: bool = True) -> Env:
     if not insns:
         raise log.reject(EINVAL, "empty program")
     subs = find_subprogs(insns, log)
     check_ld_imm64(insns, log)
     check_btf_func(insns, subs, func_info, log)
-    prune = check_cfg(insns, log)
+    # without CAP_BPF there are no bounded loops: every back-edge is refused (check_cfg)
+    prune = check_cfg(insns, log, allow_loops=privileged)
     env = Env(insns, prog_type, gpl, log, resolve, expected_attach_type)
     env.sleepable = bool(prog_flags & BPF_F_SLEEPABLE)
+    # CAP_BPF / CAP_PERFMON: bpf_capable, allow_ptr_leaks, allow_uninit_stack
+    env.bpf_capable = env.allow_ptr_leaks = env.allow_uninit_stack = privileged
     env.subprog_starts = subs
     env.stack_depth = [0] * len(subs)
     # kernel pruning points: jump targets, fall-throughs of jumps, and every call
@@ -163,13 +166,14 @@ def _summary(env: Env) -> str:
 def verify_insns(insns: list[Insn], prog_type: int, *, maps: dict[int, Any] | None = None, gpl: bool = True,
                  log_level: int = 0, expected_attach_type: int = 0,
                  resolve: Resolver | None = None, func_info: list[tuple[int, int]] | None = None,
-                 attach_btf_id: int = 0, prog_flags: int = 0) -> tuple[int, str]:
+                 attach_btf_id: int = 0, prog_flags: int = 0, privileged: bool = True) -> tuple[int, str]:
     """Verify a bare instruction list. Returns (processed insns, log); raises VerifierReject."""
     log = VerifierLog(log_level)
     res = resolve or resolver_for_fds(maps or {}, log)
     env: Env | None = None
     try:
-        env = _run(insns, prog_type, gpl, log, res, expected_attach_type, func_info, attach_btf_id, prog_flags)
+        env = _run(insns, prog_type, gpl, log, res, expected_attach_type, func_info, attach_btf_id, prog_flags,
+                   privileged)
     except VerifierReject as e:
         e.log = log.text()
         raise
@@ -189,7 +193,7 @@ def verify(kernel: Any, prog: Any, log: Any) -> None:
         env = _run(list(prog.insns), int(prog.prog_type), bool(lic), mylog,
                    _resolver_for_kernel(kernel, prog, mylog), int(getattr(prog, "expected_attach_type", 0)),
                    parse_func_info(prog), int(getattr(prog, "attach_btf_id", 0) or 0),
-                   int(getattr(prog, "prog_flags", 0) or 0))
+                   int(getattr(prog, "prog_flags", 0) or 0), bool(getattr(kernel, "privileged", True)))
     except VerifierReject as e:
         if mylog.level:
             mylog.write(f"processed {_processed(e, mylog)} insns (limit 1000000) max_states_per_insn 0 "

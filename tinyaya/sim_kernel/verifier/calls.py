@@ -480,6 +480,8 @@ def check_exit(env: Env, pc: int) -> int | None:
         ref = st.refs[0]
         env.log_line(f"Unreleased reference id={ref.id} alloc_insn={ref.insn_idx}")
         raise env.reject(EINVAL, "BPF_EXIT instruction in main prog would lead to reference leak")
+    if r0.is_pointer and not env.allow_ptr_leaks:
+        raise env.reject(EACCES, "R0 leaks addr as return value")
     check_return_code(env, r0)
     return None
 

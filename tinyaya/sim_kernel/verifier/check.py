@@ -73,6 +73,7 @@ class Env:
         self.resolve_ld_imm64 = resolve_ld_imm64
         self.allow_uninit_stack = True  # CAP_PERFMON (bpf_allow_uninit_stack)
         self.bpf_capable = True  # CAP_BPF
+        self.allow_ptr_leaks = True  # CAP_PERFMON: pointers may become scalars, be stored and compared
         self.sleepable = False  # BPF_F_SLEEPABLE
         self.meta_ok_types = {P.BPF_PROG_TYPE_XDP, P.BPF_PROG_TYPE_SCHED_CLS, P.BPF_PROG_TYPE_SCHED_ACT}
         self.state: VState = init_state()

@@ -9,7 +9,7 @@ from tinyaya.isa import opcodes as op
 
 from .backtrack import mark_chain_precision
 from .branches import FLIP, REV, branch_taken, feasible, refine
-from .errors import EINVAL
+from .errors import EACCES, EINVAL
 from .regs import PTR_MAYBE_NULL, Reg, RegType, mark_known
 from .state import VState
 
@@ -121,6 +121,9 @@ def ptr_cond(env: Env, pc: int, i: Insn, o: int, jmp32: bool, x: bool, target: i
             # a pointer that cannot be NULL: the branch is decided
             return target if o == op.BPF_JNE else pc + 1
     pkt_types = (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
+    if not env.allow_ptr_leaks and not is_zero and not (
+            src is not None and {dst.type, src.type} <= {T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_PACKET_END}):
+        raise env.reject(EACCES, f"R{i.dst if dst.is_pointer else i.src} pointer comparison prohibited")
     if not jmp32 and src is not None and o in (op.BPF_JGT, op.BPF_JGE, op.BPF_JLT, op.BPF_JLE) and (
             (dst.type in pkt_types and src.type == T.PTR_TO_PACKET_END)
             or (dst.type == T.PTR_TO_PACKET_END and src.type in pkt_types)):

@@ -288,8 +288,8 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
         return
     if t == T.PTR_TO_MAP_VALUE:
         check_map_value_access(env, reg, regno, off, size, write)
-        if write and value_regno >= 0 and regs[value_regno].is_pointer and reg.map is not None:
-            pass  # privileged loaders may store pointers into maps
+        if write and value_regno >= 0 and regs[value_regno].is_pointer and not env.allow_ptr_leaks:
+            raise env.reject(EACCES, f"R{value_regno} leaks addr into map")
     elif t == T.PTR_TO_MAP_KEY:
         check_mem_region(env, reg, regno, off + reg.off, size, reg.map.key_size, "map_key")
         if write:
