@@ -162,5 +162,10 @@ def main(argv: list[str] | None = None, stdin: Any = None, stdout: Any = None) -
     return 0
 
 
+def entry_point() -> None:
+    """The ``tinyaya-conformance-plugin`` console script (the path to give bpf_conformance_runner)."""
+    sys.exit(main())
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
