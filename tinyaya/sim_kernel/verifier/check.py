@@ -211,6 +211,8 @@ class Env:
                 self.cur_states -= 1
                 if self.log.enabled:
                     self.log.write(f"from {st.insn_idx} to {pc}: {state_str(st.cur)}")
+                    if self.log.verbose:
+                        self.log.write(f"{pc}: {state_str(st.cur)}")
             assert pc is not None
             self.insn_processed += 1
             if self.insn_processed > BPF_COMPLEXITY_LIMIT_INSNS:

@@ -329,9 +329,14 @@ def coerce_subreg_to_size_sx(r: Reg, size: int) -> None:
 
 # -- printing (print_verifier_state / print_reg_state / print_scalar_ranges in kernel/bpf/log.c) -----------
 def snum(v: int) -> str:
-    """verbose_snum(): small numbers in decimal, others in hex."""
+    """verbose_snum(): small numbers in decimal, others in hex (kernel/bpf/log.c: is_snum_decimal)."""
     v = s64(v)
-    return str(v) if S32_MIN <= v <= S32_MAX else f"{v & U64:#x}"
+    return str(v) if -(1 << 15) <= v < (1 << 15) else f"{v & U64:#x}"
+
+
+def unum(v: int) -> str:
+    """verbose_unum(): small numbers in decimal, others in hex (is_unum_decimal)."""
+    return str(v) if v < (1 << 16) else f"{v:#x}"
 
 
 def _ranges(r: Reg) -> list[str]:
@@ -353,7 +358,12 @@ def _ranges(r: Reg) -> list[str]:
                 continue
             omit[j] = True
             group.append(names[j])
-        val = str(s64(vals[k])) if names[k][0] == "s" else str(vals[k])
+        if names[k][0] == "s":
+            val = snum(vals[k])
+            if names[k].endswith("32") and val.startswith("0x"):
+                val = f"{vals[k] & U32:#x}"
+        else:
+            val = unum(vals[k])
         out.append("=".join(group) + "=" + val)
     return out
 
@@ -383,12 +393,17 @@ def reg_str(r: Reg, frameno: int = 0) -> str:
         parts.append(f"id={r.id}")
     if r.ref_obj_id:
         parts.append(f"ref_obj_id={r.ref_obj_id}")
+    if r.type in (T.CONST_PTR_TO_MAP, T.PTR_TO_MAP_VALUE, T.PTR_TO_MAP_KEY) and r.map is not None:
+        name = getattr(r.map, "name", b"")
+        if isinstance(name, bytes):
+            name = name.split(b"\0")[0].decode(errors="replace")
+        if name:
+            parts.append(f"map={name}")
+        parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
     if r.off:
         parts.append(f"off={r.off}")
     if r.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
         parts.append(f"r={r.range}")
-    if r.type in (T.CONST_PTR_TO_MAP, T.PTR_TO_MAP_VALUE, T.PTR_TO_MAP_KEY) and r.map is not None:
-        parts.append(f"ks={r.map.key_size},vs={r.map.value_size}")
     if r.type == T.PTR_TO_MEM:
         parts.append(f"sz={r.mem_size}")
     if r.var_off[1] == 0:
