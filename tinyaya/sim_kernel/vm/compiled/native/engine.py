@@ -1,0 +1,259 @@
+"""The native tier: programs the verifier (or the caller) handed us, as machine code via llvmlite.
+
+``NativeTier(vm, engine).try_run(prog, ctx_addr, cpu, args)`` runs a program natively and returns
+r0, or None when the tier does not take the program (``ir.supported`` says why; the engine then
+uses the compiled tier). Machine code is built once per program and kept in
+``prog.compiled['native']``.
+
+Memory: the region table (ir.py) lives in a ctypes array; entries are filled on demand by the
+``resolve`` callback from ``kernel.aspace`` and point into the regions' own buffers (the stack,
+context, packet, map values are the same bytes the interpreter uses). ``aspace.add``/``remove`` are
+wrapped on this kernel's address space so the table is dropped whenever the set of regions
+changes (a slot can be reused by another region).
+
+Faults: the native code stops at the faulting instruction with every register saved; the engine
+writes them back to the run state and replays that one instruction with the interpreter's closure,
+which raises the exception the interpreter would have raised, turned into ``BpfFault`` by
+``Vm._fault``: same pc, same message, same address.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from ....memory import RegionKind
+from ...fault import BpfFault, VmTrap
+from ..cfg import NotCompilable
+from .ir import (
+    FLAG_CTX,
+    FLAG_WRITABLE,
+    STATE_LEN,
+    STATE_PC,
+    STATE_REGS,
+    STATE_STACK_BASE,
+    STATE_STACK_HOST,
+    STATE_STATUS,
+    STATUS_BUDGET,
+    STATUS_FAULT,
+    STATUS_HELPER,
+    TABLE_SIZE,
+    build_ir,
+    supported,
+)
+
+M64 = (1 << 64) - 1
+_U64 = ctypes.c_uint64
+_RESOLVE = ctypes.CFUNCTYPE(_U64, _U64)
+_CTX_LOAD = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64)
+_HELPER = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64, _U64, _U64)
+_PROG = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p, _U64, _U64, ctypes.c_int64)
+_BUDGET_MSG = "runtime budget of back-edges exhausted (the program does not terminate)"
+_llvm: dict[str, Any] = {}
+
+
+def _target_machine() -> Any:
+    """A new target machine: an MCJIT engine takes ownership of the one it is given."""
+    if "target" not in _llvm:
+        import llvmlite.binding as llvm  # type: ignore[import-untyped]
+
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _llvm["llvm"] = llvm
+        _llvm["target"] = llvm.Target.from_default_triple()
+    return _llvm["target"].create_target_machine(opt=3, codemodel="jitdefault")
+
+
+class NativeProgram:
+    """One program's machine code and what keeps it alive."""
+
+    def __init__(self, fn: Any, engine: Any, ir_text: str) -> None:
+        self.fn = fn
+        self.engine = engine
+        self.ir = ir_text
+
+
+class NativeTier:
+    def __init__(self, vm: Any, engine: Any) -> None:
+        self.vm = vm
+        self.engine = engine
+        self.table = (_U64 * (TABLE_SIZE * 4))()
+        self.table_addr = ctypes.addressof(self.table)
+        self.keep: dict[int, Any] = {}
+        self.state = (_U64 * STATE_LEN)()
+        self.state_addr = ctypes.addressof(self.state)
+        self.env: Any = None
+        self.pending: BaseException | None = None
+        self._stack_host: dict[int, tuple[Any, int, Any]] = {}
+        self._cb_resolve = _RESOLVE(self._resolve)
+        self._cb_ctx = _CTX_LOAD(self._ctx_load)
+        self._cb_helper = _HELPER(self._helper)
+        self.cbs = {"resolve": ctypes.cast(self._cb_resolve, ctypes.c_void_p).value or 0,
+                    "ctx_load": ctypes.cast(self._cb_ctx, ctypes.c_void_p).value or 0,
+                    "helper": ctypes.cast(self._cb_helper, ctypes.c_void_p).value or 0}
+        self._wrap_aspace()
+
+    # -- the region table ------------------------------------------------------------------------------
+    def _wrap_aspace(self) -> None:
+        aspace = self.vm.aspace
+        add, remove = aspace.add, aspace.remove
+        tier = self
+
+        def add_(*a: Any, **kw: Any) -> Any:
+            tier.invalidate()
+            return add(*a, **kw)
+
+        def remove_(region: Any) -> None:
+            tier.invalidate()
+            remove(region)
+        aspace.add = add_
+        aspace.remove = remove_
+
+    def invalidate(self) -> None:
+        ctypes.memset(self.table_addr, 0, ctypes.sizeof(self.table))
+        self.keep.clear()
+
+    def _host(self, region: Any) -> tuple[Any, int] | None:
+        try:
+            arr = (ctypes.c_char * max(region.size, 1)).from_buffer(region.buf)
+        except (TypeError, ValueError, BufferError):
+            return None
+        return arr, ctypes.addressof(arr)
+
+    def _resolve(self, slot: int) -> int:
+        try:
+            region = self.vm.aspace.regions.get(slot)
+            if region is None:
+                return 0
+            h = self._host(region)
+            if h is None:
+                return 0
+            idx = (slot & (TABLE_SIZE - 1)) * 4
+            flags = (FLAG_WRITABLE if region.writable else 0) | (FLAG_CTX if region.kind is RegionKind.CTX else 0)
+            self.keep[idx] = h[0]
+            t = self.table
+            t[idx + 1], t[idx + 2], t[idx + 3] = h[1], region.size, flags
+            t[idx] = slot + 1
+            return 1
+        except BaseException as e:  # noqa: BLE001 - nothing may cross the C boundary
+            self.pending = e
+            return 0
+
+    def _ctx_load(self, slot: int, off: int, size: int, signed: int) -> int:
+        try:
+            region = self.vm.aspace.regions[slot]
+            v = self.vm.ctx_load(region, off, size, bool(signed))
+            return int(v) & M64
+        except BaseException as e:  # noqa: BLE001
+            self.pending = e
+            self.state[STATE_STATUS] = STATUS_HELPER
+            return 0
+
+    def _helper(self, hid: int, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        try:
+            return int(self.vm.helpers[hid](self.env, r1, r2, r3, r4, r5)) & M64
+        except BaseException as e:  # noqa: BLE001
+            self.pending = e
+            self.state[STATE_STATUS] = STATUS_HELPER
+            return 0
+
+    # -- translation -----------------------------------------------------------------------------------
+    def native_for(self, prog: Any) -> NativeProgram | None:
+        cache = prog.compiled
+        if type(cache) is not dict:
+            cache = {}
+            prog.compiled = cache
+        np = cache.get("native", False)
+        if np is False:
+            try:
+                np = self._build(prog)
+            except NotCompilable as e:
+                np = None
+                cache["native_reason"] = str(e)
+            cache["native"] = np
+        return np  # type: ignore[no-any-return]
+
+    def accepts(self, prog: Any) -> bool:
+        return self.native_for(prog) is not None
+
+    def _build(self, prog: Any) -> NativeProgram:
+        from ...decode import CTX_REWRITE_TYPES
+        from ..translate import _calls_back
+
+        insns = list(prog.insns)
+        cb = frozenset(i for i, f in self.vm.helpers.items() if _calls_back(f))
+        why = supported(insns, self.vm.helpers, cb)
+        if why is not None:
+            raise NotCompilable(why)
+        pt = getattr(prog, "prog_type", None)
+        text = build_ir(insns, self.table_addr, self.cbs, pt is None or int(pt) in CTX_REWRITE_TYPES)
+        tm = _target_machine()
+        llvm = _llvm["llvm"]
+        mod = llvm.parse_assembly(text)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=2)
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        ee = llvm.create_mcjit_compiler(mod, tm)
+        ee.finalize_object()
+        fn = _PROG(ee.get_function_address("prog"))
+        return NativeProgram(fn, ee, text)
+
+    # -- running ---------------------------------------------------------------------------------------
+    def try_run(self, prog: Any, ctx_addr: int, cpu: int, args: tuple[int, ...]) -> int | None:
+        if len(args) > 1:
+            return None
+        np = self.native_for(prog)
+        if np is None:
+            return None
+        eng = self.engine
+        env = eng._env(cpu)
+        env.busy = True
+        outer = self.env
+        try:
+            env.prog = prog
+            if env.tail_calls:
+                env.tail_calls = 0
+            R = env.regs
+            R[10] = R[15] + 512
+            st = self.state
+            hs = self._stack_host.get(id(env))
+            if hs is None or hs[0] is not env.stack:
+                h = self._host(env.stack)
+                if h is None:
+                    return None
+                hs = (env.stack, h[1], h[0])
+                self._stack_host[id(env)] = hs
+            st[STATE_STACK_HOST] = hs[1]
+            st[STATE_STACK_BASE] = env.stack.base
+            st[STATE_STATUS] = 0
+            self.env = env
+            r0 = np.fn(self.state_addr, ctx_addr & M64, (args[0] & M64) if args else 0, self.vm.budget)
+            if st[STATE_STATUS]:
+                self._fault(prog, env)
+            return int(r0)
+        finally:
+            self.env = outer
+            env.busy = False
+
+    def _fault(self, prog: Any, env: Any) -> None:
+        st = self.state
+        status, pc = int(st[STATE_STATUS]), int(st[STATE_PC])
+        R = env.regs
+        R[0:11] = [int(st[STATE_REGS + i]) for i in range(11)]
+        vm = self.vm
+        pending, self.pending = self.pending, None
+        if status == STATUS_BUDGET:
+            raise vm._fault(env, None, pc, VmTrap(_BUDGET_MSG))
+        if status == STATUS_HELPER and pending is not None:
+            if isinstance(pending, BpfFault):
+                raise pending
+            raise vm._fault(env, None, pc, pending)
+        if status == STATUS_FAULT and pending is None:
+            ops = prog.compiled.get("native_ops")
+            if ops is None:
+                ops = prog.compiled["native_ops"] = vm.decode(prog)
+            try:
+                ops[pc](R)
+            except Exception as e:  # noqa: BLE001 - the interpreter's own fault for this instruction
+                raise vm._fault(env, None, pc, e)
+        raise vm._fault(env, None, pc, RuntimeError(f"native tier stopped with status {status}"))

@@ -1,0 +1,466 @@
+"""eBPF -> LLVM IR (llvmlite.ir), with the interpreter's semantics (``semantics.py``) spelled in IR.
+
+The function is ``i64 prog(i64* state, i64 r1, i64 r2, i64 budget)`` returning r0. ``state``
+(``STATE_*`` slots) carries the stack's host address and guest base in, and on a fault the status,
+the pc and every register out. Memory: an address's region is found through a direct-mapped
+table of 1024 entries ``{slot + 1, host pointer, size, flags}`` indexed by ``slot & 1023`` with
+``slot = address >> 32`` (regions are 4 GiB apart, memory.py); a miss calls back into Python
+(``resolve``), which fills the entry from ``kernel.aspace`` or says the address is unmapped. The
+offset is computed exactly as decode.py computes it, and every access is bounds-checked against
+the region's size; a failing access stops the program with ``STATUS_FAULT`` and the pc, and the
+engine replays that one instruction in the interpreter to raise the very same ``BpfFault``.
+
+Frame-pointer accesses inside the 512-byte frame go straight to the stack buffer. Loads from a
+context region of a program type whose context fields are rewritten call back (``ctx_load``).
+Helpers are called back (``helper``) with the helper id and r1-r5.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir  # type: ignore[import-untyped]
+
+from .....isa.insn import Insn
+from .....isa.opcodes import (
+    BPF_ADD,
+    BPF_ALU,
+    BPF_ALU64,
+    BPF_AND,
+    BPF_ARSH,
+    BPF_CALL,
+    BPF_DIV,
+    BPF_END,
+    BPF_EXIT,
+    BPF_JA,
+    BPF_JEQ,
+    BPF_JGE,
+    BPF_JGT,
+    BPF_JLE,
+    BPF_JLT,
+    BPF_JMP,
+    BPF_JMP32,
+    BPF_JNE,
+    BPF_JSET,
+    BPF_JSGE,
+    BPF_JSGT,
+    BPF_JSLE,
+    BPF_JSLT,
+    BPF_LDX,
+    BPF_LSH,
+    BPF_MEM,
+    BPF_MEMSX,
+    BPF_MOD,
+    BPF_MOV,
+    BPF_MUL,
+    BPF_NEG,
+    BPF_OR,
+    BPF_RSH,
+    BPF_ST,
+    BPF_STX,
+    BPF_SUB,
+    BPF_X,
+    BPF_XOR,
+    LD_IMM64,
+)
+from ..cfg import NotCompilable, is_exit, jump_target, width
+
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+M32 = 0xFFFF_FFFF
+M64 = (1 << 64) - 1
+TABLE_BITS = 10
+TABLE_SIZE = 1 << TABLE_BITS
+STACK_FRAME = 512
+# state slots (i64 each)
+STATE_REGS = 0  # r0..r10 on a fault
+STATE_STATUS = 11
+STATE_PC = 12
+STATE_STACK_HOST = 13
+STATE_STACK_BASE = 14
+STATE_LEN = 16
+STATUS_OK, STATUS_FAULT, STATUS_BUDGET, STATUS_HELPER = 0, 1, 2, 3
+FLAG_WRITABLE, FLAG_CTX = 1, 2
+_SIZES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
+_ITYPE = {1: I8, 2: I16, 4: I32, 8: I64}
+_JMP = {BPF_JEQ: "==", BPF_JNE: "!=", BPF_JGT: ">", BPF_JGE: ">=", BPF_JLT: "<", BPF_JLE: "<="}
+_SJMP = {BPF_JSGT: ">", BPF_JSGE: ">=", BPF_JSLT: "<", BPF_JSLE: "<="}
+
+RESOLVE_T = ir.FunctionType(I64, [I64])  # slot -> 1 (entry filled) or 0 (unmapped)
+CTX_LOAD_T = ir.FunctionType(I64, [I64, I64, I64, I64])  # slot, offset, size, signed -> value
+HELPER_T = ir.FunctionType(I64, [I64, I64, I64, I64, I64, I64])  # id, r1..r5 -> r0
+
+
+def supported(insns: list[Insn], helpers: dict[int, Any], callback_helpers: frozenset[int]) -> str | None:
+    """None if the native tier takes the program, else why not."""
+    n = len(insns)
+    targets: set[int] = set()
+    pc = 0
+    while pc < n:
+        ins = insns[pc]
+        c, d, s = ins.code, ins.dst, ins.src
+        cls = c & 0x07
+        w = width(insns, pc)
+        if d > 10 or s > 10:
+            return "invalid register"
+        if cls in (BPF_ALU, BPF_ALU64):
+            op = c & 0xF0
+            if d == 10 or _alu_unsupported(ins):
+                return "ALU encoding"
+        elif cls in (BPF_JMP, BPF_JMP32):
+            op = c & 0xF0
+            if op == BPF_CALL and cls == BPF_JMP:
+                if c & BPF_X or s != 0:
+                    return "calls other than helpers"
+                if ins.imm not in helpers or ins.imm in callback_helpers or ins.imm == 12:
+                    return f"helper {ins.imm}"
+            elif op == BPF_EXIT and cls == BPF_JMP:
+                pass
+            elif op == BPF_JA or op in _JMP or op in _SJMP or op == BPF_JSET:
+                t = jump_target(ins, pc)
+                if t is None or not 0 <= t < n:
+                    return "jump out of range"
+                targets.add(t)
+            else:
+                return "jump encoding"
+        elif c == LD_IMM64:
+            if w != 2 or d > 9 or s == 4:
+                return "ld_imm64"
+        elif cls == BPF_LDX:
+            if d > 9 or c & 0xE0 not in (BPF_MEM, BPF_MEMSX) or (c & 0xE0 == BPF_MEMSX and c & 0x18 == 0x18):
+                return "load encoding"
+        elif cls in (BPF_ST, BPF_STX):
+            if c & 0xE0 != BPF_MEM:
+                return "atomics"
+        else:
+            return f"opcode {c:#x}"
+        pc += w
+    for t in targets:
+        if t > 0 and insns[t - 1].code == LD_IMM64 and width(insns, t - 1) == 2:
+            return "jump into a ld_imm64"
+    last = insns[-1]
+    if not (is_exit(last) or (last.code & 0x07) in (BPF_JMP, BPF_JMP32) and (last.code & 0xF0) == BPF_JA):
+        return "runs off its end"
+    return None
+
+
+def _alu_unsupported(ins: Insn) -> bool:
+    c, off, imm = ins.code, ins.off, ins.imm
+    op = c & 0xF0
+    alu64 = c & 0x07 == BPF_ALU64
+    if op == BPF_END:
+        return imm not in (16, 32, 64) or (alu64 and bool(c & BPF_X))
+    if op in (BPF_DIV, BPF_MOD):
+        return off not in (0, 1)
+    if op == BPF_MOV:
+        return off not in ((0, 8, 16, 32) if alu64 else (0, 8, 16)) if c & BPF_X else off != 0
+    return op not in (BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH, BPF_NEG, BPF_XOR, BPF_ARSH) \
+        or off != 0
+
+
+class _Gen:
+    def __init__(self, insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool) -> None:
+        self.insns = insns
+        self.module = ir.Module(name="tinyaya_native")
+        fnty = ir.FunctionType(I64, [I64.as_pointer(), I64, I64, I64])
+        self.fn = ir.Function(self.module, fnty, name="prog")
+        self.table = ir.Constant(I64, table_addr)
+        self.cbs = cbs
+        self.ctx_rewrite = ctx_rewrite
+
+    def const(self, v: int) -> ir.Constant:
+        return ir.Constant(I64, v & M64)
+
+    def cb(self, b: ir.IRBuilder, name: str, fnty: ir.FunctionType) -> Any:
+        return b.inttoptr(ir.Constant(I64, self.cbs[name]), fnty.as_pointer())
+
+    def build(self) -> ir.Module:
+        fn = self.fn
+        state, r1, r2, budget = fn.args
+        entry = fn.append_basic_block("entry")
+        b = ir.IRBuilder(entry)
+        self.state = state
+        self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
+        self.budget = b.alloca(I64, name="budget")
+        for r in self.regs:
+            b.store(self.const(0), r)
+        b.store(r1, self.regs[1])
+        b.store(r2, self.regs[2])
+        self.stack_host = b.load(b.gep(state, [ir.Constant(I32, STATE_STACK_HOST)]))
+        fp = b.add(b.load(b.gep(state, [ir.Constant(I32, STATE_STACK_BASE)])), self.const(STACK_FRAME))
+        b.store(fp, self.regs[10])
+        b.store(budget, self.budget)
+        n = len(self.insns)
+        leaders = {0}
+        pc = 0
+        while pc < n:
+            ins = self.insns[pc]
+            t = jump_target(ins, pc)
+            w = width(self.insns, pc)
+            if t is not None:
+                leaders.add(t)
+                leaders.add(pc + w)
+            elif is_exit(ins):
+                leaders.add(pc + w)
+            pc += w
+        self.blocks = {x: fn.append_basic_block(f"pc{x}") for x in sorted(leaders) if x < n}
+        b.branch(self.blocks[0])
+        pc = 0
+        b = ir.IRBuilder(self.blocks[0])
+        while pc < n:
+            if pc in self.blocks and b.block is not self.blocks[pc]:
+                if not b.block.is_terminated:
+                    b.branch(self.blocks[pc])
+                b = ir.IRBuilder(self.blocks[pc])
+            w = width(self.insns, pc)
+            if b.block.is_terminated:  # unreachable code after a jump: skip to the next leader
+                pc += w
+                continue
+            b = self.insn(b, pc)
+            pc += w
+        if not b.block.is_terminated:
+            b.unreachable()
+        return self.module
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def get(self, b: ir.IRBuilder, r: int) -> Any:
+        return b.load(self.regs[r])
+
+    def set(self, b: ir.IRBuilder, r: int, v: Any) -> None:
+        b.store(v, self.regs[r])
+
+    def stop(self, b: ir.IRBuilder, status: int, pc: int) -> None:
+        """Save every register, the status and the pc into ``state``; return 0."""
+        for i in range(11):
+            b.store(self.get(b, i), b.gep(self.state, [ir.Constant(I32, STATE_REGS + i)]))
+        b.store(self.const(status), b.gep(self.state, [ir.Constant(I32, STATE_STATUS)]))
+        b.store(self.const(pc), b.gep(self.state, [ir.Constant(I32, STATE_PC)]))
+        b.ret(self.const(0))
+
+    def check(self, b: ir.IRBuilder, bad: Any, status: int, pc: int) -> ir.IRBuilder:
+        """Stop with ``status`` when ``bad``; the builder continues on the good path."""
+        fail = self.fn.append_basic_block(f"fail{pc}")
+        ok = self.fn.append_basic_block(f"ok{pc}")
+        b.cbranch(bad, fail, ok)
+        self.stop(ir.IRBuilder(fail), status, pc)
+        return ir.IRBuilder(ok)
+
+    # -- memory ----------------------------------------------------------------------------------------
+    def address(self, b: ir.IRBuilder, base: int, off: int, size: int, write: bool, pc: int
+                ) -> tuple[ir.IRBuilder, Any, Any, Any, Any]:
+        """(builder, host pointer, slot, offset, flags) of an access, bounds-checked as decode.py."""
+        bv = self.get(b, base)
+        if off >= 0:
+            slot = b.lshr(bv, self.const(32))
+            o = b.add(b.and_(bv, self.const(M32)), self.const(off))
+        else:
+            a = b.add(bv, self.const(off))
+            slot = b.lshr(a, self.const(32))
+            o = b.and_(a, self.const(M32))
+        idx = b.and_(slot, self.const(TABLE_SIZE - 1))
+        tbl = b.inttoptr(self.table, I64.as_pointer())
+        e = b.gep(tbl, [b.mul(idx, self.const(4))])
+        tag = b.load(e)
+        miss = b.icmp_unsigned("!=", tag, b.add(slot, self.const(1)))
+        resolve_bb = self.fn.append_basic_block(f"resolve{pc}")
+        hit_bb = self.fn.append_basic_block(f"hit{pc}")
+        b.cbranch(miss, resolve_bb, hit_bb)
+        rb = ir.IRBuilder(resolve_bb)
+        found = rb.call(self.cb(rb, "resolve", RESOLVE_T), [slot])
+        rb = self.check(rb, rb.icmp_unsigned("==", found, self.const(0)), STATUS_FAULT, pc)
+        rb.branch(hit_bb)
+        b = ir.IRBuilder(hit_bb)
+        host = b.load(b.gep(e, [ir.Constant(I32, 1)]))
+        rsize = b.load(b.gep(e, [ir.Constant(I32, 2)]))
+        flags = b.load(b.gep(e, [ir.Constant(I32, 3)]))
+        bad = b.icmp_unsigned(">", b.add(o, self.const(size)), rsize)
+        if write:
+            bad = b.or_(bad, b.icmp_unsigned("==", b.and_(flags, self.const(FLAG_WRITABLE)), self.const(0)))
+        b = self.check(b, bad, STATUS_FAULT, pc)
+        ptr = b.inttoptr(b.add(host, o), _ITYPE[size].as_pointer())
+        return b, ptr, slot, o, flags
+
+    def frame_ptr(self, b: ir.IRBuilder, off: int, size: int) -> Any:
+        return b.inttoptr(b.add(self.stack_host, self.const(STACK_FRAME + off)), _ITYPE[size].as_pointer())
+
+    def load(self, b: ir.IRBuilder, ins: Insn, pc: int) -> ir.IRBuilder:
+        size = _SIZES[ins.code & 0x18]
+        signed = ins.code & 0xE0 == BPF_MEMSX
+        def ext(bb: ir.IRBuilder, v: Any) -> Any:
+            return v if size == 8 else (bb.sext(v, I64) if signed else bb.zext(v, I64))
+        if ins.src == 10 and -STACK_FRAME <= ins.off <= -size:
+            v = b.load(self.frame_ptr(b, ins.off, size), align=1)
+            self.set(b, ins.dst, ext(b, v))
+            return b
+        b, ptr, slot, o, flags = self.address(b, ins.src, ins.off, size, False, pc)
+        if not self.ctx_rewrite:
+            v = b.load(ptr, align=1)
+            self.set(b, ins.dst, ext(b, v))
+            return b
+        is_ctx = b.icmp_unsigned("!=", b.and_(flags, self.const(FLAG_CTX)), self.const(0))
+        ctx_bb = self.fn.append_basic_block(f"ctx{pc}")
+        mem_bb = self.fn.append_basic_block(f"mem{pc}")
+        done = self.fn.append_basic_block(f"loaded{pc}")
+        b.cbranch(is_ctx, ctx_bb, mem_bb)
+        cb = ir.IRBuilder(ctx_bb)
+        cv = cb.call(self.cb(cb, "ctx_load", CTX_LOAD_T), [slot, o, self.const(size), self.const(int(signed))])
+        self.set(cb, ins.dst, cv)
+        cb.branch(done)
+        mb = ir.IRBuilder(mem_bb)
+        v = mb.load(ptr, align=1)
+        self.set(mb, ins.dst, ext(mb, v))
+        mb.branch(done)
+        return ir.IRBuilder(done)
+
+    def store(self, b: ir.IRBuilder, ins: Insn, pc: int) -> ir.IRBuilder:
+        size = _SIZES[ins.code & 0x18]
+        if ins.code & 0x07 == BPF_ST:
+            val: Any = ir.Constant(_ITYPE[size], ins.imm & ((1 << (8 * size)) - 1))
+        else:
+            val = self.get(b, ins.src)
+            if size < 8:
+                val = b.trunc(val, _ITYPE[size])
+        if ins.dst == 10 and -STACK_FRAME <= ins.off <= -size:
+            b.store(val, self.frame_ptr(b, ins.off, size), align=1)
+            return b
+        b, ptr, _slot, _o, _flags = self.address(b, ins.dst, ins.off, size, True, pc)
+        b.store(val, ptr, align=1)
+        return b
+
+    # -- instructions ----------------------------------------------------------------------------------
+    def insn(self, b: ir.IRBuilder, pc: int) -> ir.IRBuilder:
+        ins = self.insns[pc]
+        c = ins.code
+        cls = c & 0x07
+        nxt = pc + width(self.insns, pc)
+        if cls in (BPF_ALU, BPF_ALU64):
+            self.alu(b, ins)
+        elif c == LD_IMM64:
+            hi = self.insns[pc + 1]
+            self.set(b, ins.dst, self.const(((hi.imm & M32) << 32) | (ins.imm & M32)))
+        elif cls == BPF_LDX:
+            b = self.load(b, ins, pc)
+        elif cls in (BPF_ST, BPF_STX):
+            b = self.store(b, ins, pc)
+        elif is_exit(ins):
+            b.ret(self.get(b, 0))
+            return b
+        elif c == (BPF_JMP | BPF_CALL):
+            args = [self.const(ins.imm)] + [self.get(b, i) for i in range(1, 6)]
+            r0 = b.call(self.cb(b, "helper", HELPER_T), args)
+            self.set(b, 0, r0)
+            st = b.load(b.gep(self.state, [ir.Constant(I32, STATE_STATUS)]))
+            b = self.check(b, b.icmp_unsigned("!=", st, self.const(0)), STATUS_HELPER, pc)
+        else:  # jumps
+            tgt = jump_target(ins, pc)
+            assert tgt is not None
+            back = tgt <= pc
+            if c & 0xF0 == BPF_JA:
+                if back:
+                    b = self.spend(b, pc)
+                b.branch(self.blocks[tgt])
+                return b
+            cond = self.condition(b, ins)
+            if back:
+                taken = self.fn.append_basic_block(f"back{pc}")
+                b.cbranch(cond, taken, self.blocks[nxt])
+                tb = self.spend(ir.IRBuilder(taken), pc)
+                tb.branch(self.blocks[tgt])
+            else:
+                b.cbranch(cond, self.blocks[tgt], self.blocks[nxt])
+            return b
+        return b
+
+    def spend(self, b: ir.IRBuilder, pc: int) -> ir.IRBuilder:
+        """A backward jump spends one unit of the budget, as the interpreter's does."""
+        left = b.sub(b.load(self.budget), self.const(1))
+        b.store(left, self.budget)
+        return self.check(b, b.icmp_signed("<", left, self.const(0)), STATUS_BUDGET, pc)
+
+    def condition(self, b: ir.IRBuilder, ins: Insn) -> Any:
+        c = ins.code
+        j32 = c & 0x07 == BPF_JMP32
+        d = self.get(b, ins.dst)
+        s = self.get(b, ins.src) if c & BPF_X else self.const(ins.imm if not j32 else ins.imm & M32)
+        if j32:
+            d, s = b.trunc(d, I32), b.trunc(s, I32)
+        op = c & 0xF0
+        zero = ir.Constant(d.type, 0)
+        if op == BPF_JSET:
+            return b.icmp_unsigned("!=", b.and_(d, s), zero)
+        if op in _JMP:
+            return b.icmp_unsigned(_JMP[op], d, s)
+        return b.icmp_signed(_SJMP[op], d, s)
+
+    def alu(self, b: ir.IRBuilder, ins: Insn) -> None:
+        c, off = ins.code, ins.off
+        alu64 = c & 0x07 == BPF_ALU64
+        op = c & 0xF0
+        x = bool(c & BPF_X)
+        d = self.get(b, ins.dst)
+        if op == BPF_END:
+            w = ins.imm
+            swap = alu64 or x
+            if not swap:
+                self.set(b, ins.dst, d if w == 64 else b.and_(d, self.const((1 << w) - 1)))
+                return
+            if w == 64:
+                self.set(b, ins.dst, self.bswap(b, d, I64))
+                return
+            t = ir.IntType(w)
+            self.set(b, ins.dst, b.zext(self.bswap(b, b.trunc(d, t), t), I64))
+            return
+        s = self.get(b, ins.src) if x else self.const(ins.imm if alu64 else ins.imm & M32)
+        if op == BPF_MOV:
+            if off:
+                v = b.sext(b.trunc(s, ir.IntType(off)), I64 if alu64 else I32)
+                self.set(b, ins.dst, v if alu64 else b.zext(v, I64))
+            else:
+                self.set(b, ins.dst, s if alu64 else b.and_(s, self.const(M32)))
+            return
+        t = I64 if alu64 else I32
+        bits = 64 if alu64 else 32
+        if not alu64:
+            d, s = b.trunc(d, I32), b.trunc(s, I32)
+        zero = ir.Constant(t, 0)
+        if op == BPF_ADD:
+            v = b.add(d, s)
+        elif op == BPF_SUB:
+            v = b.sub(d, s)
+        elif op == BPF_MUL:
+            v = b.mul(d, s)
+        elif op == BPF_OR:
+            v = b.or_(d, s)
+        elif op == BPF_AND:
+            v = b.and_(d, s)
+        elif op == BPF_XOR:
+            v = b.xor(d, s)
+        elif op == BPF_NEG:
+            v = b.sub(zero, d)
+        elif op in (BPF_LSH, BPF_RSH, BPF_ARSH):
+            sh = b.and_(s, ir.Constant(t, bits - 1))
+            v = b.shl(d, sh) if op == BPF_LSH else b.lshr(d, sh) if op == BPF_RSH else b.ashr(d, sh)
+        else:  # DIV / MOD, unsigned (off 0) or signed (off 1): x/0 = 0, x%0 = x, INT_MIN/-1 = INT_MIN
+            is_zero = b.icmp_unsigned("==", s, zero)
+            safe = is_zero
+            if off == 1:
+                ovf = b.and_(b.icmp_unsigned("==", d, ir.Constant(t, 1 << (bits - 1))),
+                             b.icmp_unsigned("==", s, ir.Constant(t, (1 << bits) - 1)))
+                safe = b.or_(is_zero, ovf)
+            div = b.select(safe, ir.Constant(t, 1), s)
+            if op == BPF_DIV:
+                q = b.sdiv(d, div) if off else b.udiv(d, div)
+                v = b.select(is_zero, zero, q)
+            else:
+                r = b.srem(d, div) if off else b.urem(d, div)
+                v = b.select(is_zero, d, r)
+        self.set(b, ins.dst, v if alu64 else b.zext(v, I64))
+
+    def bswap(self, b: ir.IRBuilder, v: Any, t: ir.IntType) -> Any:
+        fn = self.module.declare_intrinsic("llvm.bswap", [t])
+        return b.call(fn, [v])
+
+
+def build_ir(insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool) -> str:
+    """The LLVM IR text of ``insns`` (``supported`` must have said yes)."""
+    if len(insns) == 0:
+        raise NotCompilable("empty program")
+    return str(_Gen(insns, table_addr, cbs, ctx_rewrite).build())
