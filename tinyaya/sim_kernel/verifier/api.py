@@ -12,7 +12,7 @@ from .backtrack import decode_for_backtrack
 from .cfg import check_cfg, check_ld_imm64, find_subprogs
 from .check import Env
 from .errors import EINVAL, VerifierReject
-from .liveness import compute_live_in
+from .liveness import compute_live_in, compute_stack_live
 from .log import VerifierLog
 from .regs import Reg, RegType, mark_known
 
@@ -127,6 +127,7 @@ def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve
         if ins.code == op.LD_IMM64 and ins.src == op.BPF_PSEUDO_FUNC and 0 <= pc + ins.imm + 1 < len(insns):
             prune[pc + ins.imm + 1] = True
     env.live = compute_live_in(insns, subs)
+    env.stack_live = compute_stack_live(insns, subs)
     env.bt_info = decode_for_backtrack(insns)
     env.insn_cls_jmp = [op.BPF_CLASS(i.code) in (op.BPF_JMP, op.BPF_JMP32) for i in insns]
     env.do_check()

@@ -81,6 +81,7 @@ class Env:
         self.subprog_starts: list[int] = [0]
         self.prune_points: list[bool] = []
         self.live: list[frozenset[int]] = []
+        self.stack_live: list[frozenset[int] | None] = []
         self.bt_info: list[tuple[int, int, int, int]] = []
         self.insn_cls_jmp: list[bool] = []
         self.explored: dict[int, list[Explored]] = {}
@@ -271,12 +272,23 @@ class Env:
         out.append(self.live[pc])
         return out
 
+    def frame_stack_live(self, pc: int) -> list[frozenset[int] | None]:
+        frames = self.state.frames
+        out: list[frozenset[int] | None] = []
+        for k in range(len(frames) - 1):
+            callee = frames[k + 1]
+            at = callee.callsite if callee.in_callback else callee.callsite + 1
+            out.append(self.stack_live[at] if at < len(self.stack_live) else None)
+        out.append(self.stack_live[pc])
+        return out
+
     def is_state_visited(self, pc: int) -> bool:
         """is_state_visited(): prune if a fully explored state here covers this one; reject an exact repeat
         of a state still being explored (an infinite loop); otherwise remember this state."""
         cur = self.state
         entries = self.explored.setdefault(pc, [])
         live = self.frame_live(pc)
+        slive = self.frame_stack_live(pc)
         callback_call = pc in self.callback_calls
         is_may_goto = self.insns[pc].code == (op.BPF_JMP | op.BPF_JCOND) or callback_call
         looping = False
@@ -284,13 +296,13 @@ class Env:
             if e.branches > 0:
                 looping = True
                 if is_may_goto and (e.state.may_goto_depth != cur.may_goto_depth or callback_call) \
-                        and states_equal(e.state, cur, live):
+                        and states_equal(e.state, cur, live, slots_live=slive):
                     saved = self.insn_idx
                     propagate_precision(self, e.state, live)
                     self.insn_idx = saved
                     return True
                 continue
-            if states_equal(e.state, cur, live):
+            if states_equal(e.state, cur, live, slots_live=slive):
                 e.hit += 1
                 saved = self.insn_idx
                 propagate_precision(self, e.state, live)

@@ -144,8 +144,10 @@ def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True) -
 
 
 def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool,
-              slots_needed: frozenset[int] | None = None) -> bool:
+              slots_live: frozenset[int] | None = None) -> bool:
     for off, (otypes, ospill) in old.stack.items():
+        if not exact and slots_live is not None and off not in slots_live:
+            continue  # never read again: its contents cannot matter
         cslot = cur.stack.get(off)
         ctypes_, cspill = cslot if cslot is not None else (STACK_INVALID * 8, None)
         if not exact and ospill is not None and ospill.is_scalar and not ospill.precise:
@@ -177,7 +179,8 @@ def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool,
 
 
 def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, exact: bool = False,
-                 need: list[tuple[frozenset[int], frozenset[int] | None]] | None = None) -> bool:
+                 need: list[tuple[frozenset[int], frozenset[int] | None]] | None = None,
+                 slots_live: list[frozenset[int] | None] | None = None) -> bool:
     """Does every safe continuation of ``old`` cover ``cur``? ``live[i]`` lists registers read later
     in frame i (None: all); ``need[i]`` the registers and stack slots whose scalar values matter
     (precision.py; None: all)."""
@@ -193,13 +196,13 @@ def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, ex
         if fo.callsite != fc.callsite or fo.in_callback != fc.in_callback:
             return False
         lv = live[i] if live is not None else None
-        nregs, nslots = need[i] if need is not None else (None, None)
+        nregs = need[i][0] if need is not None else None
         for r in range(10):
             if lv is not None and r not in lv:
                 continue
             if not regsafe(fo.regs[r], fc.regs[r], ids, exact, nregs is None or r in nregs):
                 return False
-        if not stacksafe(fo, fc, ids, exact, nslots if need is not None else None):
+        if not stacksafe(fo, fc, ids, exact, slots_live[i] if slots_live is not None else None):
             return False
     return True
 
