@@ -37,6 +37,7 @@ class ArgType(IntEnum):
     ARG_PTR_TO_CONST_STR = 14
     ARG_PTR_TO_LONG = 15  # ARG_PTR_TO_FIXED_SIZE_MEM of 8 bytes, written by the helper
     ARG_PTR_TO_INT = 16  # ARG_PTR_TO_FIXED_SIZE_MEM of 4 bytes, written by the helper
+    ARG_PTR_TO_SOCK_COMMON_RELEASE = 17  # ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE (sk_release)
 
 
 class ArgFlag(IntFlag):
@@ -56,6 +57,8 @@ class RetType(IntEnum):
     RET_PTR_TO_RINGBUF_MEM_OR_NULL = 3  # RET_PTR_TO_MEM | MEM_RINGBUF | PTR_MAYBE_NULL
     RET_PTR_TO_BTF_ID = 4  # a trusted kernel object (get_current_task_btf)
     RET_PTR_TO_MAP_VALUE = 5  # never NULL (get_local_storage)
+    RET_PTR_TO_SOCKET_OR_NULL = 6  # a referenced struct bpf_sock (sk_lookup_tcp/udp)
+    RET_PTR_TO_SOCK_COMMON_OR_NULL = 7  # a referenced struct bpf_sock (skc_lookup_tcp)
 
 
 Arg = tuple[ArgType, ArgFlag]
@@ -211,6 +214,10 @@ _PROTOS = [
     _p("perf_prog_read_value", _INT, CTX, UNINIT, SIZE, gpl=True),
     _p("read_branch_records", _INT, CTX, _a(A.ARG_PTR_TO_MEM, F.MEM_UNINIT | F.MEM_WRITE | F.PTR_MAYBE_NULL), SIZE0, ANY, gpl=True),
     _p("copy_from_user", _INT, UNINIT, SIZE0, ANY, sleep=True),
+    _p("sk_lookup_tcp", R.RET_PTR_TO_SOCKET_OR_NULL, CTX, MEM_RO, SIZE0, ANY, ANY),
+    _p("sk_lookup_udp", R.RET_PTR_TO_SOCKET_OR_NULL, CTX, MEM_RO, SIZE0, ANY, ANY),
+    _p("skc_lookup_tcp", R.RET_PTR_TO_SOCK_COMMON_OR_NULL, CTX, MEM_RO, SIZE0, ANY, ANY),
+    _p("sk_release", _INT, _a(A.ARG_PTR_TO_SOCK_COMMON_RELEASE)),
     _p("get_netns_cookie", _INT, _a(A.ARG_PTR_TO_CTX, F.PTR_MAYBE_NULL)),
     _p("get_local_storage", R.RET_PTR_TO_MAP_VALUE, MAP, ANY),
 ]

@@ -226,6 +226,16 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
                 raise env.reject(EACCES, f"R{regno} is not a known constant'")
             mark_chain_precision(env, regno)
             alloc_size = r.const_value()
+        elif atype == A.ARG_PTR_TO_SOCK_COMMON_RELEASE:
+            if r.type not in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON) or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=sock_common, sock, tcp_sock, "
+                                         "xdp_sock, ptr_, trusted_ptr_")
+            if r.off or r.var_off != (0, 0):
+                raise env.reject(EINVAL, f"R{regno} must have zero offset when passed to release func or "
+                                         "trusted arg to kfunc")
+            if not r.ref_obj_id:
+                raise env.reject(EINVAL, f"R{regno} must be referenced when passed to release func")
+            release_id = r.ref_obj_id
         elif atype == A.ARG_PTR_TO_RINGBUF_MEM:
             if r.type != T.PTR_TO_MEM or not r.flags & MEM_RINGBUF or r.maybe_null:
                 raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=ringbuf_mem")
@@ -297,6 +307,14 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         r0.flags = PTR_MAYBE_NULL | MEM_RINGBUF
         r0.mem_size = alloc_size
         env.new_id()  # the kernel takes one id for the maybe-NULL pointer and one for the reference
+        r0.id = env.new_id()
+        r0.ref_obj_id = r0.id
+        env.state.refs.append(Ref(r0.id, pc))
+    elif ret in (RetType.RET_PTR_TO_SOCKET_OR_NULL, RetType.RET_PTR_TO_SOCK_COMMON_OR_NULL):
+        mark_known(r0, 0)
+        r0.type = T.PTR_TO_SOCKET if ret == RetType.RET_PTR_TO_SOCKET_OR_NULL else T.PTR_TO_SOCK_COMMON
+        r0.flags = PTR_MAYBE_NULL
+        env.new_id()
         r0.id = env.new_id()
         r0.ref_obj_id = r0.id
         env.state.refs.append(Ref(r0.id, pc))

@@ -318,6 +318,8 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
         if write and value_regno >= 0 and regs[value_regno].is_pointer:
             raise env.reject(EACCES, f"R{value_regno} leaks addr into ctx")
         return
+    elif t in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON):
+        check_sock_access(env, reg, regno, off, size, write)
     elif t in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
         if write and not env.may_write_packet():
             raise env.reject(EACCES, "cannot write into packet")
@@ -337,6 +339,22 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
             else:
                 dst.var_off = (0, (1 << (size * 8)) - 1)
             reg_bounds_sync(dst)
+
+
+BPF_SOCK_SIZE = 80  # sizeof(struct bpf_sock) (uapi bpf.h)
+SOCK_COMMON_FIELDS_END = 56  # bpf_sock_common_is_valid_access(): up to dst_ip6/src_ip6
+
+
+def check_sock_access(env: Env, reg: Reg, regno: int, off: int, size: int, write: bool) -> None:
+    """check_sock_access() with bpf_sock_is_valid_access(): read-only, naturally aligned fields of
+    ``struct bpf_sock`` (a sock_common pointer only sees the leading common part)."""
+    if reg.smin < 0 or reg.var_off != (0, 0) or reg.off:
+        raise env.reject(EACCES, f"R{regno} invalid {reg.type_str()} access off={off} size={size}")
+    limit = BPF_SOCK_SIZE if reg.type == T.PTR_TO_SOCKET else SOCK_COMMON_FIELDS_END
+    if write:
+        raise env.reject(EACCES, f"R{regno} cannot write into {reg.type_str()}")
+    if off < 0 or off + size > limit or off % size or size == 8:
+        raise env.reject(EACCES, f"R{regno} invalid {reg.type_str()} access off={off} size={size}")
 
 
 def check_helper_mem(env: Env, regno: int, size: int, write: bool, zero_ok: bool, uninit_ok: bool) -> None:

@@ -43,6 +43,8 @@ class RegType(IntEnum):
     PTR_TO_BTF_ID = 11
     PTR_TO_FUNC = 12
     PTR_TO_FLOW_KEYS = 13
+    PTR_TO_SOCKET = 14
+    PTR_TO_SOCK_COMMON = 15
 
 
 T = RegType
@@ -53,6 +55,7 @@ TYPE_STR = {
     T.PTR_TO_MAP_VALUE: "map_value", T.PTR_TO_MAP_KEY: "map_key", T.PTR_TO_STACK: "fp",
     T.PTR_TO_PACKET_META: "pkt_meta", T.PTR_TO_PACKET: "pkt", T.PTR_TO_PACKET_END: "pkt_end",
     T.PTR_TO_MEM: "mem", T.PTR_TO_BTF_ID: "ptr_", T.PTR_TO_FUNC: "func", T.PTR_TO_FLOW_KEYS: "flow_keys",
+    T.PTR_TO_SOCKET: "sock", T.PTR_TO_SOCK_COMMON: "sock_common",
 }
 
 #: type flags (enum bpf_type_flag)
