@@ -84,7 +84,7 @@ def _print_disasm(o: Any, which: str, as_json: bool) -> None:
     by_fd = {v: k for k, v in fds.items()}
     out: dict[str, list[dict[str, Any]]] = {}
     for name in names:
-        linked = link_program(o, name, map_fds=fds)
+        linked = link_program(o, name, map_fds=fds, lenient=True)
 
         def sym(pc: int, insn: Any, linked: Any = linked) -> str | None:
             from ..isa.opcodes import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE

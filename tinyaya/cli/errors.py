@@ -53,7 +53,8 @@ def describe_exception(exc: BaseException) -> CliError:
         return CliError(f"{where}{text} ({code_name})", EXIT_FAILED)
     if mod.startswith("tinyaya"):
         # Aya-named API errors (ProgramError, MapError, ...) are failed operations unless they are about input.
-        bad = any(w in name for w in ("NotFound", "Invalid", "Unknown", "Parse", "Workload", "Replay", "Config"))
+        bad = any(w in name for w in ("NotFound", "Invalid", "Unknown", "Parse", "Relocation", "Workload", "Replay",
+                                      "Config", "Endianness"))
         return CliError(str(exc) or name, EXIT_BAD_INPUT if bad else EXIT_FAILED)
     return CliError(f"internal error: {name}: {exc} (rerun with --debug for the traceback)", EXIT_FAILED)
 

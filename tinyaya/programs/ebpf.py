@@ -353,7 +353,14 @@ class EbpfLoader:
         programs: dict[str, Program] = {}
         vmlinux = VmlinuxBtf(kernel)
         for name, oprog in obj.programs.items():
-            linked = _obj.link_program(obj, name, map_fds=fds)
+            # a program that can't be linked (CO-RE, a call to memset, an unknown section) fails its own
+            # load(), not the whole object's: the other programs stay usable, as with libbpf's autoload
+            link_error: _obj.RelocationError | None = None
+            linked: Any = None
+            try:
+                linked = _obj.link_program(obj, name, map_fds=fds)
+            except _obj.RelocationError as e:
+                link_error = e
             section = oprog.section
             cls = program_class(section)
             eat = section.expected_attach_type
@@ -363,6 +370,7 @@ class EbpfLoader:
                 expected_attach_type=int(eat) if eat is not None else 0,
                 verifier_log_level=self._verifier_log_level, btf_fd=btf_fd, vmlinux=vmlinux,
             )
+            programs[name].link_error = link_error
         # PROG_ARRAY initialisers (``.maps`` values): filled as each program gets loaded
         for name, mdef in obj.maps.items():
             if mdef.map_type != T.BPF_MAP_TYPE_PROG_ARRAY or not mdef.values:

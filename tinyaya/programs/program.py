@@ -23,6 +23,7 @@ from .errors import (
     NotAttached,
     NotLoaded,
     ProgramSyscallError,
+    RelocationFailed,
     UnexpectedProgramType,
     Unsupported,
 )
@@ -101,6 +102,8 @@ class Program:
         self.vmlinux = vmlinux
         #: called with the program after a successful load (the loader fills PROG_ARRAY slots with it)
         self.on_load: list[Callable[[Program], None]] = []
+        #: why the loader could not link this program (raised by load(), as aya's ProgramError)
+        self.link_error: Exception | None = None
 
     @classmethod
     def try_from(cls, program: Program) -> Any:
@@ -124,6 +127,8 @@ class Program:
         """BPF_PROG_LOAD; on rejection raises ``LoadError`` with the verifier log."""
         if self.fd is not None:
             raise AlreadyLoaded(self.name)
+        if self.link_error is not None:
+            raise RelocationFailed(str(self.link_error)) from self.link_error
         if self.linked is None:
             raise Unsupported(f"program {self.name} has no instructions to load (opened from a pin?)")
         log: list[str] = []
