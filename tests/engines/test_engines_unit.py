@@ -155,3 +155,28 @@ def test_default_engine_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert default_engine() == "interp"
     monkeypatch.setenv("TINYAYA_ENGINE", "nonsense")
     assert default_engine() == "compiled"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("last_off", [40, 56, 57, 63, 64, 200])
+def test_runs_of_constant_stores(engine: str, last_off: int) -> None:
+    """A run of stores of known values (written as slice writes when the whole run is inside the
+    region) faults at the first store out of bounds, with the earlier stores done."""
+    insns = assemble(f"""
+mov %r3, 0x41
+mov32 %r4, -1
+stxb [%r1+1], %r3
+stxb [%r1+2], %r3
+mov %r3, 0x42
+stxh [%r1+2], %r4
+stb [%r1+3], 7
+stxdw [%r1+8], %r4
+stxw [%r1+{last_off}], %r3
+stxb [%r1+0], %r3
+mov %r0, %r3
+exit
+""")
+    got, want = observe(engine, insns), observe("interp", insns)
+    assert got == want
+    if last_off + 4 > 64:
+        assert got[0][0][0] == "fault" and got[0][0][1] == 8

@@ -146,11 +146,10 @@ class Engine:
 
     def run_repeat(self, prog: Any, ctx_addr: int, cpu: int, repeat: int) -> int:
         """PROG_TEST_RUN's loop: ``repeat`` runs from a fresh register file; the last r0."""
-        if self.native is not None and self.native.accepts(prog):
-            r0 = 0
-            for _ in range(max(1, repeat)):
-                r0 = self.run(prog, ctx_addr, cpu)
-            return r0
+        if self.native is not None:
+            r = self.native.run_repeat(prog, ctx_addr, cpu, repeat)
+            if r is not None:
+                return int(r)
         cp = self.compiled_for(prog)
         if cp is None:
             return int(self._interp_repeat(prog, ctx_addr, cpu, repeat))

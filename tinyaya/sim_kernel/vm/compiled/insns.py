@@ -88,14 +88,34 @@ class Ctx:
     #: base register -> [write checked] of the region lookups kept in the current suite (_addr)
     cache: dict[int, list[bool]] = field(default_factory=dict)
 
+    #: registers whose value is known at this point of the suite (mov of a constant, ld_imm64)
+    consts: dict[int, int] = field(default_factory=dict)
+
     def clobber(self, ins: Insn | None) -> None:
-        """Forget the kept region lookups an instruction invalidates (None: all of them)."""
+        """Forget the kept region lookups and constants an instruction invalidates (None: all), then
+        note the constant it loads, if any."""
         regs = written(ins) if ins is not None else None
         if regs is None:
             self.cache.clear()
-        else:
-            for r in regs:
-                self.cache.pop(r, None)
+            if ins is not None and ins.code == (BPF_JMP | BPF_CALL) and ins.src == 0:
+                for r in range(6):  # a helper call keeps r6-r9 (the regions may change: cache dropped)
+                    self.consts.pop(r, None)
+            else:
+                self.consts.clear()
+            return
+        for r in regs:
+            self.cache.pop(r, None)
+            self.consts.pop(r, None)
+        assert ins is not None
+        k = const_value(ins, self.insns, self.consts)
+        if k is not None:
+            self.consts[ins.dst] = k
+
+    def value(self, s: int, size: int) -> str:
+        """The value a store of ``size`` bytes writes from register ``s`` (a literal when known)."""
+        if s in self.consts:
+            return str(self.consts[s] & MASK[size])
+        return reg(s) if size == 8 else f"({reg(s)} & {hex(MASK[size])})"
 
     def use(self, name: str) -> str:
         self.names.add(name)
@@ -193,6 +213,24 @@ def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] |
     return out
 
 
+def const_value(ins: Insn, insns: list[Insn], consts: dict[int, int]) -> int | None:
+    """The value a constant-producing instruction leaves in its destination (mov imm, mov of a known
+    register, ld_imm64 of a number), else None."""
+    c = ins.code
+    cls = c & 0x07
+    if ins.dst > 9:
+        return None
+    if cls in (BPF_ALU, BPF_ALU64) and c & 0xF0 == 0xB0 and ins.off == 0:
+        if c & BPF_X:
+            v = consts.get(ins.src)
+            if v is None:
+                return None
+        else:
+            v = ins.imm & M64
+        return v if cls == BPF_ALU64 else v & M32
+    return None
+
+
 def written(ins: Insn) -> tuple[int, ...] | None:
     """Registers an instruction writes (None: any, or the regions may change: calls and the rest)."""
     cls = ins.code & 0x07
@@ -285,12 +323,12 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
         return store(c, d, str(imm & MASK[size]), off, size)
     if cls == BPF_STX:
         if mode == BPF_MEM:
-            return store(c, d, reg(s) if size == 8 else f"({reg(s)} & {hex(MASK[size])})", off, size)
+            return store(c, d, c.value(s, size), off, size)
         if mode == BPF_ATOMIC:
             if imm == BPF_LOAD_ACQ:
                 return None if d == 10 else load(c, d, s, off, size, False)
             if imm == BPF_STORE_REL:
-                return store(c, d, reg(s) if size == 8 else f"({reg(s)} & {hex(MASK[size])})", off, size)
+                return store(c, d, c.value(s, size), off, size)
             if size not in (4, 8) or s == 10:
                 return None
             return atomic(c, d, s, off, size, imm)

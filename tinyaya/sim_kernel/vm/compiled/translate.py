@@ -20,9 +20,16 @@ from typing import Any
 from ....isa.insn import Insn
 from .. import semantics as sem
 from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, width
-from .insns import Ctx, condition, helper_call, is_cond_jump, is_local_call, is_may_goto, straight
+from .insns import Ctx, condition, const_value, helper_call, is_cond_jump, is_local_call, is_may_goto, straight
 
 MAX_CALL_FRAMES = 8
+BPF_STX_CLS = 0x03
+_SIZE = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
+
+
+def _is_plain_store(ins: Insn) -> bool:
+    """ST/STX with BPF_MEM (no atomics)."""
+    return ins.code & 0x07 in (0x02, 0x03) and ins.code & 0xE0 == 0x60
 _REGS = ", ".join(f"r{i}" for i in range(10))
 _BUDGET = "runtime budget of back-edges exhausted (the program does not terminate)"
 
@@ -152,6 +159,11 @@ class _Emitter:
                 add(ind + 1, f"pc = {nxt}")
                 self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
                 return None
+            run = self.store_run(pc, end)
+            if run is not None:
+                self.emit_store_run(ind, run)
+                pc = run[-1] + 1
+                continue
             if is_local_call(ins):
                 if not self.call(ind, pc):
                     self.fallback_straight(ind, pc)
@@ -167,6 +179,100 @@ class _Emitter:
                     self.c.clobber(ins)
             pc = nxt
         return end
+
+    # -- runs of constant stores ------------------------------------------------------------------------
+    def store_run(self, pc: int, end: int) -> list[int] | None:
+        """Slots from ``pc`` that store known values through one base register at non-negative
+        offsets (with moves of constants to other registers in between), if there are enough of
+        them to be worth one bounds check and a few slice writes."""
+        insns = self.insns
+        first = insns[pc]
+        if not _is_plain_store(first) or first.dst > 9 or first.off < 0:
+            return None
+        base = first.dst
+        consts = dict(self.c.consts)
+        pcs: list[int] = []
+        stores = 0
+        q = pc
+        while q < end:
+            ins = insns[q]
+            if _is_plain_store(ins) and ins.dst == base and ins.off >= 0:
+                if ins.code & 0x07 == BPF_STX_CLS and ins.src not in consts:
+                    break
+                stores += 1
+            elif const_value(ins, insns, consts) is not None and ins.dst != base and ins.code != 0x18:
+                v = const_value(ins, insns, consts)
+                assert v is not None
+                consts[ins.dst] = v
+            else:
+                break
+            pcs.append(q)
+            q += 1
+        while pcs and not _is_plain_store(insns[pcs[-1]]):
+            pcs.pop()
+        return pcs if stores >= 4 else None
+
+    def emit_store_run(self, ind: int, pcs: list[int]) -> None:
+        """One bounds check for the whole run; inside the region, the final bytes as slice writes
+        (later stores win, as they would one by one); otherwise the stores one by one, so the first
+        one out of bounds faults exactly as in the interpreter."""
+        from .insns import _addr
+
+        add = self.src.add
+        c = self.c
+        insns = self.insns
+        base = insns[pcs[0]].dst
+        setup, _buf, _o = _addr(c, base, 0, True)
+        for line in setup:
+            add(ind, line, pcs[0])
+        image: dict[int, int] = {}
+        moves: list[tuple[int, int, int]] = []
+        consts = dict(c.consts)
+        maxend = 0
+        for q in pcs:
+            ins = insns[q]
+            if _is_plain_store(ins):
+                size = _SIZE[ins.code & 0x18]
+                if ins.code & 0x07 == BPF_STX_CLS:
+                    v = consts[ins.src]
+                else:
+                    v = ins.imm
+                v &= (1 << (8 * size)) - 1
+                for i in range(size):
+                    image[ins.off + i] = (v >> (8 * i)) & 0xFF
+                maxend = max(maxend, ins.off + size)
+            else:
+                k = const_value(ins, insns, consts)
+                assert k is not None
+                consts[ins.dst] = k
+                moves.append((q, ins.dst, k))
+        add(ind, f"if o{base} + {maxend} <= g{base}.size:", pcs[0])
+        for q, r, k in moves:
+            add(ind + 1, f"r{r} = {k}", q)
+        offs = sorted(image)
+        i = 0
+        while i < len(offs):
+            j = i
+            while j + 1 < len(offs) and offs[j + 1] == offs[j] + 1:
+                j += 1
+            a, b = offs[i], offs[j] + 1
+            data = bytes(image[x] for x in range(a, b))
+            lo = f"o{base} + {a}" if a else f"o{base}"
+            if b - a == 1:
+                add(ind + 1, f"b{base}[{lo}] = {data[0]}", pcs[0])
+            else:
+                add(ind + 1, f"b{base}[{lo}:o{base} + {b}] = {data!r}", pcs[0])
+            i = j + 1
+        add(ind, "else:")
+        saved = dict(c.consts)
+        for q in pcs:
+            stmts = straight(c, q)
+            assert stmts is not None
+            for s_ in stmts:
+                add(ind + 1, s_, q)
+            c.clobber(insns[q])
+        assert c.consts == consts or True
+        del saved
 
     def leave(self, ind: int, r: Region, nxt: int) -> None:
         """After falling through to ``nxt``: leave the region if ``nxt`` is outside it."""

@@ -27,6 +27,7 @@ from ..cfg import NotCompilable
 from .ir import (
     FLAG_CTX,
     FLAG_WRITABLE,
+    STATE_BUDGET,
     STATE_LEN,
     STATE_PC,
     STATE_REGS,
@@ -46,7 +47,7 @@ _U64 = ctypes.c_uint64
 _RESOLVE = ctypes.CFUNCTYPE(_U64, _U64)
 _CTX_LOAD = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64)
 _HELPER = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64, _U64, _U64)
-_PROG = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p, _U64, _U64, ctypes.c_int64)
+_PROG = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p)
 _BUDGET_MSG = "runtime budget of back-edges exhausted (the program does not terminate)"
 _llvm: dict[str, Any] = {}
 
@@ -199,37 +200,78 @@ class NativeTier:
         return NativeProgram(fn, ee, text)
 
     # -- running ---------------------------------------------------------------------------------------
-    def try_run(self, prog: Any, ctx_addr: int, cpu: int, args: tuple[int, ...]) -> int | None:
-        if len(args) > 1:
-            return None
+    def _enter(self, prog: Any, cpu: int) -> tuple[NativeProgram, Any] | None:
+        """The program's machine code and a run state with the stack set up, or None."""
         np = self.native_for(prog)
         if np is None:
             return None
-        eng = self.engine
-        env = eng._env(cpu)
+        env = self.engine._env(cpu)
+        hs = self._stack_host.get(id(env))
+        if hs is None or hs[0] is not env.stack:
+            h = self._host(env.stack)
+            if h is None:
+                return None
+            hs = (env.stack, h[1], h[0])
+            self._stack_host[id(env)] = hs
+        st = self.state
+        st[STATE_STACK_HOST] = hs[1]
+        st[STATE_STACK_BASE] = env.stack.base
+        R = env.regs
+        R[10] = R[15] + 512
+        env.prog = prog
+        if env.tail_calls:
+            env.tail_calls = 0
+        return np, env
+
+    def try_run(self, prog: Any, ctx_addr: int, cpu: int, args: tuple[int, ...]) -> int | None:
+        """Run ``prog`` natively: r0, or None if the native tier does not take it."""
+        if len(args) > 1:
+            return None
+        entered = self._enter(prog, cpu)
+        if entered is None:
+            return None
+        np, env = entered
         env.busy = True
         outer = self.env
+        self.env = env
+        st = self.state
         try:
-            env.prog = prog
-            if env.tail_calls:
-                env.tail_calls = 0
-            R = env.regs
-            R[10] = R[15] + 512
-            st = self.state
-            hs = self._stack_host.get(id(env))
-            if hs is None or hs[0] is not env.stack:
-                h = self._host(env.stack)
-                if h is None:
-                    return None
-                hs = (env.stack, h[1], h[0])
-                self._stack_host[id(env)] = hs
-            st[STATE_STACK_HOST] = hs[1]
-            st[STATE_STACK_BASE] = env.stack.base
+            st[1] = ctx_addr & M64
+            st[2] = (args[0] & M64) if args else 0
+            st[STATE_BUDGET] = self.vm.budget
             st[STATE_STATUS] = 0
-            self.env = env
-            r0 = np.fn(self.state_addr, ctx_addr & M64, (args[0] & M64) if args else 0, self.vm.budget)
+            r0 = np.fn(self.state_addr)
             if st[STATE_STATUS]:
                 self._fault(prog, env)
+            return int(r0)
+        finally:
+            self.env = outer
+            env.busy = False
+
+    def run_repeat(self, prog: Any, ctx_addr: int, cpu: int, repeat: int) -> int | None:
+        """PROG_TEST_RUN's loop natively, the per-run setup hoisted; None if not taken."""
+        entered = self._enter(prog, cpu)
+        if entered is None:
+            return None
+        np, env = entered
+        env.busy = True
+        outer = self.env
+        self.env = env
+        st = self.state
+        fn = np.fn
+        sp = ctypes.c_void_p(self.state_addr)
+        ctx = ctx_addr & M64
+        budget = self.vm.budget
+        r0 = 0
+        try:
+            for _ in range(max(1, repeat)):
+                st[1] = ctx
+                st[2] = 0
+                st[STATE_BUDGET] = budget
+                st[STATE_STATUS] = 0
+                r0 = fn(sp)
+                if st[STATE_STATUS]:
+                    self._fault(prog, env)
             return int(r0)
         finally:
             self.env = outer

@@ -1,8 +1,8 @@
 """eBPF -> LLVM IR (llvmlite.ir), with the interpreter's semantics (``semantics.py``) spelled in IR.
 
-The function is ``i64 prog(i64* state, i64 r1, i64 r2, i64 budget)`` returning r0. ``state``
-(``STATE_*`` slots) carries the stack's host address and guest base in, and on a fault the status,
-the pc and every register out. Memory: an address's region is found through a direct-mapped
+The function is ``i64 prog(i64* state)`` returning r0. ``state`` (``STATE_*`` slots) carries r1,
+r2, the budget, the stack's host address and guest base in, and on a fault the status, the pc and
+every register out (so a repeated run only sets what changes, and a call passes one pointer). Memory: an address's region is found through a direct-mapped
 table of 1024 entries ``{slot + 1, host pointer, size, flags}`` indexed by ``slot & 1023`` with
 ``slot = address >> 32`` (regions are 4 GiB apart, memory.py); a miss calls back into Python
 (``resolve``), which fills the entry from ``kernel.aspace`` or says the address is unmapped. The
@@ -76,6 +76,7 @@ STATE_STATUS = 11
 STATE_PC = 12
 STATE_STACK_HOST = 13
 STATE_STACK_BASE = 14
+STATE_BUDGET = 15
 STATE_LEN = 16
 STATUS_OK, STATUS_FAULT, STATUS_BUDGET, STATUS_HELPER = 0, 1, 2, 3
 FLAG_WRITABLE, FLAG_CTX = 1, 2
@@ -160,7 +161,7 @@ class _Gen:
     def __init__(self, insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool) -> None:
         self.insns = insns
         self.module = ir.Module(name="tinyaya_native")
-        fnty = ir.FunctionType(I64, [I64.as_pointer(), I64, I64, I64])
+        fnty = ir.FunctionType(I64, [I64.as_pointer()])
         self.fn = ir.Function(self.module, fnty, name="prog")
         self.table = ir.Constant(I64, table_addr)
         self.cbs = cbs
@@ -174,10 +175,13 @@ class _Gen:
 
     def build(self) -> ir.Module:
         fn = self.fn
-        state, r1, r2, budget = fn.args
+        (state,) = fn.args
         entry = fn.append_basic_block("entry")
         b = ir.IRBuilder(entry)
         self.state = state
+        r1 = b.load(b.gep(state, [ir.Constant(I32, STATE_REGS + 1)]))
+        r2 = b.load(b.gep(state, [ir.Constant(I32, STATE_REGS + 2)]))
+        budget = b.load(b.gep(state, [ir.Constant(I32, STATE_BUDGET)]))
         self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
         self.budget = b.alloca(I64, name="budget")
         for r in self.regs:
