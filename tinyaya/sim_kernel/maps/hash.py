@@ -178,7 +178,7 @@ class HashMap(BpfMap):
         """An update that replaces the element: Linux links the new one at the head of the bucket."""
         if self.order.to_head(key):
             self._seq += 1
-            self.storage.write(i, 0, (1 | self._seq << 1).to_bytes(_STATE, "little"))
+            self.storage.write(i, 0, (1 | self._seq << 1).to_bytes(_STATE, "little"))  # one aligned store
 
     def _insert(self, key: bytes, values: bytes, cpu: int = 0) -> None:
         """Take a free slot (the free list first, like the preallocated one) and link the element there."""
@@ -236,9 +236,13 @@ class HashMap(BpfMap):
         st = self.storage
         if not st.shared:
             return self._update_locked(key, value, flags, cpu)
-        with st.transaction():
-            self._sync()
+        st._lock()
+        try:
+            if st.hdr.generation != self._gen:
+                self._sync()
             return self._update_locked(key, value, flags, cpu)
+        finally:
+            st._unlock()
 
     def _update_locked(self, key: bytes, value: bytes, flags: int, cpu: int | None) -> int:
         st = self.storage
@@ -258,9 +262,19 @@ class HashMap(BpfMap):
                 data = bytes(value[:self.value_size])
                 if self.spin_lock_off is not None:
                     data = self.keep_special(data, st.read(i, self.value_off, self.value_size))
-                st.write(i, self.value_off, data.ljust(self.elem_size, b"\0"))
-                if not flags & U.BPF_F_LOCK:
-                    self._to_head(key, i)
+                if len(data) != self.elem_size:
+                    data = data.ljust(self.elem_size, b"\0")
+                if flags & U.BPF_F_LOCK or not st.shared:
+                    st.write(i, self.value_off, data)
+                    if not flags & U.BPF_F_LOCK:
+                        self._to_head(key, i)
+                else:  # the new value and the move to the bucket's head inside one seqlock write section
+                    st._begin_write()
+                    try:
+                        st.write(i, self.value_off, data)
+                        self._to_head(key, i)
+                    finally:
+                        st._end_write()
             return 0
         if len(self.index) >= self.max_entries:
             return E2BIG
@@ -280,7 +294,8 @@ class HashMap(BpfMap):
     # -- program side ---------------------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
         """``htab_map_lookup_elem`` (the helpers' hot path: one dict lookup)."""
-        if self.storage.shared:
+        st = self.storage
+        if st.shared and st.hdr.generation != self._gen:
             self._sync()
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)
@@ -298,12 +313,23 @@ class HashMap(BpfMap):
         return -self._update(key, value, flags, cpu)
 
     def prog_delete(self, key: bytes) -> int:
-        key = self._key(key)
-        with self.storage.transaction():
-            self._sync()
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = self._key(key)
+        st = self.storage
+        if not st.shared:
             if key not in self.index:
                 return -ENOENT
             self._remove(key)
+            return 0
+        st._lock()
+        try:
+            if st.hdr.generation != self._gen:
+                self._sync()
+            if key not in self.index:
+                return -ENOENT
+            self._remove(key)
+        finally:
+            st._unlock()
         return 0
 
     def for_each(self, cpu: int = 0) -> Iterator[tuple[int, int]]:

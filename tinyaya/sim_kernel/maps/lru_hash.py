@@ -148,7 +148,8 @@ class LruHashMap(HashMap):
     # -- program side ---------------------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
         """``htab_lru_map_lookup_elem``: a hit sets the element's reference bit."""
-        if self.storage.shared:
+        st = self.storage
+        if st.shared and st.hdr.generation != self._gen:
             self._sync()
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)

@@ -60,6 +60,10 @@ CHUNK_MAX = 1 << 30
 #: chunks at least this big come from an anonymous mapping (untouched pages cost nothing)
 _ANON_MIN = 1 << 20
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
+#: sizes a single aligned store writes atomically -> index of the matching view in ``SlotStorage._words``
+_WORD = {1: 0, 2: 1, 4: 2, 8: 3}
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 
 class MapHeader(ctypes.Structure):
@@ -146,7 +150,10 @@ class SlotStorage:
         self._maps: list[mmap.mmap] = []
         self._journal: memoryview | None = None
         self._writing = False
+        self._nested = 0
         self._lock_depth = 0
+        #: chunk -> (its buffer, and that buffer as u16, u32 and u64 words), for single aligned stores
+        self._words: dict[int, tuple[memoryview, ...]] = {}
 
     def _fill_header(self, owner: Any) -> None:
         h = self.hdr
@@ -239,51 +246,92 @@ class SlotStorage:
         """Write ``data`` at ``off`` in slot ``i`` as one atomic update (journaled when shared).
 
         ``hwm``: the new high-water mark; ``structural``: the set of keys changes (bump ``generation``).
+        A shared write of 1, 2, 4 or 8 bytes at an offset aligned to its size, with no header change, is
+        a single aligned store (atomic on x86-64: a reader sees the old or the new value, a killed writer
+        either stored it or not), so it needs the seqlock but no journal (``_store_word``).
         """
-        region, base = self.locate(i)
+        k, j = divmod(i, self.chunk_slots)
+        region = self._chunks.get(k)
+        if region is None:
+            region = self._alloc_chunk(k)
+        p = j * self.slot_size + off
+        n = len(data)
         if not self.shared:
-            region.buf[base + off:base + off + len(data)] = data
-            if hwm is not None and hwm > self.hdr.hwm:
-                self.hdr.hwm = hwm
-            if structural:
-                self.hdr.generation += 1
+            region.buf[p:p + n] = data
+            if hwm is not None or structural:
+                h = self.hdr
+                if hwm is not None and hwm > h.hwm:
+                    h.hwm = hwm
+                if structural:
+                    h.generation += 1
+            return
+        if hwm is None and not structural and n in _WORD and p % n == 0:
+            self._store_word(k, region, p, data)
             return
         new_hwm = max(self.hwm, hwm) if hwm is not None else self.hwm
         new_gen = self.generation + 1 if structural else self.generation
-        with self._write_locked():
+        self._begin_write()
+        try:
             h = self.hdr
             assert self._journal is not None
-            self._journal[:len(data)] = data
+            self._journal[:n] = data
             h.journal_slot = i
             h.journal_off = off
-            h.journal_len = len(data)
+            h.journal_len = n
             h.journal_hwm = new_hwm
             h.journal_generation = new_gen
             h.journal_valid = 1
-            region.buf[base + off:base + off + len(data)] = data
+            region.buf[p:p + n] = data
             h.hwm = new_hwm
             h.generation = new_gen
             h.journal_valid = 0
+        finally:
+            self._end_write()
+
+    def _store_word(self, k: int, region: Region, p: int, data: bytes) -> None:
+        """One aligned store of ``len(data)`` (1, 2, 4 or 8) bytes at ``p`` in chunk ``k``, inside the seqlock."""
+        n = len(data)
+        views = self._words.get(k)
+        if views is None or views[0] is not region.buf:
+            buf = region.buf
+            views = self._words[k] = (buf, buf.cast("H"), buf.cast("I"), buf.cast("Q"))
+        self._begin_write()
+        try:
+            if n == 1:
+                views[0][p] = data[0]
+            else:
+                views[_WORD[n]][p // n] = int.from_bytes(data, "little")
+        finally:
+            self._end_write()
+
+    def _begin_write(self) -> None:
+        """flock, recover a dead writer's update, then make ``seq`` odd (nested: nothing)."""
+        if self._writing:  # nested (a map op that is several writes under one lock)
+            self._nested += 1
+            return
+        self._lock()
+        h = self.hdr
+        h.writer_pid = _PID[0]
+        h.seq = h.seq + 1
+        self._writing = True
+
+    def _end_write(self) -> None:
+        if self._nested:
+            self._nested -= 1
+            return
+        self._writing = False
+        h = self.hdr
+        h.seq = h.seq + 1
+        self._unlock()
 
     @contextlib.contextmanager
     def _write_locked(self) -> Iterator[None]:
         """flock, recover a dead writer's update, then hold ``seq`` odd for the duration."""
-        if self._writing:  # nested (a map op that is several writes under one lock)
-            yield
-            return
-        self._lock()
+        self._begin_write()
         try:
-            h = self.hdr
-            h.writer_pid = os.getpid()
-            h.seq = h.seq + 1
-            self._writing = True
-            try:
-                yield
-            finally:
-                self._writing = False
-                h.seq = h.seq + 1
+            yield
         finally:
-            self._unlock()
+            self._end_write()
 
     def _lock(self) -> None:
         """Take the writer ``flock`` (re-entrant within this object) and recover a dead writer's update."""
@@ -302,6 +350,15 @@ class SlotStorage:
         self._lock_depth -= 1
         if self._lock_depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def lock(self) -> None:
+        """Take the writer lock when shared (re-entrant); pair with ``unlock`` (a cheap ``transaction``)."""
+        if self.shared:
+            self._lock()
+
+    def unlock(self) -> None:
+        if self.shared:
+            self._unlock()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -427,6 +484,7 @@ class SlotStorage:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
+        self._words.clear()  # views of the old buffers
         for m in old_maps:
             with contextlib.suppress(BufferError):
                 m.close()
@@ -450,7 +508,9 @@ class SlotStorage:
         self._chunks = {}
         self._maps = []
         self._writing = False
+        self._nested = 0
         self._lock_depth = 0
+        self._words = {}
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self._attach_file(fd, path)
         return self
@@ -462,6 +522,7 @@ class SlotStorage:
             if self.charge_chunks:
                 self.owner.uncharge(self.chunk_bytes)
         self._chunks.clear()
+        self._words.clear()
         if self.shared:
             self._journal = None
             self.hdr = MapHeader()  # drop the export on the header mapping
