@@ -38,8 +38,10 @@ def pinned_map_paths(pin_dir: Path | None = None) -> dict[str, Path]:
 
 
 def require_load() -> LoadRecord:
-    rec = LoadRecord.read()
-    if rec is None or not pinned_map_paths():
+    from .state import require_load_record
+
+    rec = require_load_record()
+    if not pinned_map_paths():
         bad_input("no load to inspect: run `tinyaya load OBJ` first (its maps are pinned for other shells)")
     return rec
 

@@ -199,6 +199,9 @@ class LoadSession:
             else:
                 bad_input(f"unknown attach kind {kind!r}")
         except OSError as e:
+            text = str(e.strerror or e)
+            if "this kernel has no" in text:  # no kprobe PMU at all (the real kernel here, for one)
+                failed(f"cannot attach {kind} {target}: {text}")
             if e.errno == errno.ENOENT:
                 what = "tracepoint" if kind in ("tracepoint", "raw_tracepoint") else "kernel function"
                 hint = " (see `tinyaya ksyms`)" if self.o.backend == "sim" and what == "kernel function" else ""
@@ -388,7 +391,8 @@ class LoadSession:
         faults = self.faults()
         if faults:
             out.append(f"runtime faults: {faults} (see `tinyaya trace`)")
-        out.append("maps are pinned for other shells: tinyaya maps dump [NAME] [--json]")
+        if self.o.backend == "sim":
+            out.append("maps are pinned for other shells: tinyaya maps dump [NAME] [--json]")
         return out
 
     # -- teardown --------------------------------------------------------------------------------------

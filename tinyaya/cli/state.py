@@ -126,6 +126,9 @@ def require_load_record() -> LoadRecord:
     from .errors import bad_input
 
     rec = LoadRecord.read()
+    if rec is not None and rec.backend != "sim":
+        bad_input("the last load ran on the real kernel (--backend linux): its maps lived while it ran; "
+                  "pin them with `tinyaya load --pin DIR` and read them with bpftool")
     if rec is None or not load_pin_dir().is_dir():
         bad_input("no load to inspect: run `tinyaya load OBJ` first (its maps are pinned for other shells)")
     return rec
