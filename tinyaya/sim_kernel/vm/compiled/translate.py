@@ -95,14 +95,17 @@ class _Emitter:
 
     # -- suites -----------------------------------------------------------------------------------------
     def suite(self, ind: int, r: Region, leaders: list[int], i: int, children: dict[int, Region],
-              guarded: bool) -> int:
-        """Blocks from ``leaders[i]`` on, as long as each may continue the suite; returns the next index."""
+              guarded: bool, carry: bool = False) -> int:
+        """Blocks from ``leaders[i]`` on, as long as each may continue the suite; returns the next index.
+        ``carry``: control only comes in by falling through from the previous suite, so the constants
+        and region lookups known there still hold."""
         add = self.src.add
         head = leaders[i]
         if guarded:
             add(ind, f"if pc == {head}:")
             ind += 1
-        self.c.clobber(None)
+        if not carry:
+            self.c.clobber(None)
         pcv = head
         while True:
             x = leaders[i]
@@ -318,6 +321,7 @@ class _Emitter:
         # the first block needs no guard when nothing can land inside the region but its start
         lone = not any(r.lo < t <= r.hi for t in self.fn.targets) and r.lo not in children
         i = 0
+        prev_suite = False
         while i < len(leaders):
             x = leaders[i]
             child = children.get(x)
@@ -326,8 +330,11 @@ class _Emitter:
                 self.after_child(body, r, child)
                 while i < len(leaders) and leaders[i] <= child.hi:
                     i += 1
+                prev_suite = False
                 continue
-            i = self.suite(body, r, leaders, i, children, not (lone and x == r.lo))
+            carry = prev_suite and x not in self.fn.targets and x != r.lo
+            i = self.suite(body, r, leaders, i, children, not (lone and x == r.lo), carry)
+            prev_suite = True
         add(body, "break")
 
     def after_child(self, ind: int, r: Region, child: Region) -> None:

@@ -82,6 +82,9 @@ class NativeTier:
         self.keep: dict[int, Any] = {}
         self.state = (_U64 * STATE_LEN)()
         self.state_addr = ctypes.addressof(self.state)
+        self._sp = ctypes.c_void_p(self.state_addr)
+        self._entered_env: Any = None
+        self._budget = -1
         self.env: Any = None
         self.pending: BaseException | None = None
         self._stack_host: dict[int, tuple[Any, int, Any]] = {}
@@ -202,20 +205,25 @@ class NativeTier:
     # -- running ---------------------------------------------------------------------------------------
     def _enter(self, prog: Any, cpu: int) -> tuple[NativeProgram, Any] | None:
         """The program's machine code and a run state with the stack set up, or None."""
-        np = self.native_for(prog)
+        cache = prog.compiled
+        np = cache.get("native", False) if type(cache) is dict else False
+        if np is False:
+            np = self.native_for(prog)
         if np is None:
             return None
         env = self.engine._env(cpu)
-        hs = self._stack_host.get(id(env))
-        if hs is None or hs[0] is not env.stack:
-            h = self._host(env.stack)
-            if h is None:
-                return None
-            hs = (env.stack, h[1], h[0])
-            self._stack_host[id(env)] = hs
-        st = self.state
-        st[STATE_STACK_HOST] = hs[1]
-        st[STATE_STACK_BASE] = env.stack.base
+        if env is not self._entered_env:
+            hs = self._stack_host.get(id(env))
+            if hs is None or hs[0] is not env.stack:
+                h = self._host(env.stack)
+                if h is None:
+                    return None
+                hs = (env.stack, h[1], h[0])
+                self._stack_host[id(env)] = hs
+            st = self.state
+            st[STATE_STACK_HOST] = hs[1]
+            st[STATE_STACK_BASE] = env.stack.base
+            self._entered_env = env
         R = env.regs
         R[10] = R[15] + 512
         env.prog = prog
@@ -238,10 +246,12 @@ class NativeTier:
         try:
             st[1] = ctx_addr & M64
             st[2] = (args[0] & M64) if args else 0
-            st[STATE_BUDGET] = self.vm.budget
-            st[STATE_STATUS] = 0
-            r0 = np.fn(self.state_addr)
+            budget = self.vm.budget
+            if budget != self._budget:
+                st[STATE_BUDGET] = self._budget = budget
+            r0 = np.fn(self._sp)
             if st[STATE_STATUS]:
+                self._budget = -1
                 self._fault(prog, env)
             return int(r0)
         finally:
@@ -271,7 +281,9 @@ class NativeTier:
                 st[STATE_STATUS] = 0
                 r0 = fn(sp)
                 if st[STATE_STATUS]:
+                    self._budget = -1
                     self._fault(prog, env)
+            self._budget = budget
             return int(r0)
         finally:
             self.env = outer
@@ -280,6 +292,7 @@ class NativeTier:
     def _fault(self, prog: Any, env: Any) -> None:
         st = self.state
         status, pc = int(st[STATE_STATUS]), int(st[STATE_PC])
+        st[STATE_STATUS] = 0
         R = env.regs
         R[0:11] = [int(st[STATE_REGS + i]) for i in range(11)]
         vm = self.vm
