@@ -56,6 +56,10 @@ def array_map_alloc_check(attr: Any) -> None:
         raise fail(E2BIG, f"per-CPU value_size {attr.value_size} over {PCPU_MIN_UNIT_SIZE}")
 
 
+#: how many keys an array remembers the element address of
+_ADDR_CACHE = 4096
+
+
 def _index(key: bytes | None) -> int:
     return int.from_bytes((key or b"")[:4].ljust(4, b"\0"), "little")
 
@@ -84,6 +88,8 @@ class ArrayMap(BpfMap):
         except BaseException:
             self.release()
             raise
+        #: key bytes -> the address of the element (of CPU 0's copy), filled by lookups
+        self._addr: dict[bytes, int] = {}
         self._key_scratch = kernel.aspace.add(bytearray(8), RegionKind.MAP_VALUE, "array-for-each-key",
                                               writable=False, owner=self)
 
@@ -95,7 +101,18 @@ class ArrayMap(BpfMap):
 
     # -- program side ---------------------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
-        """``array_map_lookup_elem`` / ``percpu_array_map_lookup_elem``."""
+        """``array_map_lookup_elem`` / ``percpu_array_map_lookup_elem``.
+
+        An element's address never changes once its chunk exists, so it is remembered per key
+        (``_addr``, at most ``_ADDR_CACHE`` keys): a lookup is then one dict lookup."""
+        a = self._addr.get(key) if type(key) is bytes else None
+        if a is None:
+            a = self._lookup_slow(key)
+            if not a:
+                return 0
+        return a + cpu * self.elem_size if self.percpu else a
+
+    def _lookup_slow(self, key: bytes) -> int:
         i = int.from_bytes(key[:4], "little") if len(key) >= 4 else _index(key)
         if i >= self.max_entries:
             return 0
@@ -105,7 +122,9 @@ class ArrayMap(BpfMap):
         if region is None:
             region, _ = st.locate(i)
         addr = region.base + j * st.slot_size
-        return addr + cpu * self.elem_size if self.percpu else addr
+        if type(key) is bytes and len(self._addr) < _ADDR_CACHE:
+            self._addr[key] = addr
+        return addr
 
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
         """``percpu_array_map_lookup_percpu_elem``."""
@@ -126,6 +145,12 @@ class ArrayMap(BpfMap):
 
     def prog_update(self, key: bytes, value: bytes, flags: int, cpu: int = 0) -> int:
         """``array_map_update_elem`` from a program: a per-CPU array updates this CPU's copy."""
+        if not flags and self.spin_lock_off is None:  # BPF_ANY: only the index can be wrong
+            i = int.from_bytes(key[:4], "little") if len(key) >= 4 else _index(key)
+            if i >= self.max_entries:
+                return -E2BIG
+            self.storage.write(i, cpu * self.elem_size if self.percpu else 0, bytes(value[:self.value_size]))
+            return 0
         i = _index(key)
         err = self._check_update(i, flags)
         if err:

@@ -55,6 +55,7 @@ U32_MAX = 0xFFFFFFFF
 _STATE = 8
 _PERCPU = (T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 _LRU = (T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
+_HASH = int(T.BPF_MAP_TYPE_HASH)
 
 
 def htab_map_alloc_check(attr: Any, *, capable_sys_admin: bool = True) -> None:
@@ -310,7 +311,47 @@ class HashMap(BpfMap):
         return self.prog_lookup(key, cpu)
 
     def prog_update(self, key: bytes, value: bytes, flags: int, cpu: int = 0) -> int:
-        return -self._update(key, value, flags, cpu)
+        """``htab_map_update_elem`` from a program.
+
+        The hot case, BPF_ANY on an existing element of a plain HASH map (no spin lock), is done here
+        with exactly the writes of ``_update_locked`` (the new value, then the move to the bucket's
+        head); everything else goes through ``_update``.
+        """
+        if flags or self.map_type != _HASH or self.spin_lock_off is not None:
+            return -self._update(key, value, flags, cpu)
+        if type(key) is not bytes or len(key) != self.key_size:
+            key = self._key(key)
+        data = bytes(value[:self.value_size])
+        if len(data) != self.elem_size:
+            data = data.ljust(self.elem_size, b"\0")
+        st = self.storage
+        if not st.shared:
+            i = self.index.get(key)
+            if i is None:
+                return -self._update_locked(key, value, 0, cpu)
+            st.write(i, self.value_off, data)
+            lst = self.order.buckets[self.order.bucket_of[key]]
+            if lst[0] != key:
+                self._to_head(key, i)
+            return 0
+        st._lock()
+        try:
+            if st.hdr.generation != self._gen:
+                self._sync()
+            i = self.index.get(key)
+            if i is None:
+                return -self._update_locked(key, value, 0, cpu)
+            st._begin_write()  # the new value and the move to the bucket's head: one seqlock write section
+            try:
+                st.write(i, self.value_off, data)
+                lst = self.order.buckets[self.order.bucket_of[key]]
+                if lst[0] != key:
+                    self._to_head(key, i)
+            finally:
+                st._end_write()
+        finally:
+            st._unlock()
+        return 0
 
     def prog_delete(self, key: bytes) -> int:
         if type(key) is not bytes or len(key) != self.key_size:

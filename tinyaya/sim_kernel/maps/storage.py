@@ -338,11 +338,12 @@ class SlotStorage:
         if self._lock_depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             self._lock_depth = 1
-            try:
-                self._recover()
-            except BaseException:
-                self._unlock()
-                raise
+            if self.hdr.seq & 1:  # a writer died mid-update (``_recover``'s own first test, inlined)
+                try:
+                    self._recover()
+                except BaseException:
+                    self._unlock()
+                    raise
         else:
             self._lock_depth += 1
 
