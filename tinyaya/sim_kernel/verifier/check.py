@@ -98,6 +98,8 @@ class Env:
         self.max_states_per_insn = 0
         self.next_id = 0
         self.imm_reg = Reg()
+        #: insn_aux_data[].ptr_type: the pointer type each load/store first saw
+        self.aux_ptr_type: dict[int, RegType] = {}
         self.insn_idx = 0
         self.prev_insn_processed = 0
         self.jmps_processed = 0
@@ -509,7 +511,20 @@ class Env:
         self.check_reg_write(i.dst)
         out = Reg()
         check_mem_access(self, i.src, i.off, size, False, -1, out, sx)
+        self.save_aux_ptr_type(i.src)
         self.regs[i.dst].assign(out)
+
+    def save_aux_ptr_type(self, regno: int) -> None:
+        """save_aux_ptr_type(): one load/store instruction must always see the same kind of pointer when
+        either is rewritten per type (ctx fields, sockets); Linux refuses it otherwise."""
+        t = self.regs[regno].type
+        prev = self.aux_ptr_type.get(self.insn_idx)
+        if prev is None:
+            self.aux_ptr_type[self.insn_idx] = t
+            return
+        rewritten = (T.PTR_TO_CTX, T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON, T.PTR_TO_BTF_ID)
+        if prev != t and (prev in rewritten or t in rewritten):
+            raise self.reject(EINVAL, "same insn cannot be used with different pointers")
 
     def check_stx(self, i: Insn) -> None:
         mode = op.BPF_MODE(i.code)
@@ -522,6 +537,7 @@ class Env:
         self.check_reg_read(i.src)
         self.check_reg_read(i.dst)
         check_mem_access(self, i.dst, i.off, size, True, i.src, None)
+        self.save_aux_ptr_type(i.dst)
 
     def check_st(self, i: Insn) -> None:
         if op.BPF_MODE(i.code) != op.BPF_MEM or i.src:
@@ -530,6 +546,7 @@ class Env:
         self.check_reg_read(i.dst)
         mark_known(self.imm_reg, i.imm & ((1 << (size * 8)) - 1) if size < 8 else i.imm)
         check_mem_access(self, i.dst, i.off, size, True, -1, None)
+        self.save_aux_ptr_type(i.dst)
 
     def check_atomic(self, i: Insn, size: int) -> None:
         ok = {op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR}
