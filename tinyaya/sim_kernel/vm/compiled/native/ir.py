@@ -77,7 +77,10 @@ STATE_PC = 12
 STATE_STACK_HOST = 13
 STATE_STACK_BASE = 14
 STATE_BUDGET = 15
-STATE_LEN = 16
+STATE_CTX_SLOT = 16  # the context region's slot while a snapshot of its rewritten fields is valid
+STATE_SNAP = 17  # (valid, value) per context load, see _Gen.load
+MAX_SNAP = 64
+STATE_LEN = STATE_SNAP + 2 * MAX_SNAP
 STATUS_OK, STATUS_FAULT, STATUS_BUDGET, STATUS_HELPER = 0, 1, 2, 3
 FLAG_WRITABLE, FLAG_CTX = 1, 2
 _SIZES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
@@ -166,6 +169,8 @@ class _Gen:
         self.table = ir.Constant(I64, table_addr)
         self.cbs = cbs
         self.ctx_rewrite = ctx_rewrite
+        #: context loads with a snapshot slot: (offset, size, signed) in slot order
+        self.snaps: list[tuple[int, int, bool]] = []
 
     def const(self, v: int) -> ir.Constant:
         return ir.Constant(I64, v & M64)
@@ -305,6 +310,23 @@ class _Gen:
         done = self.fn.append_basic_block(f"loaded{pc}")
         b.cbranch(is_ctx, ctx_bb, mem_bb)
         cb = ir.IRBuilder(ctx_bb)
+        if len(self.snaps) < MAX_SNAP and ins.off >= 0:
+            # a PROG_TEST_RUN loop of a program without stores or helper calls may fill in the rewritten
+            # field once (NativeTier.run_repeat); anything else asks Python each time
+            i = len(self.snaps)
+            self.snaps.append((ins.off, size, signed))
+            st = self.state
+            valid = cb.load(cb.gep(st, [ir.Constant(I32, STATE_SNAP + 2 * i)]))
+            same = cb.and_(cb.icmp_unsigned("==", cb.load(cb.gep(st, [ir.Constant(I32, STATE_CTX_SLOT)])), slot),
+                           cb.icmp_unsigned("==", o, self.const(ins.off)))
+            use = cb.and_(cb.icmp_unsigned("!=", valid, self.const(0)), same)
+            snap_bb = self.fn.append_basic_block(f"snap{pc}")
+            call_bb = self.fn.append_basic_block(f"ctxcall{pc}")
+            cb.cbranch(use, snap_bb, call_bb)
+            sb = ir.IRBuilder(snap_bb)
+            self.set(sb, ins.dst, sb.load(sb.gep(st, [ir.Constant(I32, STATE_SNAP + 2 * i + 1)])))
+            sb.branch(done)
+            cb = ir.IRBuilder(call_bb)
         cv = cb.call(self.cb(cb, "ctx_load", CTX_LOAD_T), [slot, o, self.const(size), self.const(int(signed))])
         self.set(cb, ins.dst, cv)
         cb.branch(done)
@@ -463,8 +485,14 @@ class _Gen:
         return b.call(fn, [v])
 
 
-def build_ir(insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool) -> str:
-    """The LLVM IR text of ``insns`` (``supported`` must have said yes)."""
+def build_ir(insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool
+             ) -> tuple[str, list[tuple[int, int, bool]], bool]:
+    """The LLVM IR text of ``insns`` (``supported`` must have said yes), its context-load snapshot
+    slots, and whether the program is pure (no stores outside its stack, no helper calls)."""
     if len(insns) == 0:
         raise NotCompilable("empty program")
-    return str(_Gen(insns, table_addr, cbs, ctx_rewrite).build())
+    g = _Gen(insns, table_addr, cbs, ctx_rewrite)
+    text = str(g.build())
+    pure = not any((i.code & 0x07) in (BPF_ST, BPF_STX) and not (i.dst == 10 and -STACK_FRAME <= i.off < 0)
+                   or i.code == (BPF_JMP | BPF_CALL) for i in insns)
+    return text, g.snaps, pure
