@@ -341,12 +341,14 @@ class HashMap(BpfMap):
             i = self.index.get(key)
             if i is None:
                 return -self._update_locked(key, value, 0, cpu)
+            lst = self.order.buckets[self.order.bucket_of[key]]
+            if lst[0] == key:  # already at the head: only the value changes
+                st.write(i, self.value_off, data)
+                return 0
             st._begin_write()  # the new value and the move to the bucket's head: one seqlock write section
             try:
                 st.write(i, self.value_off, data)
-                lst = self.order.buckets[self.order.bucket_of[key]]
-                if lst[0] != key:
-                    self._to_head(key, i)
+                self._to_head(key, i)
             finally:
                 st._end_write()
         finally:

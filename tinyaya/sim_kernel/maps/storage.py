@@ -289,20 +289,34 @@ class SlotStorage:
             self._end_write()
 
     def _store_word(self, k: int, region: Region, p: int, data: bytes) -> None:
-        """One aligned store of ``len(data)`` (1, 2, 4 or 8) bytes at ``p`` in chunk ``k``, inside the seqlock."""
+        """One aligned store of ``len(data)`` (1, 2, 4 or 8) bytes at ``p`` in chunk ``k``, inside the seqlock
+        (``_begin_write``/``_end_write`` inlined: this is every shared counter update)."""
         n = len(data)
         views = self._words.get(k)
         if views is None or views[0] is not region.buf:
             buf = region.buf
             views = self._words[k] = (buf, buf.cast("H"), buf.cast("I"), buf.cast("Q"))
-        self._begin_write()
+        if self._writing:  # inside a write section: ``seq`` is already odd
+            if n == 1:
+                views[0][p] = data[0]
+            else:
+                views[_WORD[n]][p // n] = int.from_bytes(data, "little")
+            return
+        if self._lock_depth:
+            self._lock_depth += 1
+        else:
+            self._lock()
+        h = self.hdr
         try:
+            h.writer_pid = _PID[0]
+            h.seq = h.seq + 1
             if n == 1:
                 views[0][p] = data[0]
             else:
                 views[_WORD[n]][p // n] = int.from_bytes(data, "little")
         finally:
-            self._end_write()
+            h.seq = h.seq + 1
+            self._unlock()
 
     def _begin_write(self) -> None:
         """flock, recover a dead writer's update, then make ``seq`` odd (nested: nothing)."""
