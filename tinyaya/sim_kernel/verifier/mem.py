@@ -14,6 +14,7 @@ from .ctx import ctx_access
 from .errors import EACCES, EINVAL
 from .regs import (
     MEM_RDONLY,
+    PTR_MAYBE_NULL,
     S64_MIN,
     Reg,
     RegType,
@@ -312,9 +313,11 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
             else:
                 mark_known(dst, 0)
                 dst.type = acc.reg_type
-                dst.id = env.new_id() if acc.reg_type != T.PTR_TO_PACKET_END else 0
-                dst.id = 0
                 dst.range = 0
+                if acc.reg_type == T.PTR_TO_SOCK_COMMON:
+                    # skb->sk may be NULL: a fresh id for the NULL check, no reference
+                    dst.flags = PTR_MAYBE_NULL
+                    dst.id = env.new_id()
         if write and value_regno >= 0 and regs[value_regno].is_pointer:
             raise env.reject(EACCES, f"R{value_regno} leaks addr into ctx")
         return
