@@ -180,3 +180,17 @@ exit
     assert got == want
     if last_off + 4 > 64:
         assert got[0][0][0] == "fault" and got[0][0][1] == 8
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_prog_test_run_loop_of_a_pure_program(engine: str) -> None:
+    """FNV-1a over the packet through PROG_TEST_RUN with repeat (the native tier reads the rewritten
+    xdp_md fields once for the loop); the same r0 and data as the interpreter."""
+    from tinyaya.bench import _fnv_program
+
+    data = bytes((i * 13 + 1) & 0xFF for i in range(300))
+
+    def outcome(e: str) -> Any:
+        return run_program(sim_kernel(e), XDP, _fnv_program(), data=data, repeat=5)
+
+    assert outcome(engine) == outcome("interp")

@@ -23,6 +23,10 @@ ENGINES = ("interp", "compiled", "native")
 #: the engine a new kernel uses unless told otherwise (``TINYAYA_ENGINE`` overrides)
 DEFAULT_ENGINE = "compiled"
 BPF_MAX_LOOPS = 8 * 1024 * 1024
+#: runs after which the compiled engine hands a program to the native tier (when llvmlite is there)
+HOT_RUNS = 256
+#: programs this long, or with a loop, are worth a native call (its fixed cost is ~0.3-1 us)
+NATIVE_MIN_INSNS = 64
 STACK_FRAME = 512
 M64 = sem.M64
 _MISSING = object()
@@ -44,7 +48,7 @@ def native_available() -> bool:
 class Engine:
     """Runs programs of one ``Vm`` through the compiled (or native) tier."""
 
-    def __init__(self, vm: Any, name: str = "compiled") -> None:
+    def __init__(self, vm: Any, name: str = "compiled", *, auto_native: bool | None = None) -> None:
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r} (have: {', '.join(ENGINES)})")
         self.vm = vm
@@ -53,10 +57,31 @@ class Engine:
         self._interp_run = cls.run.__get__(vm)
         self._interp_repeat = cls.run_repeat.__get__(vm)
         self.native: Any = None
+        #: the compiled engine promotes hot programs to the native tier when llvmlite is installed
+        if auto_native is None:
+            auto_native = os.environ.get("TINYAYA_AUTO_NATIVE", "1") != "0"
+        self.auto_native = name == "compiled" and auto_native and native_available()
         if name == "native":
-            from .native.engine import NativeTier  # noqa: PLC0415 - optional (llvmlite)
+            self._native_tier()
 
-            self.native = NativeTier(vm, self)
+    def _native_tier(self) -> Any:
+        if self.native is None:
+            from .native.engine import NativeTier
+
+            self.native = NativeTier(self.vm, self)
+        return self.native
+
+    def _promote(self, prog: Any) -> None:
+        """A hot program: run it natively from now on if the native tier takes it and it is worth it."""
+        from .cfg import jump_target
+
+        insns = list(prog.insns)
+        loops = any((t := jump_target(ins, pc)) is not None and t <= pc for pc, ins in enumerate(insns))
+        if len(insns) < NATIVE_MIN_INSNS and not loops:
+            prog.compiled.setdefault("native", None)
+            prog.compiled.setdefault("native_reason", "small and loop-free: the compiled tier is cheaper")
+            return
+        self._native_tier().native_for(prog)
 
     # -- translation cache --------------------------------------------------------------------------
     def compiled_for(self, prog: Any) -> CompiledProgram | None:
@@ -94,6 +119,14 @@ class Engine:
         cp = self.compiled_for(prog)
         if cp is None:
             return int(self._interp_run(prog, ctx_addr, cpu, args=args))
+        if self.auto_native:
+            cache = prog.compiled
+            hot = cache["hot"] = cache.get("hot", 0) + 1
+            if hot == HOT_RUNS:
+                self._promote(prog)
+                r = self.native.try_run(prog, ctx_addr, cpu, args) if self.native is not None else None
+                if r is not None:
+                    return int(r)
         env = self._env(cpu)
         env.busy = True
         try:
@@ -153,6 +186,12 @@ class Engine:
         cp = self.compiled_for(prog)
         if cp is None:
             return int(self._interp_repeat(prog, ctx_addr, cpu, repeat))
+        if self.auto_native and repeat >= HOT_RUNS and "native" not in prog.compiled:
+            self._promote(prog)
+            if self.native is not None:
+                r = self.native.run_repeat(prog, ctx_addr, cpu, repeat)
+                if r is not None:
+                    return int(r)
         env = self._env(cpu)
         env.busy = True
         try:
@@ -182,9 +221,11 @@ class Engine:
             env.busy = False
 
 
-def install(vm: Any, name: str | None = None) -> Engine | None:
+def install(vm: Any, name: str | None = None, *, auto_native: bool | None = None) -> Engine | None:
     """Route ``vm.run``/``vm.run_repeat`` through engine ``name`` (default: ``default_engine()``).
-    ``interp`` removes the routing. ``native`` without llvmlite installs ``compiled``."""
+    ``interp`` removes the routing. ``native`` without llvmlite installs ``compiled``. The compiled
+    engine hands hot programs to the native tier when llvmlite is installed, unless ``auto_native``
+    is False (or ``TINYAYA_AUTO_NATIVE=0``)."""
     name = name or default_engine()
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r} (have: {', '.join(ENGINES)})")
@@ -195,7 +236,7 @@ def install(vm: Any, name: str | None = None) -> Engine | None:
         return None
     if name == "native" and not native_available():
         name = "compiled"
-    eng = Engine(vm, name)
+    eng = Engine(vm, name, auto_native=auto_native)
     vm.run = eng.run
     vm.run_repeat = eng.run_repeat
     vm.engine = eng

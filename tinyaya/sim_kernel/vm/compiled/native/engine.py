@@ -82,6 +82,8 @@ class NativeTier:
     def __init__(self, vm: Any, engine: Any) -> None:
         self.vm = vm
         self.engine = engine
+        #: build machine code for any program run (engine "native"), or only for promoted ones
+        self.on_demand = engine.name == "native"
         self.table = (_U64 * (TABLE_SIZE * 4))()
         self.table_addr = ctypes.addressof(self.table)
         self.keep: dict[int, Any] = {}
@@ -212,6 +214,8 @@ class NativeTier:
         """The program's machine code and a run state with the stack set up, or None."""
         cache = prog.compiled
         got = cache.get("native", False) if type(cache) is dict else False
+        if got is False and not self.on_demand:
+            return None  # the compiled engine promotes hot programs itself (Engine._promote)
         np: NativeProgram | None = self.native_for(prog) if got is False else got  # type: ignore[assignment]
         if np is None:
             return None
