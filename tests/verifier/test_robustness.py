@@ -29,4 +29,4 @@ def test_random_slots_never_crash(insns: list[Insn], prog_type: int, level: int)
     try:
         verify_insns(insns, prog_type, log_level=level)
     except VerifierReject as e:
-        assert e.errno in (1, 7, 13, 22, 524), e
+        assert e.errno in (7, 13, 22, 524), e  # never EFAULT: that is the verifier-bug path

@@ -11,7 +11,7 @@ from tinyaya.isa import opcodes as op
 from .backtrack import decode_for_backtrack
 from .cfg import check_cfg, check_ld_imm64, find_subprogs
 from .check import Env
-from .errors import EINVAL, VerifierReject
+from .errors import EFAULT, EINVAL, VerifierReject
 from .liveness import compute_live_in, compute_stack_live
 from .log import VerifierLog
 from .regs import Reg, RegType, mark_known
@@ -176,18 +176,28 @@ def verify_insns(insns: list[Insn], prog_type: int, *, maps: dict[int, Any] | No
         env = _run(insns, prog_type, gpl, log, res, expected_attach_type, func_info, attach_btf_id, prog_flags,
                    privileged)
     except VerifierReject as e:
+        if log.level:
+            log.write(f"processed {_processed(e, log)} insns (limit 1000000) max_states_per_insn 0 "
+                      f"total_states 0 peak_states 0 mark_read 0")
         e.log = log.text()
         raise
-    except RecursionError as e:  # defensive: never a traceback out of PROG_LOAD
-        raise VerifierReject(7, f"verifier internal error: {e}", log.text()) from None
+    except Exception as e:  # noqa: BLE001 - a verifier bug must not escape PROG_LOAD as a traceback
+        raise _internal_error(e, log) from None
     log.write(_summary(env))
     return env.insn_processed, log.text()
+
+
+def _internal_error(e: BaseException, log: VerifierLog) -> VerifierReject:
+    """What Linux does on a verifier bug (``verifier bug`` warnings): the load fails with EFAULT."""
+    return log.reject(EFAULT, f"verifier bug: {type(e).__name__}: {e}")
 
 
 def verify(kernel: Any, prog: Any, log: Any) -> None:
     """PROG_LOAD's verifier: raises VerifierReject (an OSError with Linux's errno) on rejection."""
     level = int(getattr(log, "level", 0) or 0)
-    mylog = VerifierLog(1 if level & 1 and not level & 2 else (2 if level & 2 else 0))
+    # BPF_LOG_LEVEL1 = 1, BPF_LOG_LEVEL2 = 2, BPF_LOG_STATS = 4 (only the summary line)
+    mylog = VerifierLog(2 if level & 2 else 1 if level & 1 else 0)
+    stats_only = bool(level & 4) and not level & 3
     lic = getattr(prog, "gpl_compatible", True)
     env: Env | None = None
     try:
@@ -202,7 +212,15 @@ def verify(kernel: Any, prog: Any, log: Any) -> None:
         _flush(mylog, log)
         e.log = mylog.text()
         raise
+    except Exception as e:  # noqa: BLE001 - a verifier bug must not escape PROG_LOAD as a traceback
+        err = _internal_error(e, mylog)
+        _flush(mylog, log)
+        raise err from None
     mylog.write(_summary(env))
+    if stats_only:
+        write = getattr(log, "write", None)
+        if write is not None:
+            write(_summary(env) + "\n")
     _flush(mylog, log)
     prog.verified_insns = env.insn_processed
     prog.stack_depth = list(env.stack_depth)
