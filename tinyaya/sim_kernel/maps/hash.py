@@ -197,8 +197,8 @@ class HashMap(BpfMap):
         hwm = i + 1 if i >= st.hwm else None
         self._seq += 1
         state = (1 | self._seq << 1).to_bytes(_STATE, "little")
-        image = state + key.ljust(self.value_off - _STATE, b"\0") + values
-        st.write(i, 0, image.ljust(st.slot_size, b"\0"), hwm=hwm, structural=True)
+        body = key.ljust(self.value_off - _STATE, b"\0") + values
+        st.publish(i, state, body.ljust(st.slot_size - _STATE, b"\0"), hwm=hwm)
         self._gen = st.generation
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)

@@ -14,6 +14,9 @@ from .jhash import htab_map_hash
 
 __all__ = ["BucketOrder"]
 
+#: how many keys' buckets a table remembers beyond its elements (then it starts over)
+_HASH_CACHE = 1 << 16
+
 
 class BucketOrder:
     """Keys in ``n_buckets`` buckets chosen by ``htab_map_hash(key, hashrnd)``."""
@@ -25,6 +28,7 @@ class BucketOrder:
         self.buckets: dict[int, list[bytes]] = {}
         self.nonempty: list[int] = []
         self.bucket_of: dict[bytes, int] = {}
+        self._hashed: dict[bytes, int] = {}
 
     def __contains__(self, key: object) -> bool:
         return key in self.bucket_of
@@ -33,7 +37,15 @@ class BucketOrder:
         return len(self.bucket_of)
 
     def bucket(self, key: bytes) -> int:
-        return htab_map_hash(key, self.hashrnd) & (self.n_buckets - 1)
+        """``htab_map_hash(key) & (n_buckets - 1)``, remembered per key (a deleted key that comes back,
+        LRU churn): jhash in Python costs more than the rest of an insert."""
+        b = self._hashed.get(key)
+        if b is None:
+            b = htab_map_hash(key, self.hashrnd) & (self.n_buckets - 1)
+            if len(self._hashed) >= _HASH_CACHE:
+                self._hashed.clear()
+            self._hashed[key] = b
+        return b
 
     def link(self, key: bytes) -> None:
         """``hlist_nulls_add_head_rcu``: the key goes to the head of its bucket."""

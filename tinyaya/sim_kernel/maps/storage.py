@@ -265,8 +265,8 @@ class SlotStorage:
                 if structural:
                     h.generation += 1
             return
-        if hwm is None and not structural and n in _WORD and p % n == 0:
-            self._store_word(k, region, p, data)
+        if hwm is None and n in _WORD and p % n == 0:
+            self._store_word(k, region, p, data, structural)
             return
         new_hwm = max(self.hwm, hwm) if hwm is not None else self.hwm
         new_gen = self.generation + 1 if structural else self.generation
@@ -288,15 +288,54 @@ class SlotStorage:
         finally:
             self._end_write()
 
-    def _store_word(self, k: int, region: Region, p: int, data: bytes) -> None:
+    def publish(self, i: int, head: bytes, body: bytes, *, hwm: int | None = None) -> None:
+        """Fill slot ``i`` with a new element: ``body`` after its first word, then ``head``, the 8-byte
+        word that makes the element live (a hash element's state); a structural update.
+
+        Shared, this needs no journal: inside the seqlock the body is written while the slot is still
+        free, then ``hwm`` and ``generation``, and the head last, with one aligned store. A writer
+        killed before that store leaves a free slot (other processes re-index and see no new element),
+        after it a complete one: either way nothing half-written is ever live.
+        """
+        k, j = divmod(i, self.chunk_slots)
+        region = self._chunks.get(k)
+        if region is None:
+            region = self._alloc_chunk(k)
+        p = j * self.slot_size
+        if not self.shared:
+            region.buf[p:p + 8 + len(body)] = head + body
+            h = self.hdr
+            if hwm is not None and hwm > h.hwm:
+                h.hwm = hwm
+            h.generation += 1
+            return
+        self._begin_write()
+        try:
+            region.buf[p + 8:p + 8 + len(body)] = body
+            h = self.hdr
+            if hwm is not None and hwm > h.hwm:
+                h.hwm = hwm
+            self._store_word(k, region, p, head, True)  # inside the section: bumps generation, then stores
+        finally:
+            self._end_write()
+
+    def _store_word(self, k: int, region: Region, p: int, data: bytes, structural: bool = False) -> None:
         """One aligned store of ``len(data)`` (1, 2, 4 or 8) bytes at ``p`` in chunk ``k``, inside the seqlock
-        (``_begin_write``/``_end_write`` inlined: this is every shared counter update)."""
+        (``_begin_write``/``_end_write`` inlined: this is every shared counter update).
+
+        ``structural`` (a hash element's state word: the set of keys changes): ``generation`` is bumped
+        *before* the store, inside the same write section. A writer killed between the two leaves the
+        old element and a new generation: other processes re-index (after the seqlock is recovered)
+        and find the map as it was, so the unfinished change is simply not there.
+        """
         n = len(data)
         views = self._words.get(k)
         if views is None or views[0] is not region.buf:
             buf = region.buf
             views = self._words[k] = (buf, buf.cast("H"), buf.cast("I"), buf.cast("Q"))
         if self._writing:  # inside a write section: ``seq`` is already odd
+            if structural:
+                self.hdr.generation = self.hdr.generation + 1
             if n == 1:
                 views[0][p] = data[0]
             else:
@@ -310,6 +349,8 @@ class SlotStorage:
         try:
             h.writer_pid = _PID[0]
             h.seq = h.seq + 1
+            if structural:
+                h.generation = h.generation + 1
             if n == 1:
                 views[0][p] = data[0]
             else:
