@@ -90,8 +90,14 @@ class Ctx:
 
     #: registers whose value is known at this point of the suite (mov of a constant, ld_imm64)
     consts: dict[int, int] = field(default_factory=dict)
+    #: registers known to hold ``fp + k`` (``mov rX, r10`` then adds of constants): rX -> k
+    fpoff: dict[int, int] = field(default_factory=dict)
+    #: map objects the program holds (``used_maps``): map helpers on them may be called directly
+    maps: dict[int, Any] = field(default_factory=dict)
+    #: the interpreter's helper functions that have a direct form here (lookup, update)
+    direct: dict[int, Any] = field(default_factory=dict)
 
-    def clobber(self, ins: Insn | None) -> None:
+    def clobber(self, ins: Insn | None, pc: int | None = None) -> None:
         """Forget the kept region lookups and constants an instruction invalidates (None: all), then
         note the constant it loads, if any."""
         regs = written(ins) if ins is not None else None
@@ -100,16 +106,22 @@ class Ctx:
             if ins is not None and ins.code == (BPF_JMP | BPF_CALL) and ins.src == 0:
                 for r in range(6):  # a helper call keeps r6-r9 (the regions may change: cache dropped)
                     self.consts.pop(r, None)
+                    self.fpoff.pop(r, None)
             else:
                 self.consts.clear()
+                self.fpoff.clear()
             return
+        assert ins is not None
+        k = const_value(ins, self.insns, self.consts, pc)
+        f = fp_value(ins, self.fpoff)
         for r in regs:
             self.cache.pop(r, None)
             self.consts.pop(r, None)
-        assert ins is not None
-        k = const_value(ins, self.insns, self.consts)
+            self.fpoff.pop(r, None)
         if k is not None:
             self.consts[ins.dst] = k
+        if f is not None:
+            self.fpoff[ins.dst] = f
 
     def value(self, s: int, size: int) -> str:
         """The value a store of ``size`` bytes writes from register ``s`` (a literal when known)."""
@@ -213,13 +225,17 @@ def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] |
     return out
 
 
-def const_value(ins: Insn, insns: list[Insn], consts: dict[int, int]) -> int | None:
+def const_value(ins: Insn, insns: list[Insn], consts: dict[int, int], pc: int | None = None) -> int | None:
     """The value a constant-producing instruction leaves in its destination (mov imm, mov of a known
     register, ld_imm64 of a number), else None."""
     c = ins.code
     cls = c & 0x07
     if ins.dst > 9:
         return None
+    if c == 0x18:
+        if pc is None or ins.src == BPF_PSEUDO_FUNC or pc + 1 >= len(insns):
+            return None
+        return ((insns[pc + 1].imm & M32) << 32) | (ins.imm & M32)
     if cls in (BPF_ALU, BPF_ALU64) and c & 0xF0 == 0xB0 and ins.off == 0:
         if c & BPF_X:
             v = consts.get(ins.src)
@@ -228,6 +244,26 @@ def const_value(ins: Insn, insns: list[Insn], consts: dict[int, int]) -> int | N
         else:
             v = ins.imm & M64
         return v if cls == BPF_ALU64 else v & M32
+    return None
+
+
+#: |k| bound for fp + k written without a wrap check: fp is a kernel-half address at least 2**63 and
+#: below 2**64 - 2**32 (memory.py), so fp + k stays in [0, 2**64) exactly as (fp + k) & M64 does
+FP_SPAN = 1 << 31
+
+
+def fp_value(ins: Insn, fpoff: dict[int, int]) -> int | None:
+    """k when the instruction leaves ``fp + k`` in its destination (``mov rX, r10``; ``add``/``sub``
+    of an immediate to a register holding ``fp + k``), else None."""
+    c = ins.code
+    if ins.dst > 9 or c & 0x07 != BPF_ALU64:
+        return None
+    op = c & 0xF0
+    if op == 0xB0 and c & BPF_X and ins.src == 10 and ins.off == 0:
+        return 0
+    if op in (BPF_ADD, BPF_SUB) and not c & BPF_X and ins.dst in fpoff:
+        k = fpoff[ins.dst] + (ins.imm if op == BPF_ADD else -ins.imm)
+        return k if -FP_SPAN <= k <= FP_SPAN else None
     return None
 
 
@@ -247,7 +283,7 @@ def written(ins: Insn) -> tuple[int, ...] | None:
     return None
 
 
-def alu(ins: Insn) -> list[str] | None:
+def alu(ins: Insn, fpoff: dict[int, int] | None = None) -> list[str] | None:
     c, d, s, off, imm = ins.code, ins.dst, ins.src, ins.off, ins.imm
     cls = c & 0x07
     if d > 9 or s > 10:
@@ -263,6 +299,10 @@ def alu(ins: Insn) -> list[str] | None:
         return None
     src = reg(s) if x else str(imm & M64 if cls == BPF_ALU64 else imm & M32)
     if cls == BPF_ALU64 and op in (BPF_ADD, BPF_SUB):
+        if fpoff is not None and not x:
+            fk = fp_value(ins, fpoff)
+            if fk is not None:
+                return [f"r{d} = fp + {fk}" if fk >= 0 else f"r{d} = fp - {-fk}"]
         return _add_sub(d, src, op == BPF_SUB, None if x else imm)
     return [bind(stmt, f"r{d}", src)]
 
@@ -301,7 +341,7 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
     if d > 10 or s > 10:
         return None
     if cls in (BPF_ALU, BPF_ALU64):
-        return alu(ins)
+        return alu(ins, c.fpoff)
     size = SIZE[code & 0x18]
     mode = code & 0xE0
     if cls == BPF_LD:
@@ -340,6 +380,9 @@ def helper_call(c: Ctx, pc: int) -> list[str] | None:
     ins = c.insns[pc]
     if ins.code != (BPF_JMP | BPF_CALL) or ins.src != 0 or ins.imm not in c.helpers:
         return None
+    direct = _direct_map_call(c, pc, ins.imm)
+    if direct is not None:
+        return direct
     name = c.use(f"H{ins.imm}")
     call = f"r0 = {name}(env, r1, r2, r3, r4, r5) & 0xFFFFFFFFFFFFFFFF"
     if ins.imm in c.callback_helpers:
@@ -348,6 +391,40 @@ def helper_call(c: Ctx, pc: int) -> list[str] | None:
         regs = ", ".join(f"r{i}" for i in range(10))
         return [f"R[0:11] = ({regs}, fp); R[13] = b; {pad}{call}", "b = R[13]" + ("; R[12].clear()" if c.fo is None else "")]
     return [call]
+
+
+def _frame_bytes(c: Ctx, r: int, n: int) -> str | None:
+    """``bytes(...)`` of ``n`` stack bytes at register ``r`` when it holds ``fp + k`` inside the frame:
+    what the helpers' ``_read`` returns for such a pointer."""
+    k = c.fpoff.get(r)
+    if k is None or not (-STACK_FRAME <= k and k + n <= 0) or c.fo is None:
+        return None
+    c.use("sB")
+    return f"bytes(sB[{c.fo + k}:{c.fo + k + n}])"
+
+
+def _direct_map_call(c: Ctx, pc: int, hid: int) -> list[str] | None:
+    """bpf_map_lookup_elem / bpf_map_update_elem on a map the program holds, with the key (and value)
+    on the stack: the map's program side called directly, as the helper would call it (folded map
+    pointer and helper dispatch). Only when the helper is the interpreter's own function."""
+    if hid not in c.direct or c.helpers.get(hid) is not c.direct[hid]:
+        return None
+    addr = c.consts.get(1)
+    if addr is None:
+        return None
+    m = c.maps.get(addr >> 32)
+    if m is None:
+        return None
+    key = _frame_bytes(c, 2, int(m.key_size))
+    if key is None:
+        return None
+    name = c.use(f"M{addr >> 32}")
+    if hid == 1:
+        return [f"r0 = int({name}.prog_lookup({key}, env.cpu) or 0) & 0xFFFFFFFFFFFFFFFF"]
+    value = _frame_bytes(c, 3, int(m.value_size))
+    if value is None:
+        return None
+    return [f"r0 = int({name}.prog_update({key}, {value}, r4, env.cpu)) & 0xFFFFFFFFFFFFFFFF"]
 
 
 def is_local_call(ins: Insn) -> bool:

@@ -179,7 +179,7 @@ class _Emitter:
                 else:
                     for s in stmts:
                         add(ind, s, pc)
-                    self.c.clobber(ins)
+                    self.c.clobber(ins, pc)
             pc = nxt
         return end
 
@@ -273,7 +273,7 @@ class _Emitter:
             assert stmts is not None
             for s_ in stmts:
                 add(ind + 1, s_, q)
-            c.clobber(insns[q])
+            c.clobber(insns[q], q)
         assert c.consts == consts or True
         del saved
 
@@ -396,7 +396,8 @@ class CompiledProgram:
     uses_tail_call: bool
 
 
-def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool) -> tuple[Source, bool]:
+def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
+              maps: dict[int, Any] | None = None) -> tuple[Source, bool]:
     """The Python source of a program (NotCompilable if its control flow does not fit)."""
     from .cfg import NotCompilable
 
@@ -407,6 +408,11 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool) -> 
     cb = frozenset(i for i, f in helpers.items() if _calls_back(f))
     src = Source([], {}, set(), False)
     c = Ctx(insns, helpers, ctx_rewrite, 512, cb)
+    if maps:
+        from ..helpers_maps import bpf_map_lookup_elem, bpf_map_update_elem
+
+        c.maps = maps
+        c.direct = {1: bpf_map_lookup_elem, 2: bpf_map_update_elem}
     for fn in funcs:
         c.fo = 512 if fn.start == 0 else None
         _function_source(src, fn, c, fn.start == 0)
@@ -432,7 +438,10 @@ def build(prog: Any, vm: Any) -> CompiledProgram:
 
     insns = list(prog.insns)
     pt = getattr(prog, "prog_type", None)
-    src, tail = translate(insns, vm.helpers, pt is None or int(pt) in CTX_REWRITE_TYPES)
+    held = {id(m) for m in getattr(prog, "used_maps", None) or ()}
+    maps = {slot: r.owner for slot, r in list(vm.aspace.regions.items())
+            if r.kind is RegionKind.MAP and id(r.owner) in held} if held else {}
+    src, tail = translate(insns, vm.helpers, pt is None or int(pt) in CTX_REWRITE_TYPES, maps)
     ns: dict[str, Any] = dict(sem.TEMPLATE_GLOBALS)
     ns.update(_STRUCTS)
     ns.update(VmTrap=VmTrap, BpfFault=BpfFault, LdAbsExit=LdAbsExit, TailCall=TailCall, CTX=RegionKind.CTX,
@@ -441,6 +450,8 @@ def build(prog: Any, vm: Any) -> CompiledProgram:
     for name in src.names:
         if name.startswith("H") and name[1:].isdigit():
             ns[name] = vm.helpers[int(name[1:])]
+        elif name.startswith("M") and name[1:].isdigit():
+            ns[name] = maps[int(name[1:])]
     if src.fallback:
         ns["OPS"] = vm.decode(prog)
     raw: Any = getattr(prog, "name", "") or ""
