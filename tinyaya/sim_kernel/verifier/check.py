@@ -45,7 +45,8 @@ ALU_STR = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=
            op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_NEG: "neg", op.BPF_MOD: "%=",
            op.BPF_XOR: "^=", op.BPF_MOV: "=", op.BPF_ARSH: "s>>=", op.BPF_END: "endian"}
 PKT_WRITE_TYPES = {P.BPF_PROG_TYPE_XDP, P.BPF_PROG_TYPE_SCHED_CLS, P.BPF_PROG_TYPE_SCHED_ACT,
-                   P.BPF_PROG_TYPE_LWT_XMIT, P.BPF_PROG_TYPE_SK_SKB, P.BPF_PROG_TYPE_SK_MSG}
+                   P.BPF_PROG_TYPE_LWT_XMIT, P.BPF_PROG_TYPE_SK_SKB, P.BPF_PROG_TYPE_SK_MSG,
+                   P.BPF_PROG_TYPE_CGROUP_SOCKOPT}
 
 
 @dataclass(eq=False)

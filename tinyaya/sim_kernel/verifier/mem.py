@@ -314,8 +314,8 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
                 mark_known(dst, 0)
                 dst.type = acc.reg_type
                 dst.range = 0
-                if acc.reg_type == T.PTR_TO_SOCK_COMMON:
-                    # skb->sk may be NULL: a fresh id for the NULL check, no reference
+                if acc.maybe_null:
+                    # e.g. skb->sk may be NULL: a fresh id for the NULL check, no reference
                     dst.flags = PTR_MAYBE_NULL
                     dst.id = env.new_id()
         if write and value_regno >= 0 and regs[value_regno].is_pointer:
@@ -323,6 +323,11 @@ def check_mem_access(env: Env, regno: int, off: int, size: int, write: bool, val
         return
     elif t in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON):
         check_sock_access(env, reg, regno, off, size, write)
+    elif t == T.PTR_TO_FLOW_KEYS:
+        # check_flow_keys_access(): within struct bpf_flow_keys (56 bytes)
+        o = off + reg.off
+        if reg.var_off != (0, 0) or o < 0 or o + size > 56:
+            raise env.reject(EACCES, f"invalid access to flow keys off={o} size={size}")
     elif t in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
         if write and not env.may_write_packet():
             raise env.reject(EACCES, "cannot write into packet")
