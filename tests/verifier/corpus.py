@@ -60,6 +60,14 @@ PROG_TYPES = {
     "cgroup_skb": BpfProgType.BPF_PROG_TYPE_CGROUP_SKB,
     "raw_tracepoint": BpfProgType.BPF_PROG_TYPE_RAW_TRACEPOINT,
     "syscall": BpfProgType.BPF_PROG_TYPE_SYSCALL,
+    "sock_ops": BpfProgType.BPF_PROG_TYPE_SOCK_OPS,
+    "sk_msg": BpfProgType.BPF_PROG_TYPE_SK_MSG,
+    "sk_skb": BpfProgType.BPF_PROG_TYPE_SK_SKB,
+    "cgroup_sock": BpfProgType.BPF_PROG_TYPE_CGROUP_SOCK,
+    "cgroup_device": BpfProgType.BPF_PROG_TYPE_CGROUP_DEVICE,
+    "flow_dissector": BpfProgType.BPF_PROG_TYPE_FLOW_DISSECTOR,
+    "sk_lookup": BpfProgType.BPF_PROG_TYPE_SK_LOOKUP,
+    "lwt_in": BpfProgType.BPF_PROG_TYPE_LWT_IN,
 }
 
 
