@@ -26,6 +26,16 @@ blocks readers and a write is either wholly there or not at all. The
 counters are aligned 8-byte fields written with single 8-byte stores
 (ctypes), which x86-64 performs atomically and in program order.
 
+Two kinds of write need no journal, because a single store commits them
+(the hot paths of program-side updates): a write of 1, 2, 4 or 8 bytes at an
+offset aligned to its size (a counter, a hash element's state word; done
+through a typed view of the chunk, so it is one machine store), and a new
+hash element (``publish``: its key and value are written while the slot is
+still free, then the counters, then the state word that makes it live).
+Their structural variant bumps ``generation`` before the store, inside the
+seqlock. Killed before the store, such a writer leaves the map as it was;
+after it, the change is complete.
+
 Programs that store through a value pointer (VM writes) write the shared
 file directly, outside the seqlock, exactly like a BPF program writing a
 map value on Linux: an aligned store of up to 8 bytes is atomic, a larger
