@@ -28,10 +28,15 @@ def object_verdicts(path: Path, kernel: Any) -> dict[str, dict[str, str]]:
                 prog.load()
                 out[name] = {"verdict": "accept", "errno": "", "msg": ""}
             except OSError as e:
+                if not hasattr(e, "verifier_log"):
+                    out[name] = {"verdict": "error", "errno": "", "msg": type(e).__name__}
+                    continue
                 log = getattr(e, "verifier_log", "") or ""
                 lines = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith("processed ")]
                 out[name] = {"verdict": "reject", "errno": _errno.errorcode.get(e.errno or 0, str(e.errno)),
                              "msg": lines[-1] if lines else ""}
+            except Exception as e:  # noqa: BLE001 - the loader's own errors (CO-RE, maps) are not verdicts
+                out[name] = {"verdict": "error", "errno": "", "msg": type(e).__name__}
     finally:
         close = getattr(ebpf, "close", None)
         if close is not None:
