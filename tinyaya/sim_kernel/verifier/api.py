@@ -177,8 +177,7 @@ def verify_insns(insns: list[Insn], prog_type: int, *, maps: dict[int, Any] | No
                    privileged)
     except VerifierReject as e:
         if log.level:
-            log.write(f"processed {_processed(e, log)} insns (limit 1000000) max_states_per_insn 0 "
-                      f"total_states 0 peak_states 0 mark_read 0")
+            log.write(f"processed {_processed(e, log)}")
         e.log = log.text()
         raise
     except Exception as e:  # noqa: BLE001 - a verifier bug must not escape PROG_LOAD as a traceback
@@ -207,8 +206,7 @@ def verify(kernel: Any, prog: Any, log: Any) -> None:
                    int(getattr(prog, "prog_flags", 0) or 0), bool(getattr(kernel, "privileged", True)))
     except VerifierReject as e:
         if mylog.level:
-            mylog.write(f"processed {_processed(e, mylog)} insns (limit 1000000) max_states_per_insn 0 "
-                        f"total_states 0 peak_states 0 mark_read 0")
+            mylog.write(f"processed {_processed(e, mylog)}")
         _flush(mylog, log)
         e.log = mylog.text()
         raise
@@ -227,8 +225,12 @@ def verify(kernel: Any, prog: Any, log: Any) -> None:
     prog.insn_seen = list(env.seen)
 
 
-def _processed(e: VerifierReject, log: VerifierLog) -> int:
-    return int(getattr(e, "processed", 0))
+def _processed(e: VerifierReject, log: VerifierLog) -> str:
+    """``N insns (limit 1000000) max_states_per_insn M total_states T peak_states P mark_read 0``, less the
+    leading word, for a rejected program."""
+    m, t = getattr(e, "stats", (0, 0))
+    return (f"{int(getattr(e, 'processed', 0))} insns (limit 1000000) max_states_per_insn {m} total_states {t} "
+            f"peak_states {t} mark_read 0")
 
 
 def _flush(mine: VerifierLog, theirs: Any) -> None:

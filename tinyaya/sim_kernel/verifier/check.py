@@ -121,6 +121,7 @@ class Env:
     def reject(self, err: int, msg: str) -> VerifierReject:
         e = self.log.reject(err, msg)
         e.processed = self.insn_processed  # type: ignore[attr-defined]
+        e.stats = (self.max_states_per_insn, self.total_states)  # type: ignore[attr-defined]
         return e
 
     def reject_silent(self, err: int, msg: str) -> VerifierReject:
