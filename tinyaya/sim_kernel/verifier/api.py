@@ -120,6 +120,8 @@ def _run(insns: list[Insn], prog_type: int, gpl: bool, log: VerifierLog, resolve
     env.stack_depth = [0] * len(subs)
     # kernel pruning points: jump targets, fall-throughs of jumps, and every call
     env.prune_points = prune
+    env.iter_loops = any(i.code == (op.BPF_JMP | op.BPF_JCOND) or (i.code == (op.BPF_JMP | op.BPF_CALL) and i.src == 0
+                                                                   and i.imm in (164, 181)) for i in insns)
     for pc, ins in enumerate(insns):
         if ins.code == (op.BPF_JMP | op.BPF_CALL) and ins.src == 0 and ins.imm in (164, 181):
             env.callback_calls.add(pc)

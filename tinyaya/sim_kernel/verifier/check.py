@@ -109,6 +109,9 @@ class Env:
         self.seen: list[bool] = []
         #: helper calls that take a callback (bpf_loop, bpf_for_each_map_elem): loop heads for pruning
         self.callback_calls: set[int] = set()
+        #: may_goto or callback loops: they are pruned against states still being explored, whose precision
+        #: marks are not complete yet, so every scalar is compared (the kernel's RANGE_WITHIN for loop entries)
+        self.iter_loops = False
 
     # -- plumbing ------------------------------------------------------------------------------
     def new_id(self) -> int:
@@ -300,13 +303,13 @@ class Env:
             if e.branches > 0:
                 looping = True
                 if is_may_goto and (e.state.may_goto_depth != cur.may_goto_depth or callback_call) \
-                        and states_equal(e.state, cur, live, slots_live=slive):
+                        and states_equal(e.state, cur, live, slots_live=slive, all_precise=self.iter_loops):
                     saved = self.insn_idx
                     propagate_precision(self, e.state, live)
                     self.insn_idx = saved
                     return True
                 continue
-            if states_equal(e.state, cur, live, slots_live=slive):
+            if states_equal(e.state, cur, live, slots_live=slive, all_precise=self.iter_loops):
                 e.hit += 1
                 saved = self.insn_idx
                 propagate_precision(self, e.state, live)

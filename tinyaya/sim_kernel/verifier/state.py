@@ -106,7 +106,7 @@ class IdMap:
         return True
 
 
-def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True) -> bool:
+def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True, all_precise: bool = False) -> bool:
     if exact:
         return (old.type == cur.type and old.flags == cur.flags and old.off == cur.off and old.var_off == cur.var_off
                 and old.umin == cur.umin and old.umax == cur.umax and old.smin == cur.smin and old.smax == cur.smax
@@ -119,7 +119,7 @@ def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True) -
     if cur.type != old.type:
         return False
     if old.type == T.SCALAR_VALUE:
-        if not precise or not old.precise:
+        if not precise or not (old.precise or all_precise):
             return True  # its value decided nothing in the explored state's continuation
         # scalar ids only matter for bounds propagation: an old state with a linked scalar is
         # more precise, so ids must correspond when the old one has one
@@ -144,13 +144,13 @@ def regsafe(old: Reg, cur: Reg, ids: IdMap, exact: bool, precise: bool = True) -
 
 
 def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool,
-              slots_live: frozenset[int] | None = None) -> bool:
+              slots_live: frozenset[int] | None = None, all_precise: bool = False) -> bool:
     for off, (otypes, ospill) in old.stack.items():
         if not exact and slots_live is not None and off not in slots_live:
             continue  # never read again: its contents cannot matter
         cslot = cur.stack.get(off)
         ctypes_, cspill = cslot if cslot is not None else (STACK_INVALID * 8, None)
-        if not exact and ospill is not None and ospill.is_scalar and not ospill.precise:
+        if not exact and not all_precise and ospill is not None and ospill.is_scalar and not ospill.precise:
             # a slot whose contents decide nothing later: anything but a spilled pointer will do
             if cspill is not None and not cspill.is_scalar and STACK_SPILL in ctypes_:
                 return False
@@ -169,7 +169,7 @@ def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool,
                 if ob != cb:
                     return False
         if ospill is not None and STACK_SPILL in otypes:
-            if cspill is None or not regsafe(ospill, cspill, ids, exact):
+            if cspill is None or not regsafe(ospill, cspill, ids, exact, True, all_precise):
                 return False
     if exact:
         for off, (ctypes_, _) in cur.stack.items():
@@ -180,7 +180,7 @@ def stacksafe(old: FuncState, cur: FuncState, ids: IdMap, exact: bool,
 
 def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, exact: bool = False,
                  need: list[tuple[frozenset[int], frozenset[int] | None]] | None = None,
-                 slots_live: list[frozenset[int] | None] | None = None) -> bool:
+                 slots_live: list[frozenset[int] | None] | None = None, all_precise: bool = False) -> bool:
     """Does every safe continuation of ``old`` cover ``cur``? ``live[i]`` lists registers read later
     in frame i (None: all); ``need[i]`` the registers and stack slots whose scalar values matter
     (precision.py; None: all)."""
@@ -200,9 +200,10 @@ def states_equal(old: VState, cur: VState, live: list[frozenset[int]] | None, ex
         for r in range(10):
             if lv is not None and r not in lv:
                 continue
-            if not regsafe(fo.regs[r], fc.regs[r], ids, exact, nregs is None or r in nregs):
+            if not regsafe(fo.regs[r], fc.regs[r], ids, exact, all_precise or nregs is None or r in nregs,
+                           all_precise):
                 return False
-        if not stacksafe(fo, fc, ids, exact, slots_live[i] if slots_live is not None else None):
+        if not stacksafe(fo, fc, ids, exact, slots_live[i] if slots_live is not None else None, all_precise):
             return False
     return True
 
