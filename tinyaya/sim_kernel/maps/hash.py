@@ -40,7 +40,7 @@ from .base import (
 )
 from .htab_order import BucketOrder
 from .jhash import jhash2
-from .storage import SlotStorage
+from .storage import GENERATION, SlotStorage
 
 __all__ = ["HashMap", "htab_map_alloc_check", "HTAB_CREATE_FLAG_MASK"]
 
@@ -239,7 +239,7 @@ class HashMap(BpfMap):
             return self._update_locked(key, value, flags, cpu)
         st._lock()
         try:
-            if st.hdr.generation != self._gen:
+            if st.hq[GENERATION] != self._gen:
                 self._sync()
             return self._update_locked(key, value, flags, cpu)
         finally:
@@ -296,7 +296,7 @@ class HashMap(BpfMap):
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
         """``htab_map_lookup_elem`` (the helpers' hot path: one dict lookup)."""
         st = self.storage
-        if st.shared and st.hdr.generation != self._gen:
+        if st.shared and st.hq[GENERATION] != self._gen:
             self._sync()
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)
@@ -336,14 +336,14 @@ class HashMap(BpfMap):
             return 0
         st._lock()
         try:
-            if st.hdr.generation != self._gen:
+            if st.hq[GENERATION] != self._gen:
                 self._sync()
             i = self.index.get(key)
             if i is None:
                 return -self._update_locked(key, value, 0, cpu)
             lst = self.order.buckets[self.order.bucket_of[key]]
             if lst[0] == key:  # already at the head: only the value changes
-                st.write(i, self.value_off, data)
+                st.store_held(i, self.value_off, data)
                 return 0
             st._begin_write()  # the new value and the move to the bucket's head: one seqlock write section
             try:
@@ -366,7 +366,7 @@ class HashMap(BpfMap):
             return 0
         st._lock()
         try:
-            if st.hdr.generation != self._gen:
+            if st.hq[GENERATION] != self._gen:
                 self._sync()
             if key not in self.index:
                 return -ENOENT

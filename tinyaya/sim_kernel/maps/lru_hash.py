@@ -18,6 +18,7 @@ from ..errors import EEXIST, EINVAL, ENOENT, ENOMEM
 from .base import T, U
 from .hash import HashMap
 from .lru import BpfLru
+from .storage import GENERATION
 
 __all__ = ["LruHashMap"]
 
@@ -149,7 +150,7 @@ class LruHashMap(HashMap):
     def prog_lookup(self, key: bytes, cpu: int = 0) -> int:
         """``htab_lru_map_lookup_elem``: a hit sets the element's reference bit."""
         st = self.storage
-        if st.shared and st.hdr.generation != self._gen:
+        if st.shared and st.hq[GENERATION] != self._gen:
             self._sync()
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)

@@ -101,6 +101,11 @@ class MapHeader(ctypes.Structure):
 
 
 assert ctypes.sizeof(MapHeader) <= JOURNAL_OFF
+#: indexes of the seqlock's u64 fields in the header seen as u64 words (``SlotStorage.hq``)
+SEQ = MapHeader.seq.offset // 8
+WRITER_PID = MapHeader.writer_pid.offset // 8
+HWM = MapHeader.hwm.offset // 8
+GENERATION = MapHeader.generation.offset // 8
 
 
 def read_header(path: str | os.PathLike[str]) -> MapHeader:
@@ -150,6 +155,8 @@ class SlotStorage:
         self.header_size = round_up(JOURNAL_OFF + slot_size, PAGE_SIZE)
         self._hdr_buf: Any = bytearray(ctypes.sizeof(MapHeader))
         self.hdr = MapHeader.from_buffer(self._hdr_buf)
+        #: the same header as u64 words: ``hq[SEQ]``, ``hq[GENERATION]`` are one load or store each
+        self.hq = memoryview(self._hdr_buf).cast("Q")
         self._fill_header(owner)
         self._chunks: dict[int, Region] = {}
         # shared mode
@@ -345,7 +352,7 @@ class SlotStorage:
             views = self._words[k] = (buf, buf.cast("H"), buf.cast("I"), buf.cast("Q"))
         if self._writing:  # inside a write section: ``seq`` is already odd
             if structural:
-                self.hdr.generation = self.hdr.generation + 1
+                self.hq[GENERATION] += 1
             if n == 1:
                 views[0][p] = data[0]
             else:
@@ -355,19 +362,42 @@ class SlotStorage:
             self._lock_depth += 1
         else:
             self._lock()
-        h = self.hdr
+        hq = self.hq
         try:
-            h.writer_pid = _PID[0]
-            h.seq = h.seq + 1
+            hq[WRITER_PID] = _PID[0]
+            hq[SEQ] += 1
             if structural:
-                h.generation = h.generation + 1
+                hq[GENERATION] += 1
             if n == 1:
                 views[0][p] = data[0]
             else:
                 views[_WORD[n]][p // n] = int.from_bytes(data, "little")
         finally:
-            h.seq = h.seq + 1
+            hq[SEQ] += 1
             self._unlock()
+
+    def store_held(self, i: int, off: int, data: bytes) -> None:
+        """``write`` for a caller that holds the writer lock (shared storage): an aligned word is stored
+        here, inside its own seqlock section, without taking the lock again."""
+        n = len(data)
+        k, j = divmod(i, self.chunk_slots)
+        region = self._chunks.get(k)
+        p = j * self.slot_size + off
+        views = self._words.get(k)
+        if (region is None or views is None or views[0] is not region.buf or self._writing or not self._lock_depth
+                or n not in _WORD or p % n):
+            self.write(i, off, data)
+            return
+        hq = self.hq
+        hq[WRITER_PID] = _PID[0]
+        hq[SEQ] += 1
+        try:
+            if n == 1:
+                views[0][p] = data[0]
+            else:
+                views[_WORD[n]][p // n] = int.from_bytes(data, "little")
+        finally:
+            hq[SEQ] += 1
 
     def _begin_write(self) -> None:
         """flock, recover a dead writer's update, then make ``seq`` odd (nested: nothing)."""
@@ -375,9 +405,9 @@ class SlotStorage:
             self._nested += 1
             return
         self._lock()
-        h = self.hdr
-        h.writer_pid = _PID[0]
-        h.seq = h.seq + 1
+        hq = self.hq
+        hq[WRITER_PID] = _PID[0]
+        hq[SEQ] += 1
         self._writing = True
 
     def _end_write(self) -> None:
@@ -385,8 +415,7 @@ class SlotStorage:
             self._nested -= 1
             return
         self._writing = False
-        h = self.hdr
-        h.seq = h.seq + 1
+        self.hq[SEQ] += 1
         self._unlock()
 
     @contextlib.contextmanager
@@ -403,7 +432,7 @@ class SlotStorage:
         if self._lock_depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             self._lock_depth = 1
-            if self.hdr.seq & 1:  # a writer died mid-update (``_recover``'s own first test, inlined)
+            if self.hq[SEQ] & 1:  # a writer died mid-update (``_recover``'s own first test, inlined)
                 try:
                     self._recover()
                 except BaseException:
@@ -514,6 +543,7 @@ class SlotStorage:
         self._maps.append(hm)
         self._hdr_buf = hm
         self.hdr = MapHeader.from_buffer(hm)
+        self.hq = memoryview(hm)[:self.header_size].cast("Q")
         self._journal = memoryview(hm)[JOURNAL_OFF:JOURNAL_OFF + self.slot_size]
         self.shared = True
 
@@ -530,7 +560,7 @@ class SlotStorage:
                 return
             # every earlier pin was unlinked: move to a new file (openers of the old one keep that one)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        old_fd, old_maps = self._fd, self._maps
+        old_fd, old_maps, old_hq = self._fd, self._maps, self.hq
         try:
             with self.transaction():
                 hdr_bytes = bytes(self._hdr_buf)
@@ -551,6 +581,7 @@ class SlotStorage:
                 os.unlink(path)
             raise
         self._words.clear()  # views of the old buffers
+        old_hq.release()
         for m in old_maps:
             with contextlib.suppress(BufferError):
                 m.close()
@@ -591,8 +622,10 @@ class SlotStorage:
         self._words.clear()
         if self.shared:
             self._journal = None
-            self.hdr = MapHeader()  # drop the export on the header mapping
-            self._hdr_buf = bytearray()
+            self.hq.release()
+            self._hdr_buf = bytearray(ctypes.sizeof(MapHeader))  # drop the exports on the header mapping
+            self.hdr = MapHeader.from_buffer(self._hdr_buf)
+            self.hq = memoryview(self._hdr_buf).cast("Q")
             for m in self._maps:
                 with contextlib.suppress(BufferError):
                     m.close()  # still exported (a program or user holds a view): the GC unmaps it
