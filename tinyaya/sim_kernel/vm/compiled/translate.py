@@ -65,6 +65,8 @@ class _Emitter:
         self.c = c
         self.main = main
         self.insns = c.insns
+        #: the function uses may_goto: its counter lives in the local ``mg``
+        self.mg = any(is_may_goto(c.insns[pc]) for pc in range(fn.start, fn.end))
 
     # -- jumps ------------------------------------------------------------------------------------------
     def goto(self, ind: int, frm: int, pcv: int, tgt: int, back: bool) -> bool:
@@ -131,6 +133,8 @@ class _Emitter:
             ins = insns[pc]
             nxt = pc + width(insns, pc)
             if is_exit(ins):
+                if self.mg:
+                    add(ind, "env.may_goto_left = mg", pc)
                 add(ind, "return r0" if self.main else "return r0, r1, r2, r3, r4, r5, b", pc)
                 return None
             tgt = jump_target(ins, pc)
@@ -143,12 +147,17 @@ class _Emitter:
                 return None
             if tgt is not None and (is_cond_jump(ins) or is_may_goto(ins)):
                 if is_may_goto(ins):
-                    self.sync_out(ind, pc)
-                    add(ind, f"npc = OPS[{pc}](R)", pc)
-                    self.sync_in(ind)
-                    self.c.clobber(None)
-                    cond: str | None = f"npc == {tgt}"
-                    back = False
+                    # may_goto: falls through while the run's loop counter lasts (do_misc_fixups), kept
+                    # in the local mg and written back to env.may_goto_left around calls and exits
+                    add(ind, "if mg <= 0:", pc)
+                    if self.goto(ind + 1, pc, pcv, tgt, False):
+                        add(ind, "mg -= 1", pc)
+                        return nxt
+                    add(ind, "else:")
+                    add(ind + 1, "mg -= 1", pc)
+                    add(ind + 1, f"pc = {nxt}")
+                    self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
+                    return None
                 else:
                     cond = condition(ins)
                     back = tgt <= pc
@@ -168,17 +177,28 @@ class _Emitter:
                 pc = run[-1] + 1
                 continue
             if is_local_call(ins):
+                self.mg_out(ind, pc)
                 if not self.call(ind, pc):
                     self.fallback_straight(ind, pc)
+                self.mg_in(ind, pc)
                 self.c.clobber(None)
             else:
-                stmts = straight(self.c, pc) or helper_call(self.c, pc)
+                stmts = straight(self.c, pc)
+                call = stmts is None and ins.code == 0x85
                 if stmts is None:
+                    stmts = helper_call(self.c, pc)
+                if stmts is None:
+                    self.mg_out(ind, pc)
                     self.fallback_straight(ind, pc)
+                    self.mg_in(ind, pc)
                     self.c.clobber(None)
                 else:
+                    if call:
+                        self.mg_out(ind, pc)
                     for s in stmts:
                         add(ind, s, pc)
+                    if call:
+                        self.mg_in(ind, pc)
                     self.c.clobber(ins, pc)
             pc = nxt
         return end
@@ -277,6 +297,14 @@ class _Emitter:
         assert c.consts == consts or True
         del saved
 
+    def mg_out(self, ind: int, pc: int) -> None:
+        if self.mg:
+            self.src.add(ind, "env.may_goto_left = mg", pc)
+
+    def mg_in(self, ind: int, pc: int) -> None:
+        if self.mg:
+            self.src.add(ind, "mg = env.may_goto_left", pc)
+
     def leave(self, ind: int, r: Region, nxt: int) -> None:
         """After falling through to ``nxt``: leave the region if ``nxt`` is outside it."""
         if not r.contains(nxt) and r is not self.fn.top:
@@ -368,7 +396,10 @@ def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
     add(1, "try:")
     before = set(c.names)
     c.names = set()
-    _Emitter(src, fn, c, main).region(2, fn.top, False)
+    em = _Emitter(src, fn, c, main)
+    if em.mg:
+        src.lines[view_line - 1] += "; mg = env.may_goto_left"
+    em.region(2, fn.top, False)
     views = [f"{v} = R[{ {'sB': 14, 'sQ': 16, 'sI': 17, 'sH': 18}[v]}]"
              for v in ("sB", "sQ", "sI", "sH") if v in c.names]
     src.lines[view_line] = " " + ("; ".join(views) if views else "pass")

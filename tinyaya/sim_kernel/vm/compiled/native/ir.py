@@ -70,6 +70,7 @@ M64 = (1 << 64) - 1
 TABLE_BITS = 10
 TABLE_SIZE = 1 << TABLE_BITS
 STACK_FRAME = 512
+BPF_MAX_LOOPS = 8 * 1024 * 1024  # include/linux/bpf.h: the may_goto counter of one run
 # state slots (i64 each)
 STATE_REGS = 0  # r0..r10 on a fault
 STATE_STATUS = 11
@@ -118,7 +119,7 @@ def supported(insns: list[Insn], helpers: dict[int, Any], callback_helpers: froz
                     return f"helper {ins.imm}"
             elif op == BPF_EXIT and cls == BPF_JMP:
                 pass
-            elif op == BPF_JA or op in _JMP or op in _SJMP or op == BPF_JSET:
+            elif op == BPF_JA or op in _JMP or op in _SJMP or op == BPF_JSET or (op == 0xE0 and cls == BPF_JMP):
                 t = jump_target(ins, pc)
                 if t is None or not 0 <= t < n:
                     return "jump out of range"
@@ -189,6 +190,8 @@ class _Gen:
         budget = b.load(b.gep(state, [ir.Constant(I32, STATE_BUDGET)]))
         self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
         self.budget = b.alloca(I64, name="budget")
+        self.may_goto = b.alloca(I64, name="may_goto_left")
+        b.store(self.const(BPF_MAX_LOOPS), self.may_goto)
         for r in self.regs:
             b.store(self.const(0), r)
         b.store(r1, self.regs[1])
@@ -383,6 +386,14 @@ class _Gen:
                 if back:
                     b = self.spend(b, pc)
                 b.branch(self.blocks[tgt])
+                return b
+            if c == (BPF_JMP | 0xE0):  # may_goto: fall through while the run's counter lasts
+                left = b.load(self.may_goto)
+                dec = self.fn.append_basic_block(f"maygoto{pc}")
+                b.cbranch(b.icmp_signed("<=", left, self.const(0)), self.blocks[tgt], dec)
+                db = ir.IRBuilder(dec)
+                db.store(db.sub(left, self.const(1)), self.may_goto)
+                db.branch(self.blocks[nxt])
                 return b
             cond = self.condition(b, ins)
             if back:
