@@ -27,7 +27,7 @@ bench: $(STAMP)
 
 # Rebuild every committed eBPF object (needs clang-19, llvm-19 and libbpf-dev; tests use the committed objects).
 FIXTURE_DIRS := tests/fixtures/isa tests/fixtures/obj tests/fixtures/vm tests/fixtures/cli \
-	tests/fixtures/tracing/src tests/linux/fixtures tests/verifier/fixtures/src
+	tests/fixtures/tracing/src tests/fixtures/readme tests/linux/fixtures tests/verifier/fixtures/src
 objects:
 	for d in $(FIXTURE_DIRS); do $(MAKE) -C $$d || exit 1; done
 	$(PYTHON) examples/syscall_ebpf/xtask/xtask.py build-ebpf
