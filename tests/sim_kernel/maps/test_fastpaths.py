@@ -56,10 +56,11 @@ def _state(m: Any) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("pinned", [False, True], ids=["private", "pinned"])
 @pytest.mark.parametrize("value_size", [4, 8, 12])
+@pytest.mark.parametrize("map_type", [HASH, PERCPU_HASH], ids=["hash", "percpu_hash"])
 def test_hash_prog_update_fast_path_equals_generic(kernel: Any, tmp_path: Path, pinned: bool,
-                                                    value_size: int) -> None:
-    fast: Any = create_map(kernel, attr(HASH, 4, value_size, 16, ZERO_SEED))
-    slow: Any = _slow(create_map(kernel, attr(HASH, 4, value_size, 16, ZERO_SEED)))
+                                                    value_size: int, map_type: int) -> None:
+    fast: Any = create_map(kernel, attr(map_type, 4, value_size, 16, ZERO_SEED))
+    slow: Any = _slow(create_map(kernel, attr(map_type, 4, value_size, 16, ZERO_SEED)))
     if pinned:
         pin_map(fast, tmp_path / "fast")
         pin_map(slow, tmp_path / "slow")
@@ -70,7 +71,8 @@ def test_hash_prog_update_fast_path_equals_generic(kernel: Any, tmp_path: Path, 
         op = rng.random()
         if op < 0.6:
             flags = rng.choice([0, 0, 0, 1, 2, 4])
-            got = (fast.prog_update(key, value, flags), slow.prog_update(key, value, flags))
+            cpu = rng.randrange(kernel.ncpus)
+            got = (fast.prog_update(key, value, flags, cpu), slow.prog_update(key, value, flags, cpu))
         elif op < 0.8:
             got = (fast.prog_delete(key), slow.prog_delete(key))
         else:

@@ -55,7 +55,6 @@ U32_MAX = 0xFFFFFFFF
 _STATE = 8
 _PERCPU = (T.BPF_MAP_TYPE_PERCPU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
 _LRU = (T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LRU_PERCPU_HASH)
-_HASH = int(T.BPF_MAP_TYPE_HASH)
 
 
 def htab_map_alloc_check(attr: Any, *, capable_sys_admin: bool = True) -> None:
@@ -311,27 +310,30 @@ class HashMap(BpfMap):
         return self.prog_lookup(key, cpu)
 
     def prog_update(self, key: bytes, value: bytes, flags: int, cpu: int = 0) -> int:
-        """``htab_map_update_elem`` from a program.
+        """``htab_map_update_elem`` / ``htab_percpu_map_update_elem`` from a program.
 
-        The hot case, BPF_ANY on an existing element of a plain HASH map (no spin lock), is done here
-        with exactly the writes of ``_update_locked`` (the new value, then the move to the bucket's
-        head); everything else goes through ``_update``.
+        The hot case, BPF_ANY on an existing element of a HASH or PERCPU_HASH map (no spin lock), is
+        done here with exactly the writes of ``_update_locked``: the new value, then (HASH) the move to
+        the bucket's head; per-CPU, this CPU's copy in place. Everything else goes through ``_update``.
         """
-        if flags or self.map_type != _HASH or self.spin_lock_off is not None:
+        if flags or self.lru or self.spin_lock_off is not None:
             return -self._update(key, value, flags, cpu)
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)
         data = bytes(value[:self.value_size])
-        if len(data) != self.elem_size:
-            data = data.ljust(self.elem_size, b"\0")
+        if self.percpu:
+            off = self.value_off + cpu * self.elem_size
+        else:
+            off = self.value_off
+            if len(data) != self.elem_size:
+                data = data.ljust(self.elem_size, b"\0")
         st = self.storage
         if not st.shared:
             i = self.index.get(key)
             if i is None:
                 return -self._update_locked(key, value, 0, cpu)
-            st.write(i, self.value_off, data)
-            lst = self.order.buckets[self.order.bucket_of[key]]
-            if lst[0] != key:
+            st.write(i, off, data)
+            if not self.percpu and self.order.buckets[self.order.bucket_of[key]][0] != key:
                 self._to_head(key, i)
             return 0
         st._lock()
@@ -341,13 +343,12 @@ class HashMap(BpfMap):
             i = self.index.get(key)
             if i is None:
                 return -self._update_locked(key, value, 0, cpu)
-            lst = self.order.buckets[self.order.bucket_of[key]]
-            if lst[0] == key:  # already at the head: only the value changes
-                st.store_held(i, self.value_off, data)
+            if self.percpu or self.order.buckets[self.order.bucket_of[key]][0] == key:
+                st.store_held(i, off, data)  # in place (or already at the head): only the value changes
                 return 0
             st._begin_write()  # the new value and the move to the bucket's head: one seqlock write section
             try:
-                st.write(i, self.value_off, data)
+                st.write(i, off, data)
                 self._to_head(key, i)
             finally:
                 st._end_write()
