@@ -328,6 +328,9 @@ class SlotStorage:
             return
         self._begin_write()
         try:
+            if any(region.buf[p:p + 8]):  # a live slot, not a free one: replace it as one journaled write
+                self.write(i, 0, head + body, hwm=hwm, structural=True)
+                return
             region.buf[p + 8:p + 8 + len(body)] = body
             h = self.hdr
             if hwm is not None and hwm > h.hwm:
