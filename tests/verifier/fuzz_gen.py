@@ -87,9 +87,9 @@ def build(snippets: list[list[Insn]]) -> list[Insn]:
     body = [i for s in snippets for i in s]
     out = PROLOGUE + body + EPILOGUE
     n = len(out)
-    # jumps must land inside the program, before the epilogue's exit
-    return [i.replace(off=max(0, min(i.off, n - 2 - k))) if op.BPF_CLASS(i.code) in (op.BPF_JMP, op.BPF_JMP32)
-            and op.BPF_OP(i.code) not in (op.BPF_CALL, op.BPF_EXIT) and k >= len(PROLOGUE) else i
+    # forward jumps must land inside the program, before the epilogue's exit (back-edges are the snippets' own)
+    return [i.replace(off=min(i.off, n - 2 - k)) if op.BPF_CLASS(i.code) in (op.BPF_JMP, op.BPF_JMP32)
+            and op.BPF_OP(i.code) not in (op.BPF_CALL, op.BPF_EXIT) and k >= len(PROLOGUE) and i.off > 0 else i
             for k, i in enumerate(out)]
 
 
@@ -250,3 +250,36 @@ def build_with_subprog(snippets: list[list[Insn]], callee: list[list[Insn]], arg
             i = i.replace(off=max(0, min(i.off, len(f) - 2 - k)))
         out.append(i)
     return out
+
+
+# -- bounded loops: a counter in a register or a stack slot, the body indexing the map value with it ----------
+def _loop(n: int, step: int, mask: int, spill: bool, body_off: int, use_jmp32: bool) -> list[Insn]:
+    cls = op.BPF_JMP32 if use_jmp32 else op.BPF_JMP
+    body = [alux(A64, op.BPF_MOV, 9, 7), alux(A64, op.BPF_MOV, 8, 5), alu(A64, op.BPF_AND, 8, mask),
+            alux(A64, op.BPF_ADD, 9, 8), ldx(1, 0, 9, body_off), alux(A64, op.BPF_ADD, 4, 0)]
+    if spill:
+        body = [ldx(8, 5, 10, -32)] + body + [alu(A64, op.BPF_ADD, 5, step), stx(8, 10, 5, -32)]
+        head = [alu(A64, op.BPF_MOV, 5, 0), stx(8, 10, 5, -32)]
+    else:
+        body = body + [alu(A64, op.BPF_ADD, 5, step)]
+        head = [alu(A64, op.BPF_MOV, 5, 0)]
+    back = -(len(body) + 1)
+    return head + body + [Insn(cls | op.BPF_JLT | op.BPF_K, 5, 0, back, n)]
+
+
+loop_snippet = st.one_of(
+    snippet,
+    st.builds(_loop, st.integers(1, 40), st.sampled_from([1, 2, 3, 8]), st.sampled_from([7, 15, 31, 47, 63]),
+              st.booleans(), st.integers(0, 20), st.booleans()),
+    # may_goto around a body that touches a counter
+    st.builds(lambda off: [alu(A64, op.BPF_MOV, 5, 0), Insn(op.BPF_JMP | op.BPF_JCOND, 0, 0, 3, 0),
+                           alu(A64, op.BPF_ADD, 5, 1), ldx(1, 0, 7, off), Insn(op.BPF_JMP | op.BPF_JA, 0, 0, -4, 0)],
+              st.integers(0, 50)),
+)
+
+
+bounded_loop_snippet = st.one_of(
+    snippet,
+    st.builds(_loop, st.integers(1, 40), st.sampled_from([1, 2, 3, 8]), st.sampled_from([7, 15, 31, 47, 63]),
+              st.booleans(), st.integers(0, 20), st.booleans()),
+)

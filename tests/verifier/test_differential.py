@@ -18,6 +18,7 @@ from .corpus import key_message
 from .fuzz_gen import (
     RINGBUF_FD,
     XDP,
+    bounded_loop_snippet,
     build,
     build_with_subprog,
     build_xdp,
@@ -98,6 +99,17 @@ def test_same_verdict_as_linux_xdp(kernels, snippets: list[list[Insn]]) -> None:
 def test_same_verdict_as_linux_with_calls(kernels, snippets, callee, kind) -> None:  # type: ignore[no-untyped-def]
     linux, sim = kernels
     insns = build_with_subprog(snippets, callee, kind)
+    want = _verdict(linux, insns)
+    got = _verdict(sim, insns)
+    assert got[:2] == want[:2], f"linux {want} tinyaya {got}"
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.generate, Phase.shrink])
+@given(st.lists(bounded_loop_snippet, min_size=1, max_size=6))
+def test_same_verdict_as_linux_with_loops(kernels, snippets: list[list[Insn]]) -> None:  # type: ignore[no-untyped-def]
+    linux, sim = kernels
+    insns = build(snippets)
     want = _verdict(linux, insns)
     got = _verdict(sim, insns)
     assert got[:2] == want[:2], f"linux {want} tinyaya {got}"

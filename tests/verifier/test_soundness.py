@@ -24,6 +24,7 @@ from .fuzz_gen import (
     build_xdp,
     callee_snippet,
     extra_snippet,
+    loop_snippet,
     snippet,
     xdp_snippet,
 )
@@ -163,3 +164,19 @@ def test_vm_runs_a_verified_access_through_a_pointer_before_its_region(sim) -> N
     fd, _map_fd = _load(kernel, insns)
     assert fd is not None
     kernel.vm.run_with_ctx(kernel.fds.get(fd), bytes(168))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(loop_snippet, min_size=1, max_size=6), st.binary(min_size=168, max_size=168))
+def test_accepted_programs_with_loops_do_not_fault(sim, snippets, ctx) -> None:  # type: ignore[no-untyped-def]
+    sk, fault = sim
+    kernel = sk.SimKernel()
+    fd, _map_fd = _load(kernel, build(snippets))
+    if fd is None:
+        return
+    try:
+        kernel.vm.run_with_ctx(kernel.fds.get(fd), ctx)
+    except fault as e:
+        _check_fault(kernel, e)
+    finally:
+        kernel.close(fd)
