@@ -3,7 +3,8 @@
 ``map_benchmarks()`` returns one record per (map type, operation, private or pinned):
 ``{"name": "map:hash:update_existing:pinned", "ns_per_call": ..., "engine": "maps", ...}``, so
 ``tinyaya/bench.py`` can add them to ``bench-results.json``. ``python -m tinyaya.sim_kernel.maps.bench_maps``
-prints them. Each figure is the best of several rounds of process CPU time, as bench.py times engines.
+prints them (``--events interp,compiled`` adds ``syscall_ebpf_rates``: the example's syscalls/s with its
+maps private and pinned, as ``tinyaya load`` pins them). Each figure is the best of several rounds of process CPU time, as bench.py times engines.
 
 The operations are what a kprobe counting program does per event (the syscall_ebpf example): a hash
 lookup of a 4-byte key, an update of an existing key (BPF_ANY), an insert of a new key (after a
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["map_benchmarks", "main"]
+__all__ = ["map_benchmarks", "syscall_ebpf_rates", "main"]
 
 _HASH, _ARRAY, _PERCPU_ARRAY = 1, 2, 6
 
@@ -116,9 +117,61 @@ def map_benchmarks(calls: int = 20000, rounds: int = 5) -> list[dict[str, Any]]:
                 fn(min(calls, 2000))  # warm up (chunks allocated, caches filled)
                 ns = _best_ns(fn, calls, rounds)
                 out.append({"name": f"map:{name}", "engine": "maps", "ns_per_call": round(ns, 1),
-                            "ns_per_insn": None, "calls": calls})
+                            "ns_per_insn": None, "calls_per_sec": 1e9 / ns if ns else None,
+                            "insns_per_call": None, "calls": calls})
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def syscall_ebpf_rates(engines: tuple[str, ...] = ("interp", "compiled"), steps: int = 10000,
+                       rounds: int = 5) -> list[dict[str, Any]]:
+    """Simulated syscalls per second of the syscall_ebpf example on the default workload, with its maps
+    private and pinned (as ``tinyaya load`` pins them), per engine; best of ``rounds`` in process CPU time."""
+    from ...bench import SYSCALL_EBPF
+    from ...programs import Ebpf
+    from ...sys import bpf as sysbpf
+    from .. import SimKernel
+
+    out: list[dict[str, Any]] = []
+    if not SYSCALL_EBPF.exists():
+        return out
+    for engine in engines:
+        for pinned in (False, True):
+            root = Path(tempfile.mkdtemp(prefix="tinyaya-bench-maps-"))
+            try:
+                kernel = SimKernel(bpffs_root=root)
+                try:
+                    from ..vm.compiled import install
+                except ImportError:  # no compiled tier: the interpreter only
+                    if engine != "interp":
+                        continue
+                else:
+                    install(kernel.vm, engine)
+                ebpf = Ebpf.load_file(str(SYSCALL_EBPF), kernel=kernel)
+                prog: Any = ebpf.program_mut("syscall_ebpf")
+                prog.load()
+                prog.attach("sys_enter", 0)
+                if pinned:
+                    for name, m in ebpf.maps():
+                        sysbpf.bpf_obj_pin(kernel, m.fd, str(root / name))  # type: ignore[arg-type]
+                driver = kernel.machine.workload("default", seed=0)
+                counts: dict[int, int] = {}
+                driver.step(min(steps, 2000), counts)
+                best = 0.0
+                for _ in range(rounds):
+                    t = time.process_time_ns()
+                    n = driver.step(steps, counts)
+                    dt = time.process_time_ns() - t
+                    best = max(best, n * 1e9 / dt) if dt > 0 else best
+                out.append({"name": f"syscall_ebpf_events:{'pinned' if pinned else 'private'}", "engine": engine,
+                            "events_per_sec": round(best), "ns_per_call": 1e9 / best if best else None,
+                            "ns_per_insn": None, "calls_per_sec": best, "insns_per_call": None})
+                shutdown = getattr(kernel, "shutdown", None)
+                if callable(shutdown):
+                    shutdown()
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
     return out
 
 
@@ -126,14 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--json", action="store_true", help="print the records as JSON")
+    ap.add_argument("--events", default="", help="also syscall_ebpf events/s, private and pinned, for these "
+                                                 "comma-separated engines (e.g. interp,compiled)")
     args = ap.parse_args(argv)
     recs = map_benchmarks(args.calls)
+    engines = tuple(e.strip() for e in args.events.split(",") if e.strip())
+    if engines:
+        recs += syscall_ebpf_rates(engines)
     if args.json:
         json.dump(recs, sys.stdout, indent=1)
         print()
         return 0
     for r in recs:
-        print(f"{r['name']:45} {r['ns_per_call']:>10,.0f} ns/call")
+        if "events_per_sec" in r:
+            print(f"{r['name'] + ' ' + r['engine']:45} {r['events_per_sec']:>10,} syscalls/s")
+        else:
+            print(f"{r['name']:45} {r['ns_per_call']:>10,.0f} ns/call")
     return 0
 
 
