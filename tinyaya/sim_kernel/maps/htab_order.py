@@ -14,7 +14,7 @@ from .jhash import htab_map_hash
 
 __all__ = ["BucketOrder"]
 
-#: how many keys' buckets a table remembers beyond its elements (then it starts over)
+#: at most how many keys' buckets a table remembers (twice its buckets, at least 1024; then it starts over)
 _HASH_CACHE = 1 << 16
 
 
@@ -29,6 +29,7 @@ class BucketOrder:
         self.nonempty: list[int] = []
         self.bucket_of: dict[bytes, int] = {}
         self._hashed: dict[bytes, int] = {}
+        self._hashed_max = min(_HASH_CACHE, max(1024, 2 * n_buckets))
 
     def __contains__(self, key: object) -> bool:
         return key in self.bucket_of
@@ -42,7 +43,7 @@ class BucketOrder:
         b = self._hashed.get(key)
         if b is None:
             b = htab_map_hash(key, self.hashrnd) & (self.n_buckets - 1)
-            if len(self._hashed) >= _HASH_CACHE:
+            if len(self._hashed) >= self._hashed_max:
                 self._hashed.clear()
             self._hashed[key] = b
         return b
