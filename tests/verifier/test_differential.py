@@ -29,7 +29,7 @@ from .fuzz_gen import (
 )
 from .linux_oracle import bpf_available
 
-EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "100"))
 pytestmark = pytest.mark.linux
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tinyaya.isa import Insn
 from tinyaya.sim_kernel.verifier import VerifierReject, verify_insns
 
-EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "100"))
 
 raw_insn = st.builds(Insn, st.integers(0, 255), st.integers(0, 15), st.integers(0, 15),
                      st.integers(-(1 << 15), (1 << 15) - 1), st.integers(-(1 << 31), (1 << 31) - 1))

@@ -29,7 +29,7 @@ from .fuzz_gen import (
     xdp_snippet,
 )
 
-EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "100"))
 
 
 @pytest.fixture(scope="module")
