@@ -19,12 +19,12 @@ from .fuzz_gen import (
     A64,
     KPROBE,
     RINGBUF_FD,
+    bounded_loop_snippet,
     build,
     build_with_subprog,
     build_xdp,
     callee_snippet,
     extra_snippet,
-    loop_snippet,
     snippet,
     xdp_snippet,
 )
@@ -167,7 +167,7 @@ def test_vm_runs_a_verified_access_through_a_pointer_before_its_region(sim) -> N
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(loop_snippet, min_size=1, max_size=6), st.binary(min_size=168, max_size=168))
+@given(st.lists(bounded_loop_snippet, min_size=1, max_size=6), st.binary(min_size=168, max_size=168))
 def test_accepted_programs_with_loops_do_not_fault(sim, snippets, ctx) -> None:  # type: ignore[no-untyped-def]
     sk, fault = sim
     kernel = sk.SimKernel()
