@@ -38,6 +38,7 @@ class ArgType(IntEnum):
     ARG_PTR_TO_LONG = 15  # ARG_PTR_TO_FIXED_SIZE_MEM of 8 bytes, written by the helper
     ARG_PTR_TO_INT = 16  # ARG_PTR_TO_FIXED_SIZE_MEM of 4 bytes, written by the helper
     ARG_PTR_TO_SOCK_COMMON_RELEASE = 17  # ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE (sk_release)
+    ARG_PTR_TO_SOCK_COMMON = 18  # ARG_PTR_TO_BTF_ID_SOCK_COMMON (sk_assign, sk_fullsock)
 
 
 class ArgFlag(IntFlag):
@@ -218,6 +219,8 @@ _PROTOS = [
     _p("sk_lookup_udp", R.RET_PTR_TO_SOCKET_OR_NULL, CTX, MEM_RO, SIZE0, ANY, ANY),
     _p("skc_lookup_tcp", R.RET_PTR_TO_SOCK_COMMON_OR_NULL, CTX, MEM_RO, SIZE0, ANY, ANY),
     _p("sk_release", _INT, _a(A.ARG_PTR_TO_SOCK_COMMON_RELEASE)),
+    _p("sk_assign", _INT, CTX, _a(A.ARG_PTR_TO_SOCK_COMMON), ANY),
+    _p("sk_fullsock", R.RET_PTR_TO_SOCKET_OR_NULL, _a(A.ARG_PTR_TO_SOCK_COMMON)),
     _p("get_netns_cookie", _INT, _a(A.ARG_PTR_TO_CTX, F.PTR_MAYBE_NULL)),
     _p("get_local_storage", R.RET_PTR_TO_MAP_VALUE, MAP, ANY),
 ]

@@ -153,6 +153,7 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         return check_callback_call(env, pc, func_id, name)
     regs = env.regs
     map_ = None
+    cast_ref = 0
     lock_reg: Reg | None = None
     const_key: int | None = None
     release_id = 0
@@ -226,6 +227,11 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
                 raise env.reject(EACCES, f"R{regno} is not a known constant'")
             mark_chain_precision(env, regno)
             alloc_size = r.const_value()
+        elif atype == A.ARG_PTR_TO_SOCK_COMMON:
+            if r.type not in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON) or r.maybe_null:
+                raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=sock_common, sock, tcp_sock, "
+                                         "xdp_sock, ptr_, trusted_ptr_")
+            cast_ref = r.ref_obj_id
         elif atype == A.ARG_PTR_TO_SOCK_COMMON_RELEASE:
             if r.type not in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON) or r.maybe_null:
                 raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=sock_common, sock, tcp_sock, "
@@ -314,10 +320,15 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
         mark_known(r0, 0)
         r0.type = T.PTR_TO_SOCKET if ret == RetType.RET_PTR_TO_SOCKET_OR_NULL else T.PTR_TO_SOCK_COMMON
         r0.flags = PTR_MAYBE_NULL
-        env.new_id()
-        r0.id = env.new_id()
-        r0.ref_obj_id = r0.id
-        env.state.refs.append(Ref(r0.id, pc))
+        if proto.name == "sk_fullsock":
+            # is_ptr_cast_function(): the result shares the argument's reference, it takes no new one
+            r0.id = env.new_id()
+            r0.ref_obj_id = cast_ref
+        else:
+            env.new_id()
+            r0.id = env.new_id()
+            r0.ref_obj_id = r0.id
+            env.state.refs.append(Ref(r0.id, pc))
     elif ret == RetType.RET_PTR_TO_MAP_VALUE:
         mark_known(r0, 0)
         r0.type = T.PTR_TO_MAP_VALUE
