@@ -229,8 +229,10 @@ def check_helper_call(env: Env, pc: int, func_id: int) -> int:
             alloc_size = r.const_value()
         elif atype == A.ARG_PTR_TO_SOCK_COMMON:
             if r.type not in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON) or r.maybe_null:
+                # sk_fullsock takes ARG_PTR_TO_SOCK_COMMON, sk_assign ARG_PTR_TO_BTF_ID_SOCK_COMMON
+                extra = ", ptr_, trusted_ptr_" if proto.name == "sk_assign" else ""
                 raise env.reject(EACCES, f"R{regno} type={r.type_str()} expected=sock_common, sock, tcp_sock, "
-                                         "xdp_sock, ptr_, trusted_ptr_")
+                                         f"xdp_sock{extra}")
             cast_ref = r.ref_obj_id
         elif atype == A.ARG_PTR_TO_SOCK_COMMON_RELEASE:
             if r.type not in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON) or r.maybe_null:
