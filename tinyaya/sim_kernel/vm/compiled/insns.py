@@ -90,6 +90,8 @@ class Ctx:
 
     #: registers whose value is known at this point of the suite (mov of a constant, ld_imm64)
     consts: dict[int, int] = field(default_factory=dict)
+    #: base registers whose region lookup is kept across suites in s<n> (RESET_SLOTS)
+    slot_regs: set[int] = field(default_factory=set)
     #: registers known to hold ``fp + k`` (``mov rX, r10`` then adds of constants): rX -> k
     fpoff: dict[int, int] = field(default_factory=dict)
     #: map objects the program holds (``used_maps``): map helpers on them may be called directly
@@ -152,6 +154,11 @@ def _stack_offset(c: Ctx, off: int) -> str:
     return str(c.fo + off) if c.fo is not None else f"fo + {off}"
 
 
+#: forget every region lookup kept across suites (at function entry and after every call); a
+#: placeholder line, replaced once the registers that keep one are known (translate.build)
+RESET_SLOTS = "__reset_slots__"
+
+
 def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str]:
     """(statements, buffer expression, offset expression) of an access at ``base + off``, and the
     read-only check for a write, as decode.py computes them: the region is ``regions[a >> 32]``, the
@@ -167,7 +174,13 @@ def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str
     out = []
     state = c.cache.get(base)
     if state is None:
-        out.append(f"g{base} = rget({name} >> 32); o{base} = {name} & 0xFFFFFFFF; b{base} = g{base}.buf")
+        c.slot_regs.add(base)
+        # the lookup is also kept across suites and loop iterations in s<n> (the slot it was made
+        # for), redone only when the register points into another slot; every call forgets it
+        # (RESET_SLOTS), since a helper may change the set of regions
+        out.append(f"if {name} >> 32 != s{base}: s{base} = {name} >> 32; g{base} = rget(s{base}); "
+                   f"b{base} = g{base}.buf")
+        out.append(f"o{base} = {name} & 0xFFFFFFFF")
         state = c.cache[base] = [False]
     if write and not state[0]:
         out.append(f"if not g{base}.writable: readonly(g{base}, {name})")

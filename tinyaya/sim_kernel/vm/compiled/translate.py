@@ -20,7 +20,17 @@ from typing import Any
 from ....isa.insn import Insn
 from .. import semantics as sem
 from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, width
-from .insns import Ctx, condition, const_value, helper_call, is_cond_jump, is_local_call, is_may_goto, straight
+from .insns import (
+    RESET_SLOTS,
+    Ctx,
+    condition,
+    const_value,
+    helper_call,
+    is_cond_jump,
+    is_local_call,
+    is_may_goto,
+    straight,
+)
 
 MAX_CALL_FRAMES = 8
 BPF_STX_CLS = 0x03
@@ -302,8 +312,10 @@ class _Emitter:
             self.src.add(ind, "env.may_goto_left = mg", pc)
 
     def mg_in(self, ind: int, pc: int) -> None:
+        """After a call: the may_goto counter back from the run state; region lookups forgotten."""
         if self.mg:
             self.src.add(ind, "mg = env.may_goto_left", pc)
+        self.src.add(ind, RESET_SLOTS)
 
     def leave(self, ind: int, r: Region, nxt: int) -> None:
         """After falling through to ``nxt``: leave the region if ``nxt`` is outside it."""
@@ -392,6 +404,7 @@ def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
         add(1, "fp = R[15] + fo")
     view_line = len(src.lines)
     add(1, "")  # the stack views used, filled in below
+    add(1, RESET_SLOTS)
     add(1, f"pc = {fn.start}")
     add(1, "try:")
     before = set(c.names)
@@ -449,6 +462,8 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
         _function_source(src, fn, c, fn.start == 0)
     src.names = c.names
     src.fallback = c.fallback
+    reset = " = ".join(f"s{r}" for r in sorted(c.slot_regs)) + " = -1" if c.slot_regs else "pass"
+    src.lines = [line.replace(RESET_SLOTS, reset) for line in src.lines]
     return src, tail
 
 
