@@ -20,7 +20,7 @@ from . import ptr_alu as _ptr_alu
 from . import tnum as tn
 from .alu import scalar_alu, scalar_end, scalar_neg
 from .backtrack import propagate_precision
-from .disasm import align_state, print_insn
+from .disasm import annotate_insn, print_insn
 from .errors import E2BIG, EACCES, EINVAL, VerifierReject
 from .log import VerifierLog
 from .mem import check_alignment, check_mem_access
@@ -158,45 +158,7 @@ class Env:
         return f"{pc}: {print_insn(self.insns, pc)}"
 
     def annotate(self, pc: int, line_idx: int) -> None:
-        """print_insn_state(): after an instruction, the registers and stack slots it touched."""
-        i = self.insns[pc]
-        cls = op.BPF_CLASS(i.code)
-        o = op.BPF_OP(i.code)
-        regs: set[int] = set()
-        slots: list[int] = []
-        f = self.state.cur
-        if cls in (op.BPF_ALU, op.BPF_ALU64):
-            regs.add(i.dst)
-            if op.BPF_SRC(i.code) == op.BPF_X and o not in (op.BPF_NEG, op.BPF_END):
-                regs.add(i.src)
-        elif cls == op.BPF_LDX:
-            regs |= {i.dst, i.src}
-        elif cls in (op.BPF_ST, op.BPF_STX):
-            regs.add(i.dst)
-            if cls == op.BPF_STX:
-                regs.add(i.src)
-            base = f.regs[i.dst]
-            if base.type == T.PTR_TO_STACK and base.var_off[1] == 0 and base.frameno == f.frameno:
-                a = base.off + i.off + (base.var_off[0] - (1 << 64) if base.var_off[0] >> 63 else base.var_off[0])
-                slots.append(a & ~7)
-        elif cls == op.BPF_LD:
-            regs.add(i.dst if i.code == op.LD_IMM64 else 0)
-        elif cls in (op.BPF_JMP, op.BPF_JMP32):
-            if o == op.BPF_CALL and i.src != op.BPF_PSEUDO_CALL:
-                regs.add(0)
-            elif o not in (op.BPF_CALL, op.BPF_EXIT, op.BPF_JA, op.BPF_JCOND):
-                regs.add(i.dst)
-                if op.BPF_SRC(i.code) == op.BPF_X:
-                    regs.add(i.src)
-        if not regs and not slots:
-            return
-        text = state_str(f, sorted(regs), slots)
-        if self.state.refs:
-            text += " refs=" + ",".join(str(r.id) for r in self.state.refs)
-        if not text:
-            return
-        if line_idx < len(self.log.lines):
-            self.log.lines[line_idx] = align_state(self.log.lines[line_idx]) + " " + text
+        annotate_insn(self, pc, line_idx)
 
     # -- the main loop ---------------------------------------------------------------------------
     def do_check(self) -> None:

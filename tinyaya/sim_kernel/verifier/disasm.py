@@ -5,9 +5,19 @@ decimal immediates for ALU, hex for jumps and 64-bit loads, ``pc+N`` targets.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tinyaya.isa import Insn, ld_imm64_value
 from tinyaya.isa import opcodes as op
 from tinyaya.uapi.helpers import helper_name
+
+from .regs import RegType
+from .state import state_str
+
+if TYPE_CHECKING:
+    from .check import Env
+
+T = RegType
 
 _ALU = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
         op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_MOD: "%=", op.BPF_XOR: "^=",
@@ -107,3 +117,45 @@ def align_state(head: str) -> str:
     while col < len(head) + 3:
         col += 8
     return head + " " * (col - len(head)) + ";"
+
+
+def annotate_insn(env: Env, pc: int, line_idx: int) -> None:
+    """print_insn_state(): after an instruction, the registers and stack slots it touched."""
+    i = env.insns[pc]
+    cls = op.BPF_CLASS(i.code)
+    o = op.BPF_OP(i.code)
+    regs: set[int] = set()
+    slots: list[int] = []
+    f = env.state.cur
+    if cls in (op.BPF_ALU, op.BPF_ALU64):
+        regs.add(i.dst)
+        if op.BPF_SRC(i.code) == op.BPF_X and o not in (op.BPF_NEG, op.BPF_END):
+            regs.add(i.src)
+    elif cls == op.BPF_LDX:
+        regs |= {i.dst, i.src}
+    elif cls in (op.BPF_ST, op.BPF_STX):
+        regs.add(i.dst)
+        if cls == op.BPF_STX:
+            regs.add(i.src)
+        base = f.regs[i.dst]
+        if base.type == T.PTR_TO_STACK and base.var_off[1] == 0 and base.frameno == f.frameno:
+            a = base.off + i.off + (base.var_off[0] - (1 << 64) if base.var_off[0] >> 63 else base.var_off[0])
+            slots.append(a & ~7)
+    elif cls == op.BPF_LD:
+        regs.add(i.dst if i.code == op.LD_IMM64 else 0)
+    elif cls in (op.BPF_JMP, op.BPF_JMP32):
+        if o == op.BPF_CALL and i.src != op.BPF_PSEUDO_CALL:
+            regs.add(0)
+        elif o not in (op.BPF_CALL, op.BPF_EXIT, op.BPF_JA, op.BPF_JCOND):
+            regs.add(i.dst)
+            if op.BPF_SRC(i.code) == op.BPF_X:
+                regs.add(i.src)
+    if not regs and not slots:
+        return
+    text = state_str(f, sorted(regs), slots)
+    if env.state.refs:
+        text += " refs=" + ",".join(str(r.id) for r in env.state.refs)
+    if not text:
+        return
+    if line_idx < len(env.log.lines):
+        env.log.lines[line_idx] = align_state(env.log.lines[line_idx]) + " " + text
