@@ -181,6 +181,14 @@ class _Emitter:
                 add(ind + 1, f"pc = {nxt}")
                 self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
                 return None
+            fused = self.mov_add(pc, end)
+            if fused is not None:
+                for line in fused:
+                    add(ind, line, pc)
+                self.c.clobber(ins, pc)
+                self.c.clobber(insns[pc + 1], pc + 1)
+                pc += 2
+                continue
             run = self.store_run(pc, end)
             if run is not None:
                 self.emit_store_run(ind, run)
@@ -212,6 +220,24 @@ class _Emitter:
                     self.c.clobber(ins, pc)
             pc = nxt
         return end
+
+    def mov_add(self, pc: int, end: int) -> list[str] | None:
+        """``rX = rY`` followed by ``rX += k`` (or ``-= k``) as one step, when nothing can jump between."""
+        insns = self.insns
+        if pc + 1 >= end:
+            return None
+        a, b = insns[pc], insns[pc + 1]
+        if a.code != 0xBF or a.off or a.imm or not (a.dst <= 9 and a.src <= 9 and a.dst != a.src):
+            return None
+        if b.code not in (0x07, 0x17) or b.dst != a.dst or b.off or b.src:
+            return None
+        if a.src in self.c.fpoff or a.dst in self.c.fpoff:
+            return None
+        k = b.imm if b.code == 0x07 else -b.imm
+        d, s_ = a.dst, a.src
+        if k >= 0:
+            return [f"r{d} = r{s_} + {k}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
+        return [f"r{d} = r{s_} - {-k}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
 
     # -- runs of constant stores ------------------------------------------------------------------------
     def store_run(self, pc: int, end: int) -> list[int] | None:
