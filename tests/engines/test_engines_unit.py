@@ -194,3 +194,18 @@ def test_prog_test_run_loop_of_a_pure_program(engine: str) -> None:
         return run_program(sim_kernel(e), XDP, _fnv_program(), data=data, repeat=5)
 
     assert outcome(engine) == outcome("interp")
+
+
+def test_reinstalling_an_engine_keeps_programs_runnable() -> None:
+    """Machine code built by one native tier is not run through another tier's region table."""
+    from engine_harness import native_available
+
+    if not native_available():
+        pytest.skip("llvmlite is not installed")
+    k = sim_kernel("native")
+    p = prog(assemble("mov %r0, 3\nstxdw [%r10-8], %r0\nldxdw %r0, [%r10-8]\nexit"))
+    assert k.vm.run(p, 0, 0) == 3
+    first = p.compiled["native"]
+    install(k.vm, "native")
+    assert k.vm.run(p, 0, 0) == 3
+    assert p.compiled["native"] is not first

@@ -19,6 +19,7 @@ which raises the exception the interpreter would have raised, turned into ``BpfF
 from __future__ import annotations
 
 import ctypes
+import weakref
 from typing import Any
 
 from ....memory import RegionKind
@@ -69,8 +70,10 @@ def _target_machine() -> Any:
 class NativeProgram:
     """One program's machine code and what keeps it alive."""
 
-    def __init__(self, fn: Any, engine: Any, ir_text: str, snaps: list[tuple[int, int, bool]], pure: bool
-                 ) -> None:
+    def __init__(self, fn: Any, engine: Any, ir_text: str, snaps: list[tuple[int, int, bool]], pure: bool,
+                 tier: NativeTier) -> None:
+        #: the tier whose region table and callbacks the machine code calls (kept alive by this)
+        self.tier = tier
         self.fn = fn
         self.engine = engine
         self.ir = ir_text
@@ -105,19 +108,27 @@ class NativeTier:
 
     # -- the region table ------------------------------------------------------------------------------
     def _wrap_aspace(self) -> None:
+        """Wrap ``aspace.add``/``remove`` once per address space; every native tier on it (weakly
+        referenced) drops its table when the set of regions changes."""
         aspace = self.vm.aspace
-        add, remove = aspace.add, aspace.remove
-        tier = self
+        tiers: weakref.WeakSet[NativeTier] | None = aspace.__dict__.get("_native_tiers")
+        if tiers is None:
+            tiers = weakref.WeakSet()
+            add, remove = aspace.add, aspace.remove
 
-        def add_(*a: Any, **kw: Any) -> Any:
-            tier.invalidate()
-            return add(*a, **kw)
+            def add_(*a: Any, **kw: Any) -> Any:
+                for t in list(tiers):
+                    t.invalidate()
+                return add(*a, **kw)
 
-        def remove_(region: Any) -> None:
-            tier.invalidate()
-            remove(region)
-        aspace.add = add_
-        aspace.remove = remove_
+            def remove_(region: Any) -> None:
+                for t in list(tiers):
+                    t.invalidate()
+                remove(region)
+            aspace.add = add_
+            aspace.remove = remove_
+            aspace.__dict__["_native_tiers"] = tiers
+        tiers.add(self)
 
     def invalidate(self) -> None:
         ctypes.memset(self.table_addr, 0, ctypes.sizeof(self.table))
@@ -174,6 +185,8 @@ class NativeTier:
             cache = {}
             prog.compiled = cache
         np = cache.get("native", False)
+        if np is not False and np is not None and np.tier is not self:
+            np = False  # built for another tier (another install on this kernel): its table, not ours
         if np is False:
             try:
                 np = self._build(prog)
@@ -207,13 +220,15 @@ class NativeTier:
         ee = llvm.create_mcjit_compiler(mod, tm)
         ee.finalize_object()
         fn = _PROG(ee.get_function_address("prog"))
-        return NativeProgram(fn, ee, text, snaps, pure)
+        return NativeProgram(fn, ee, text, snaps, pure, self)
 
     # -- running ---------------------------------------------------------------------------------------
     def _enter(self, prog: Any, cpu: int) -> tuple[NativeProgram, Any] | None:
         """The program's machine code and a run state with the stack set up, or None."""
         cache = prog.compiled
         got = cache.get("native", False) if type(cache) is dict else False
+        if got is not False and got is not None and getattr(got, "tier", self) is not self:
+            got = self.native_for(prog) if self.on_demand else False
         if got is False and not self.on_demand:
             return None  # the compiled engine promotes hot programs itself (Engine._promote)
         np: NativeProgram | None = self.native_for(prog) if got is False else got  # type: ignore[assignment]
