@@ -134,6 +134,7 @@ class LoadSession:
         )
         self.driver = self._make_driver()
         self.record.workload = self.workload_name
+        (state_dir() / "trace_pipe").write_text("")  # `tinyaya trace` shows this load's lines
         self.record.save()
 
     def _init_logger(self) -> None:
