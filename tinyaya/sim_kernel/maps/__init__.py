@@ -22,6 +22,7 @@ from .fd_array import FdArrayMap
 from .hash import HashMap
 from .lru_hash import LruHashMap
 from .map_in_map import MapInMap
+from .more_types import MORE_MAP_CLASSES
 from .queue_stack import QueueStackMap
 from .ringbuf import RingBufMap
 from .storage import MapHeader, SlotStorage, read_header
@@ -31,6 +32,7 @@ __all__ = ["MAP_TYPES", "BpfMap", "map_alloc_check", "create_map", "pin_map", "o
 MAP_TYPES: dict[int, type[BpfMap]] = {
     t: cls
     for cls in (ArrayMap, HashMap, LruHashMap, QueueStackMap, BloomFilterMap, RingBufMap, FdArrayMap, MapInMap)
+    + MORE_MAP_CLASSES
     for t in cls.map_types
 }
 
@@ -57,8 +59,8 @@ def map_alloc_check(kernel: Any, attr: Any) -> None:
 
 def _map_create_checks(attr: Any) -> None:
     """The type-independent checks of ``map_create`` that concern the map itself (the syscall layer repeats them)."""
-    if attr.map_type != T.BPF_MAP_TYPE_BLOOM_FILTER and attr.map_extra != 0:
-        raise fail(EINVAL, "map_extra is only for bloom filters")
+    if attr.map_type not in (T.BPF_MAP_TYPE_BLOOM_FILTER, 33) and attr.map_extra != 0:  # 33: BPF_MAP_TYPE_ARENA
+        raise fail(EINVAL, "map_extra is only for bloom filters and arenas")
     both = F.BPF_F_RDONLY | F.BPF_F_WRONLY
     if attr.map_flags & both == both:
         raise fail(EINVAL, "BPF_F_RDONLY and BPF_F_WRONLY together")
