@@ -209,3 +209,38 @@ def test_reinstalling_an_engine_keeps_programs_runnable() -> None:
     install(k.vm, "native")
     assert k.vm.run(p, 0, 0) == 3
     assert p.compiled["native"] is not first
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("fault", [False, True])
+def test_stack_slots_in_locals(engine: str, fault: bool) -> None:
+    """Frame slots promoted to locals: a slot read before it is written sees what the previous run
+    left on the stack, signed loads extend, and the stack holds the same bytes afterwards, also
+    after a fault."""
+    insns = assemble(f"""
+ldxdw %r3, [%r10-16]
+add %r3, 5
+stxdw [%r10-16], %r3
+mov %r4, -3
+stxw [%r10-4], %r4
+ldxsw %r5, [%r10-4]
+sth [%r10-6], 0x8001
+ldxsh %r6, [%r10-6]
+stxb [%r10-7], %r6
+{"ldxdw %r0, [%r1+64]" if fault else "mov %r0, %r5"}
+add %r0, %r6
+add %r0, %r3
+exit
+""")
+    got, want = observe(engine, insns, runs=3), observe("interp", insns, runs=3)
+    assert got == want
+    if not fault:
+        assert got[0][2] - got[0][1] == 5  # the third run saw the second run's slot
+
+
+def test_stack_slots_are_promoted_when_the_frame_pointer_does_not_escape() -> None:
+    k = sim_kernel("compiled")
+    p = prog(assemble("stdw [%r10-8], 7\nldxdw %r0, [%r10-8]\nexit"))
+    assert "k8 = " in k.vm.engine.compiled_for(p).source
+    q = prog(assemble("mov %r2, %r10\nstdw [%r10-8], 7\nldxdw %r0, [%r10-8]\nexit"))
+    assert "k8" not in k.vm.engine.compiled_for(q).source

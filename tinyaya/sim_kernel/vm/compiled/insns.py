@@ -90,6 +90,8 @@ class Ctx:
 
     #: registers whose value is known at this point of the suite (mov of a constant, ld_imm64)
     consts: dict[int, int] = field(default_factory=dict)
+    #: stack slots promoted to locals (frame offset -> (size, local name)); see promote_stack
+    promoted: dict[int, tuple[int, str]] = field(default_factory=dict)
     #: base registers whose region lookup is kept across suites in s<n> (RESET_SLOTS)
     slot_regs: set[int] = field(default_factory=set)
     #: registers known to hold ``fp + k`` (``mov rX, r10`` then adds of constants): rX -> k
@@ -191,6 +193,12 @@ def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str
 def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]:
     sx = " & 0xFFFFFFFFFFFFFFFF" if signed else ""
     fmt = (_SFMT if signed else _UFMT)[size]
+    if s == 10 and off in c.promoted:
+        name = c.promoted[off][1]
+        if not signed:
+            return [f"r{d} = {name}"]
+        sb = 1 << (8 * size - 1)
+        return [f"r{d} = (({name} ^ {sb}) - {sb}) & 0xFFFFFFFFFFFFFFFF"]
     if s == 10 and -STACK_FRAME <= off <= -size:
         idx = None if signed else _stack_index(c, off, size)
         if idx is not None:
@@ -207,6 +215,8 @@ def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]
 
 
 def store(c: Ctx, d: int, value: str, off: int, size: int) -> list[str]:
+    if d == 10 and off in c.promoted:
+        return [f"{c.promoted[off][1]} = {value}"]
     if d == 10 and -STACK_FRAME <= off <= -size:
         idx = _stack_index(c, off, size)
         if idx is not None:
@@ -438,6 +448,67 @@ def _direct_map_call(c: Ctx, pc: int, hid: int) -> list[str] | None:
     if value is None:
         return None
     return [f"r0 = int({name}.prog_update({key}, {value}, r4, env.cpu)) & 0xFFFFFFFFFFFFFFFF"]
+
+
+def promote_stack(insns: list[Insn], helpers: dict[int, Any], callback_helpers: frozenset[int]
+                  ) -> dict[int, tuple[int, str]]:
+    """The frame slots of a single-function program that can live in locals: the frame pointer never
+    escapes (it is only ever the base of in-frame, aligned loads and stores, or compared), nothing
+    else reads the stack (no tail call, no callback helper, nothing the interpreter's closures run),
+    and every access to the slot has the same size and overlaps no other access. The slots are read
+    from the stack at entry and written back at exit and on a fault, so the stack's bytes afterwards
+    are the interpreter's."""
+    accesses: dict[int, set[int]] = {}
+    pc = 0
+    n = len(insns)
+    while pc < n:
+        ins = insns[pc]
+        c, d, s = ins.code, ins.dst, ins.src
+        cls = c & 0x07
+        if d > 10 or s > 10:
+            return {}
+        if c == 0x18:
+            pc += 2
+            continue
+        if cls in (BPF_ALU, BPF_ALU64):
+            if d == 10 or (c & BPF_X and s == 10):
+                return {}
+        elif cls in (BPF_JMP, BPF_JMP32):
+            op = c & 0xF0
+            if op == BPF_CALL:
+                if s != 0 or c & BPF_X or ins.imm not in helpers or ins.imm in callback_helpers or ins.imm == 12:
+                    return {}
+            elif op == 0xE0:
+                return {}
+        elif cls == BPF_LDX:
+            if c & 0xE0 not in (BPF_MEM, BPF_MEMSX):
+                return {}
+            if s == 10:
+                size = SIZE[c & 0x18]
+                if not -STACK_FRAME <= ins.off <= -size or ins.off % size:
+                    return {}
+                accesses.setdefault(ins.off, set()).add(size)
+        elif cls in (BPF_ST, BPF_STX):
+            if c & 0xE0 != BPF_MEM or (cls == BPF_STX and s == 10):
+                return {}
+            if d == 10:
+                size = SIZE[c & 0x18]
+                if not -STACK_FRAME <= ins.off <= -size or ins.off % size:
+                    return {}
+                accesses.setdefault(ins.off, set()).add(size)
+        else:
+            return {}
+        pc += 1
+    out: dict[int, tuple[int, str]] = {}
+    spans = sorted((off, max(sz)) for off, sz in accesses.items())
+    for i, (off, size) in enumerate(spans):
+        if len(accesses[off]) != 1:
+            continue
+        lo_ok = i == 0 or spans[i - 1][0] + spans[i - 1][1] <= off
+        hi_ok = i + 1 == len(spans) or off + size <= spans[i + 1][0]
+        if lo_ok and hi_ok:
+            out[off] = (size, f"k{-off}")
+    return out
 
 
 def is_local_call(ins: Insn) -> bool:

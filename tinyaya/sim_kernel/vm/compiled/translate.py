@@ -29,6 +29,7 @@ from .insns import (
     is_cond_jump,
     is_local_call,
     is_may_goto,
+    promote_stack,
     straight,
 )
 
@@ -145,6 +146,8 @@ class _Emitter:
             if is_exit(ins):
                 if self.mg:
                     add(ind, "env.may_goto_left = mg", pc)
+                if self.main and self.c.promoted:
+                    add(ind, _writeback(self.c), pc)
                 add(ind, "return r0" if self.main else "return r0, r1, r2, r3, r4, r5, b", pc)
                 return None
             tgt = jump_target(ins, pc)
@@ -420,6 +423,21 @@ class _Emitter:
             self.src.add(ind, f"if pc < {child.lo}: continue")
 
 
+_VIEWS = {8: ("sQ", 3), 4: ("sI", 2), 2: ("sH", 1), 1: ("sB", 0)}
+
+
+def _view(off: int, size: int) -> str:
+    """The stack view element of the main frame's slot at ``off`` (frame pointer at offset 512)."""
+    name, shift = _VIEWS[size]
+    return f"{name}[{(512 + off) >> shift}]"
+
+
+def _writeback(c: Ctx) -> str:
+    for size, _name in c.promoted.values():
+        c.use(_VIEWS[size][0])
+    return "; ".join(f"{_view(off, size)} = {name}" for off, (size, name) in sorted(c.promoted.items()))
+
+
 def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
     add = src.add
     if main:
@@ -431,6 +449,8 @@ def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
     view_line = len(src.lines)
     add(1, "")  # the stack views used, filled in below
     add(1, RESET_SLOTS)
+    if main and c.promoted:
+        add(1, "; ".join(f"{name} = {_view(off, size)}" for off, (size, name) in sorted(c.promoted.items())))
     add(1, f"pc = {fn.start}")
     add(1, "try:")
     before = set(c.names)
@@ -450,6 +470,8 @@ def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
         add(2, "R[0] = r0; R[2:10] = (r2, r3, r4, r5, r6, r7, r8, r9); R[13] = b")
         add(2, "raise")
     add(1, "except Exception as e:")
+    if main and c.promoted:
+        add(2, _writeback(c))
     add(2, f"R[0:11] = ({_REGS}, fp)")
     add(2, "tb = e.__traceback__")
     add(2, "raise fault(env, None, LINES.get(tb.tb_lineno if tb is not None else 0, -1), e)")
@@ -478,6 +500,10 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
     cb = frozenset(i for i, f in helpers.items() if _calls_back(f))
     src = Source([], {}, set(), False)
     c = Ctx(insns, helpers, ctx_rewrite, 512, cb)
+    if len(funcs) == 1:
+        c.promoted = promote_stack(insns, helpers, cb)
+        for size, _name in c.promoted.values():
+            c.use(_VIEWS[size][0])
     if maps:
         from ..helpers_maps import bpf_map_lookup_elem, bpf_map_update_elem
 
