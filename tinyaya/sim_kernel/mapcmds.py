@@ -287,8 +287,8 @@ def map_lookup_and_delete_elem(k: SimKernel, ua: UAttr) -> int:
     if (a.flags & F_LOCK) and not has_spin_lock(m):
         raise fail(EINVAL, "BPF_F_LOCK on a map without a bpf_spin_lock")
     key = copy_key(m, a.key)
-    if m.map_type not in _QUEUES and m.map_type not in _HASHES:
-        raise fail(ENOTSUPP, "lookup_and_delete is for queues, stacks and hash maps")
+    if m.map_type not in _QUEUES and m.map_type not in _HASHES and m.map_type != T.BPF_MAP_TYPE_STACK_TRACE:
+        raise fail(ENOTSUPP, "lookup_and_delete is for queues, stacks, hash and stack trace maps")
     value = m.sys_lookup_and_delete(key, int(a.flags))
     copy_to_user(a.value, value)
     return 0

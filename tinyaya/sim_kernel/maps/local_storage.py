@@ -9,9 +9,10 @@ an fd (``int`` key): a socket, any file's inode, a pidfd, a cgroup directory.
 must be a 32-bit int: ``bpf_local_storage_map_check_btf``). The simulated
 kernel has no sockets, pidfds or cgroups: their element commands fail as
 Linux's do for an fd of the wrong kind (EBADF or ENOTSOCK). An INODE_STORAGE
-key may be any open fd; Linux stores only where the BPF LSM gave inodes a
-storage blob (not on this kernel's boot line), so updates are EBADF there
-and lookups ENOENT.
+key may be any open fd (the BPF LSM is active on the reference kernel, so
+every inode has a storage blob): the value hangs off the object behind the
+fd, ``bpf_local_storage_update``'s flag rules apply, and it goes away with
+the map.
 
 CGROUP_STORAGE's elements are made when a program is attached to a cgroup
 (none here): lookups are ENOENT, updates ENOENT after the flag checks,
@@ -25,7 +26,7 @@ import errno as _errno
 import struct
 from typing import Any
 
-from ..errors import E2BIG, EBADF, EINVAL, ENOENT, EOPNOTSUPP, fail
+from ..errors import E2BIG, EBADF, EEXIST, EINVAL, ENOENT, ENOTSUPP, fail
 from .base import BPF_F_ACCESS_MASK, MAP_STRUCT_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, F, T, U, flags_access_ok
 
 ENOTSOCK = _errno.ENOTSOCK
@@ -66,14 +67,16 @@ class LocalStorageMap(BpfMap):
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
         super().__init__(kernel, attr)
+        #: id(owner object) -> (owner, value): the storages of this map (INODE_STORAGE only)
+        self.elems: dict[int, tuple[Any, bytes]] = {}
         try:
             self.charge(MAP_STRUCT_SIZE)
         except BaseException:
             self.release()
             raise
 
-    def _owner(self, key: bytes | None) -> None:
-        """Resolve the fd key to its kernel object, failing as Linux does for the kinds the sim lacks."""
+    def _owner(self, key: bytes | None) -> Any:
+        """The kernel object the fd key names, failing as Linux does for the kinds the sim lacks."""
         fd = _fd(key)
         is_open = fd >= 0 and fd in self.kernel.fds
         if self.map_type == T.BPF_MAP_TYPE_SK_STORAGE:
@@ -81,25 +84,41 @@ class LocalStorageMap(BpfMap):
         if self.map_type == T.BPF_MAP_TYPE_INODE_STORAGE:
             if not is_open:
                 raise fail(EBADF, f"fd {fd} is not open")
-            return
+            return self.kernel.fds.get(fd)
         raise fail(EBADF, f"fd {fd} is not a {'pidfd' if self.map_type == T.BPF_MAP_TYPE_TASK_STORAGE else 'cgroup'}")
 
     def sys_lookup(self, key: bytes | None, flags: int = 0, value: bytes | None = None) -> bytes:
-        self._owner(key)
-        raise fail(ENOENT, "no storage on this object")
+        elem = self.elems.get(id(self._owner(key)))
+        if elem is None:
+            raise fail(ENOENT, "no storage on this object")
+        return elem[1]
 
     def sys_update(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
+        """``bpf_local_storage_update``."""
         self.check_sys_write()
-        self._owner(key)
-        raise fail(EBADF, "inode has no BPF LSM storage blob")  # inode_storage_ptr() is NULL
+        owner = self._owner(key)
+        if (flags & ~U.BPF_F_LOCK) > U.BPF_EXIST or (flags & U.BPF_F_LOCK and not self.has_spin_lock):
+            raise fail(EINVAL, "local storage flags")
+        exists = id(owner) in self.elems
+        if exists and flags & ~U.BPF_F_LOCK == U.BPF_NOEXIST:
+            raise fail(EEXIST, "storage exists")
+        if not exists and flags & ~U.BPF_F_LOCK == U.BPF_EXIST:
+            raise fail(ENOENT, "no storage on this object")
+        if not exists:
+            self.charge(LOCAL_STORAGE_ELEM_SIZE + self.value_size)
+        self.elems[id(owner)] = (owner, bytes(value[:self.value_size]).ljust(self.value_size, b"\0"))
 
     def sys_delete(self, key: bytes | None) -> None:
         self.check_sys_write()
-        self._owner(key)
-        raise fail(ENOENT, "no storage on this object")
+        if self.elems.pop(id(self._owner(key)), None) is None:
+            raise fail(ENOENT, "no storage on this object")
+        self.uncharge(LOCAL_STORAGE_ELEM_SIZE + self.value_size)
 
     def sys_get_next_key(self, key: bytes | None) -> bytes:
-        raise fail(EOPNOTSUPP, "local storages cannot be iterated")  # notsupp_get_next_key
+        raise fail(ENOTSUPP, "local storages cannot be iterated")  # notsupp_get_next_key
+
+    def free(self) -> None:
+        self.elems.clear()
 
 
 class CgroupStorageMap(BpfMap):

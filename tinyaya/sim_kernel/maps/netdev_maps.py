@@ -193,7 +193,7 @@ class DevMap(_ValueMap):
             if flags == U.BPF_NOEXIST:
                 raise fail(EEXIST, "devmap entries always exist")
             if u32_at(val) == 0:
-                if fd > -1:
+                if fd > 0:
                     raise fail(EINVAL, "a program fd without an ifindex")
                 self._remove(idx)
                 return

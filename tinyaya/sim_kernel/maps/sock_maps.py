@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import E2BIG, EBADF, EINVAL, ENOENT, ENOSPC, ENOTSUPP, fail
 from .array import array_map_alloc_check
-from .base import MAP_STRUCT_SIZE, BpfMap, F, T, U
+from .base import MAP_STRUCT_SIZE, BpfMap, F, T, U, roundup_pow_of_two
 from .fd_array import FdArrayMap, fd_array_map_alloc_check
 from .netdev_maps import array_next_key, u32_at
 
@@ -31,6 +31,8 @@ BPF_F_INGRESS = 1
 SOCK_CREATE_FLAG_MASK = F.BPF_F_NUMA_NODE | F.BPF_F_RDONLY | F.BPF_F_WRONLY
 MAX_BPF_STACK = 512
 S32_MAX = 0x7FFFFFFF
+#: ``sizeof(struct bpf_shtab_bucket)`` (hlist head, spinlock, padded)
+SHTAB_BUCKET_SIZE = 16
 
 
 def sockfd_lookup(kernel: Any, fd: int) -> None:
@@ -54,6 +56,10 @@ class SockMap(BpfMap):
             raise fail(EINVAL, "sockmap: value_size 4 or 8, max_entries > 0")
         if is_hash and attr.key_size > MAX_BPF_STACK:
             raise fail(E2BIG, "sockhash: key_size > 512")
+        if is_hash:  # sock_hash_alloc: buckets_num = roundup_pow_of_two(max_entries), 16-byte buckets
+            buckets = roundup_pow_of_two(attr.max_entries)
+            if buckets > 1 << 31 or buckets > 0xFFFFFFFF // SHTAB_BUCKET_SIZE:
+                raise fail(EINVAL, "sockhash: too many buckets")
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)

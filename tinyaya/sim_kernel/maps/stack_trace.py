@@ -125,6 +125,12 @@ class StackTraceMap(BpfMap):
             raise fail(ENOENT, f"no stack with id {sid}")
         return b[1].ljust(self.value_size, b"\0")
 
+    def sys_lookup_and_delete(self, key: bytes | None, flags: int = 0) -> bytes:
+        """``bpf_stackmap_extract(..., delete=true)``."""
+        value = self.sys_lookup(key)
+        self.buckets.pop(int.from_bytes(bytes(key or b"")[:4].ljust(4, b"\0"), "little"), None)
+        return value
+
     def sys_update(self, key: bytes | None, value: bytes, flags: int = 0) -> None:
         self.check_sys_write()
         raise fail(EINVAL, "stack maps are filled by bpf_get_stackid")
