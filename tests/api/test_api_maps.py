@@ -225,13 +225,7 @@ def test_from_fd_reads_definition(kernel: Any) -> None:
 
 
 def test_lpm_trie(kernel: Any) -> None:
-    try:
-        md = create(kernel, T.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 16, map_flags=1)  # BPF_F_NO_PREALLOC
-    except SyscallError as e:
-        if kernel.backend == "sim":
-            pytest.skip(f"the simulated kernel has no LPM_TRIE: {e}")
-        raise
-    with md:
+    with create(kernel, T.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 16, map_flags=1) as md:  # BPF_F_NO_PREALLOC
         t = LpmTrie(md, key=">I", value=u32)  # IPv4 addresses in network byte order
         t.insert((8, 0x0A000000), 1)  # 10.0.0.0/8
         t.insert((24, 0x0A000100), 2)  # 10.0.1.0/24
@@ -245,13 +239,7 @@ def test_lpm_trie(kernel: Any) -> None:
 
 
 def test_stack_trace_map_is_empty_until_a_program_fills_it(kernel: Any) -> None:
-    try:
-        md = create(kernel, T.BPF_MAP_TYPE_STACK_TRACE, 4, 8 * 16, 8)
-    except SyscallError as e:
-        if kernel.backend == "sim":
-            pytest.skip(f"the simulated kernel has no STACK_TRACE: {e}")
-        raise
-    with md:
+    with create(kernel, T.BPF_MAP_TYPE_STACK_TRACE, 4, 8 * 16, 8) as md:
         st = StackTraceMap(md)
         assert st.max_depth == 16 and list(st.stack_ids()) == []
         with pytest.raises(KeyNotFound):

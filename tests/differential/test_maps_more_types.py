@@ -76,7 +76,7 @@ def test_creation_rules(kernels: Any, map_type: int) -> None:
 
 def _ops(s: Side, t: int, ks: int, vs: int, mx: int, fl: int = 0, key: bytes | None = None,
          values: list[bytes] | None = None, **kw: int) -> list[Any]:
-    r = s.bpf(CREATE, map_create(t, ks, vs, mx, fl, **kw))
+    r = s.bpf(CREATE, map_create(t, ks, vs, mx, fl, b"", **kw))
     if not r.ok:
         return [r.outcome]
     fd = r.ret
@@ -269,8 +269,8 @@ def test_lpm_ipv4_routes_and_postorder(kernels: Any) -> None:
             seen.append(s.read(nk, 8))
             cur = s.buf(seen[-1])
         out.append(seen)
-        for r in (k4(16, 10, 1), k4(16, 10, 1), k4(8, 10), k4(24, 10, 1, 2, 7), k4(33, 10)):
-            out.append(s.bpf(DELETE, elem(fd, s.buf(r))).outcome)
+        for route in (k4(16, 10, 1), k4(16, 10, 1), k4(8, 10), k4(24, 10, 1, 2, 7), k4(33, 10)):
+            out.append(s.bpf(DELETE, elem(fd, s.buf(route))).outcome)
         nk = s.buf(8)
         r = s.bpf(NEXT, elem(fd, s.buf(k4(16, 10, 1)), nk))  # deleted: restarts from the leftmost
         out.append(s.read(nk, 8) if r.ok else r.outcome)

@@ -20,6 +20,7 @@ __all__ = [
     "BtfLoadAttr", "LinkCreateAttr", "LinkDetachAttr", "EnableStatsAttr", "BPF_STATS_RUN_TIME", "RawTracepointAttr", "BpfMapInfo",
     "BpfProgInfo", "BpfBtfInfo", "BpfLinkInfo", "MapUpdateFlags", "MapFlags", "ProgLoadFlags",
     "PseudoSrc", "BPF_F_CURRENT_CPU", "BPF_F_INDEX_MASK", "BPF_F_CTXLEN_MASK", "attr_from",
+    "BPF_MAP_TYPE_CGRP_STORAGE", "BPF_MAP_TYPE_ARENA",
 ]
 
 BPF_OBJ_NAME_LEN = 16
@@ -29,6 +30,10 @@ BPF_ATTR_SIZE = 144  # sizeof(union bpf_attr) on Linux 6.x x86-64 (largest membe
 BPF_F_INDEX_MASK = 0xFFFFFFFF
 BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
 BPF_F_CTXLEN_MASK = 0xFFFFF << 32
+
+#: ``enum bpf_map_type`` members newer than the header ``_enums.py`` was generated from (uapi linux/bpf.h, 6.2 / 6.9)
+BPF_MAP_TYPE_CGRP_STORAGE = 32
+BPF_MAP_TYPE_ARENA = 33
 
 
 class MapUpdateFlags(IntFlag):

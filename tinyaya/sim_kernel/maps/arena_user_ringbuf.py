@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...uapi.bpf import BPF_MAP_TYPE_ARENA
 from ..errors import E2BIG, EINVAL, ENOTSUPP, EOPNOTSUPP, ERANGE, fail
 from .base import MAP_STRUCT_SIZE, PAGE_SIZE, BpfMap, F, T
 from .ringbuf import RingBufMap
 
 __all__ = ["ArenaMap", "UserRingBufMap", "BPF_MAP_TYPE_ARENA", "BPF_F_SEGV_ON_FAULT", "BPF_F_NO_USER_CONV"]
 
-BPF_MAP_TYPE_ARENA = 33
 BPF_F_SEGV_ON_FAULT = 1 << 17
 BPF_F_NO_USER_CONV = 1 << 18
 SZ_4G = 1 << 32

@@ -26,6 +26,7 @@ import errno as _errno
 import struct
 from typing import Any
 
+from ...uapi.bpf import BPF_MAP_TYPE_CGRP_STORAGE
 from ..errors import E2BIG, EBADF, EEXIST, EINVAL, ENOENT, ENOTSUPP, fail
 from .base import BPF_F_ACCESS_MASK, MAP_STRUCT_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, F, T, U, flags_access_ok
 
@@ -33,7 +34,6 @@ ENOTSOCK = _errno.ENOTSOCK
 
 __all__ = ["LocalStorageMap", "CgroupStorageMap", "BPF_LOCAL_STORAGE_MAX_VALUE_SIZE", "BPF_MAP_TYPE_CGRP_STORAGE"]
 
-BPF_MAP_TYPE_CGRP_STORAGE = 32
 #: ``sizeof(struct bpf_local_storage_elem)`` (cacheline-aligned ``sdata``): 128 on x86-64
 LOCAL_STORAGE_ELEM_SIZE = 128
 #: ``BPF_LOCAL_STORAGE_MAX_VALUE_SIZE``: ``U16_MAX - sizeof(struct bpf_local_storage_elem)`` (65407, measured)
