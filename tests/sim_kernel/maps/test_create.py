@@ -106,8 +106,8 @@ def test_create_rules(kernel: Any, case: tuple[str, int, int, int, int, int, int
 
 
 def test_unsupported_type_says_so(kernel: Any) -> None:
-    with pytest.raises(OSError, match="LPM_TRIE is not supported"):
-        create_map(kernel, attr(11, 8, 4, 4, NO_PREALLOC))
+    with pytest.raises(OSError, match="STRUCT_OPS is not supported"):
+        create_map(kernel, attr(26, 4, 4, 1))
 
 
 def test_rdonly_wronly_are_fd_flags_not_map_flags(mk: Any) -> None:
