@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -276,3 +277,44 @@ def test_lpm_ipv4_routes_and_postorder(kernels: Any) -> None:
         out.append(s.read(nk, 8) if r.ok else r.outcome)
         return out
     kernels.compare(scenario)
+
+
+# -- an object with these maps, through the loader ------------------------------------------------------
+FIXTURE = Path(__file__).parents[1] / "fixtures/maps_more/more_maps.o"
+
+
+def _load_object(kernel: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    from tinyaya.programs.ebpf import EbpfLoader
+
+    ebpf = EbpfLoader(kernel=kernel).allow_unsupported_maps().load_file(FIXTURE)  # CGROUP_ARRAY is not aya's
+    try:
+        maps = {name: (md.map_type, md.key_size, md.value_size, md.max_entries) for name, md in ebpf.maps()}
+        verdicts: dict[str, str] = {}
+        for name, prog in ebpf.programs():
+            try:
+                prog.load()
+                verdicts[name] = "ok"
+            except Exception as e:  # noqa: BLE001 - the verdict is what is compared
+                verdicts[name] = type(e).__name__
+        return maps, verdicts
+    finally:
+        ebpf.close()
+
+
+def test_object_with_these_maps_loads_alike(kernels: Any) -> None:
+    from tinyaya.sim_kernel import SimKernel
+
+    sim_maps, sim_verdicts = _load_object(SimKernel())
+    linux_maps, linux_verdicts = _load_object(kernels.linux)
+    assert sim_maps == linux_maps and len(sim_maps) == 10
+    # programs whose helpers the simulated verifier knows: the same verdict as Linux
+    for name in ("xdp_route", "trace_stack", "count_egress"):
+        assert sim_verdicts[name] == linux_verdicts[name], name
+
+
+@pytest.mark.xfail(reason="the simulated verifier does not offer bpf_msg_redirect_hash/bpf_sk_redirect_map to "
+                          "sk_msg/sk_skb programs yet", strict=False)
+def test_socket_redirect_programs_load_alike(kernels: Any) -> None:
+    from tinyaya.sim_kernel import SimKernel
+
+    assert _load_object(SimKernel())[1] == _load_object(kernels.linux)[1]
