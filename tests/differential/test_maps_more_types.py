@@ -318,3 +318,31 @@ def test_socket_redirect_programs_load_alike(kernels: Any) -> None:
     from tinyaya.sim_kernel import SimKernel
 
     assert _load_object(SimKernel())[1] == _load_object(kernels.linux)[1]
+
+
+def test_unprivileged_creation_agrees_with_linux(tmp_path: Path, kernels: Any) -> None:
+    """Attribute errors of types with ``map_alloc_check`` (DEVMAP, DEVMAP_HASH, REUSEPORT_SOCKARRAY,
+    CGRP_STORAGE, ...) come before the EPERM of an unprivileged caller; the others' after it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to an unprivileged user")
+    try:
+        disabled = int(Path("/proc/sys/kernel/unprivileged_bpf_disabled").read_text())
+    except OSError:
+        pytest.skip("no /proc/sys/kernel/unprivileged_bpf_disabled")
+    if disabled == 0:
+        pytest.skip("unprivileged bpf is enabled on this host; the sim models the disabled default")
+    here = Path(__file__).parent
+    root = tmp_path / "fs"
+    root.mkdir(mode=0o777)
+    tmp_path.chmod(0o755)
+    env = dict(os.environ, PYTHONPATH=str(here.parents[1]), HOME=str(tmp_path))
+    p = subprocess.run([sys.executable, str(here / "unpriv_more_types.py"), str(root)], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    sim, linux = json.loads(p.stdout)
+    assert [a for a, b in zip(sim, linux, strict=True) if a != b] == []
