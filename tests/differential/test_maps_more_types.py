@@ -346,3 +346,45 @@ def test_unprivileged_creation_agrees_with_linux(tmp_path: Path, kernels: Any) -
     assert p.returncode == 0, p.stderr
     sim, linux = json.loads(p.stdout)
     assert [a for a, b in zip(sim, linux, strict=True) if a != b] == []
+
+
+def _btf_checks_blob() -> bytes:
+    """int (1), struct val {int; int} (2), long (3), struct k8 {int; int} (4), unsigned int (5),
+    struct bpf_cgroup_storage_key {long cgroup_inode_id; int attach_type} (6)."""
+    b = BtfBuilder()
+    i = int_t(b)
+    b.t("val", 4, vlen=2, st=8, extra=struct.pack("<III", b.s("a"), i, 0) + struct.pack("<III", b.s("b"), i, 32))
+    int_t(b, "long", size=8, bits=64)
+    b.t("k8", 4, vlen=2, st=8, extra=struct.pack("<III", b.s("p"), i, 0) + struct.pack("<III", b.s("a"), i, 32))
+    b.t("u32", 1, st=4, extra=struct.pack("<I", 32))
+    b.t("ck", 4, vlen=2, st=16, extra=struct.pack("<III", b.s("cgroup_inode_id"), 3, 0)
+        + struct.pack("<III", b.s("attach_type"), i, 64))
+    return b.blob()
+
+
+#: (map type, key size, value size, max_entries, flags, BTF key type, BTF value type)
+BTF_CASES = [(STACK_TRACE, 4, 8, 4, 0, 1, 3), (CGROUP_ARRAY, 4, 4, 4, 0, 1, 1), (LPM, 8, 8, 4, 1, 4, 3),
+             (LPM, 8, 8, 4, 1, 3, 3), (LPM, 8, 8, 4, 1, 0, 3), (DEVMAP, 4, 4, 4, 0, 1, 1), (DEVMAP, 4, 4, 4, 0, 0, 1),
+             (DEVMAP_HASH, 4, 4, 4, 0, 1, 1), (CPUMAP, 4, 4, 4, 0, 1, 1), (XSKMAP, 4, 4, 4, 0, 1, 1),
+             (SOCKMAP, 4, 4, 4, 0, 1, 1), (SOCKHASH, 8, 4, 4, 0, 3, 1), (REUSEPORT, 4, 4, 4, 0, 1, 1),
+             (CGROUP_STORAGE, 8, 8, 0, 0, 3, 3), (CGROUP_STORAGE, 16, 8, 0, 0, 6, 3),
+             (CGROUP_STORAGE, 8, 8, 0, 0, 4, 3), (PCPU_CGROUP_STORAGE, 8, 8, 0, 0, 3, 3),
+             (SK_STORAGE, 4, 8, 0, 1, 5, 2), (SK_STORAGE, 4, 8, 0, 1, 4, 2), (INODE_STORAGE, 4, 8, 0, 1, 1, 3),
+             (TASK_STORAGE, 4, 8, 0, 1, 5, 3), (CGRP_STORAGE, 4, 8, 0, 1, 1, 2), (USER_RINGBUF, 0, 0, 4096, 0, 0, 1),
+             (ARENA, 0, 0, 16, MMAPABLE, 0, 1)]
+
+
+def test_btf_checks(kernels: Any) -> None:
+    """``map_check_btf`` per type: no BTF at all (ENOTSUPP), struct LPM keys, int storage keys."""
+    def scenario(s: Side) -> list[Any]:
+        blob = _btf_checks_blob()
+        btf = s.fd(s.bpf(BTF_LOAD, btf_load(s.buf(blob), len(blob))))
+        out = []
+        for t, ks, vs, mx, fl, kt, vt in BTF_CASES:
+            r = s.bpf(CREATE, map_create(t, ks, vs, mx, fl, b"", btf_fd=btf, btf_key_type_id=kt,
+                                         btf_value_type_id=vt))
+            out.append(((t, kt, vt), r.outcome))
+            if r.ok:
+                s.close(r.ret)
+        return out
+    kernels.compare(scenario)

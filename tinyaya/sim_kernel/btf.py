@@ -280,7 +280,7 @@ def map_attach_btf(k: SimKernel, m: Any, btf_fd: int, key_type_id: int, value_ty
             ks = obj.resolve_size(key_type_id)
             if ks is None or ks != m.key_size:
                 raise fail(EINVAL, "btf_key_type_id does not match key_size")
-        elif m.map_type not in _KEYLESS_BTF_OK:
+        elif m.map_type not in _KEYLESS_BTF_OK and getattr(m, "check_btf", None) is None:
             raise fail(EINVAL, "map type needs a BTF key type")
         vs = obj.resolve_size(value_type_id)
         if vs is None or vs != m.value_size:
@@ -300,6 +300,9 @@ def map_attach_btf(k: SimKernel, m: Any, btf_fd: int, key_type_id: int, value_ty
             if m.map_type not in (BpfMapType.BPF_MAP_TYPE_HASH, BpfMapType.BPF_MAP_TYPE_ARRAY):
                 raise fail(EOPNOTSUPP, "bpf_spin_lock in this map type")
             m.spin_lock_off = off
+        check_btf = getattr(m, "check_btf", None)  # map->ops->map_check_btf, where the type has one
+        if check_btf is not None:
+            check_btf(obj, key_type_id, value_type_id)
     k.obj_get(obj)
     m.btf = obj
     m.btf_key_type_id = key_type_id

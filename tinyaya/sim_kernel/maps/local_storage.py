@@ -29,6 +29,7 @@ from typing import Any
 from ...uapi.bpf import BPF_MAP_TYPE_CGRP_STORAGE
 from ..errors import E2BIG, EBADF, EEXIST, EINVAL, ENOENT, ENOTSUPP, fail
 from .base import BPF_F_ACCESS_MASK, MAP_STRUCT_SIZE, PCPU_MIN_UNIT_SIZE, BpfMap, F, T, U, flags_access_ok
+from .btf_checks import check_cgroup_storage_key, check_i32_key
 
 ENOTSOCK = _errno.ENOTSOCK
 
@@ -63,6 +64,10 @@ class LocalStorageMap(BpfMap):
             raise fail(EINVAL, "local storage: BPF_F_NO_PREALLOC, max_entries 0, key_size 4, BTF key and value")
         if attr.value_size > BPF_LOCAL_STORAGE_MAX_VALUE_SIZE:
             raise fail(E2BIG, f"value_size > {BPF_LOCAL_STORAGE_MAX_VALUE_SIZE}")
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_i32_key(btf, key_type_id, value_type_id)
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
@@ -142,6 +147,10 @@ class CgroupStorageMap(BpfMap):
             raise fail(EINVAL, "cgroup storage flags")
         if attr.max_entries:
             raise fail(EINVAL, "cgroup storage max_entries must be 0")
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_cgroup_storage_key(btf, key_type_id, value_type_id)
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)

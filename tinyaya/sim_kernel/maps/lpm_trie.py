@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import EEXIST, EINVAL, ENOENT, ENOSPC, fail
 from .base import BPF_F_ACCESS_MASK, KMALLOC_MAX_SIZE, MAP_STRUCT_SIZE, BpfMap, F, T, U, flags_access_ok
+from .btf_checks import check_struct_key
 from .value_arena import ValueArena
 
 __all__ = ["LpmTrieMap", "LPM_CREATE_FLAG_MASK"]
@@ -74,6 +75,10 @@ class LpmTrieMap(BpfMap):
                 or not LPM_KEY_SIZE_MIN <= attr.key_size <= LPM_KEY_SIZE_MAX
                 or not 1 <= attr.value_size <= LPM_VAL_SIZE_MAX):
             raise fail(EINVAL, "LPM trie: BPF_F_NO_PREALLOC, key_size 5..260, value_size > 0, max_entries > 0")
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_struct_key(btf, key_type_id, value_type_id)
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)

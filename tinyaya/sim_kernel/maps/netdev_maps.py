@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import E2BIG, EBADF, EEXIST, EINVAL, ENODEV, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, fail
 from .base import MAP_STRUCT_SIZE, BpfMap, F, T, U, roundup_pow_of_two
+from .btf_checks import check_no_btf
 from .value_arena import ValueArena
 
 ENOTSOCK = _errno.ENOTSOCK
@@ -157,6 +158,10 @@ class DevMap(_ValueMap):
         if attr.map_type == T.BPF_MAP_TYPE_DEVMAP_HASH and attr.max_entries > 1 << 31:
             raise fail(EINVAL, "devmap hash: max_entries > 2^31")  # before the privilege check too (measured)
 
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_no_btf(btf, key_type_id, value_type_id)
+
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
         super().__init__(kernel, attr)
@@ -264,6 +269,10 @@ class CpuMap(_ValueMap):
         if attr.max_entries > NR_CPUS:
             raise fail(E2BIG, f"cpumap: max_entries > NR_CPUS ({NR_CPUS})")
 
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_no_btf(btf, key_type_id, value_type_id)
+
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
         super().__init__(kernel, attr)
@@ -319,6 +328,10 @@ class XskMap(BpfMap):
         if (attr.max_entries == 0 or attr.key_size != 4 or attr.value_size != 4
                 or attr.map_flags & ~DEV_CREATE_FLAG_MASK):
             raise fail(EINVAL, "xskmap: key_size 4, value_size 4, max_entries > 0")
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_no_btf(btf, key_type_id, value_type_id)
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import E2BIG, EBADF, EINVAL, ENOENT, ENOSPC, ENOTSUPP, fail
 from .array import array_map_alloc_check
 from .base import MAP_STRUCT_SIZE, BpfMap, F, T, U, roundup_pow_of_two
+from .btf_checks import check_no_btf
 from .fd_array import FdArrayMap, fd_array_map_alloc_check
 from .netdev_maps import array_next_key, u32_at
 
@@ -60,6 +61,10 @@ class SockMap(BpfMap):
             buckets = roundup_pow_of_two(attr.max_entries)
             if buckets > 1 << 31 or buckets > 0xFFFFFFFF // SHTAB_BUCKET_SIZE:
                 raise fail(EINVAL, "sockhash: too many buckets")
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_no_btf(btf, key_type_id, value_type_id)
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
@@ -161,6 +166,10 @@ class CgroupArrayMap(FdArrayMap):
     """CGROUP_ARRAY: cgroup v2 directories by index (``bpf_skb_under_cgroup``, ``bpf_current_task_under_cgroup``)."""
 
     map_types = (T.BPF_MAP_TYPE_CGROUP_ARRAY,)  # type: ignore[assignment]  # FdArrayMap names its two types
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_no_btf(btf, key_type_id, value_type_id)
 
     @classmethod
     def alloc_check(cls, kernel: Any, attr: Any) -> None:

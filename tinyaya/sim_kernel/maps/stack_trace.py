@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import E2BIG, EEXIST, EFAULT, EINVAL, ENOENT, fail
 from .base import MAP_STRUCT_SIZE, BpfMap, F, T, roundup_pow_of_two
+from .btf_checks import check_no_btf
 from .jhash import jhash2
 
 __all__ = ["StackTraceMap", "kernel_stack", "BPF_F_SKIP_FIELD_MASK", "BPF_F_USER_STACK", "BPF_F_FAST_STACK_CMP",
@@ -65,6 +66,10 @@ class StackTraceMap(BpfMap):
             raise fail(EINVAL, "value_size / 8 > perf_event_max_stack")
         if attr.max_entries > 1 << 31:
             raise fail(E2BIG, "max_entries > 2^31")
+
+    @staticmethod
+    def check_btf(btf: Any, key_type_id: int, value_type_id: int) -> None:
+        check_no_btf(btf, key_type_id, value_type_id)
 
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
