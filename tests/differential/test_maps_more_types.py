@@ -388,3 +388,45 @@ def test_btf_checks(kernels: Any) -> None:
                 s.close(r.ret)
         return out
     kernels.compare(scenario)
+
+
+def test_info_and_batches(kernels: Any) -> None:
+    """``bpf_map_info`` of each type (device maps gain BPF_F_RDONLY_PROG) and which types have batch ops:
+    the LPM trie has the generic lookup/update/delete batches, the others none (ENOTSUPP)."""
+    from diffharness import batch, info
+
+    def scenario(s: Side) -> list[Any]:
+        out: list[Any] = []
+        for t, ks, vs, mx, fl in ((STACK_TRACE, 4, 8, 4, 0), (CGROUP_ARRAY, 4, 4, 4, 0), (DEVMAP, 4, 4, 4, 0),
+                                  (DEVMAP_HASH, 4, 4, 4, 0), (CPUMAP, 4, 4, 2, 0), (XSKMAP, 4, 4, 4, 0),
+                                  (SOCKMAP, 4, 4, 4, 0), (SOCKHASH, 8, 4, 4, 0), (REUSEPORT, 4, 4, 4, 0),
+                                  (CGROUP_STORAGE, 8, 8, 0, 0), (PCPU_CGROUP_STORAGE, 8, 8, 0, 0),
+                                  (USER_RINGBUF, 0, 0, 4096, 0), (ARENA, 0, 0, 16, MMAPABLE), (LPM, 8, 8, 4, 1)):
+            fd = s.fd(s.bpf(CREATE, map_create(t, ks, vs, mx, fl)))
+            ib = s.buf(96)
+            r = s.bpf(15, info(fd, 96, ib))  # BPF_OBJ_GET_INFO_BY_FD
+            row = [t, r.outcome, struct.unpack_from("<I4xIIII", s.read(ib, 96))]
+            keys, vals, token = s.buf(64), s.buf(1024), s.buf(8)
+            for cmd in (24, 25, 26, 27):  # lookup, lookup_and_delete, update, delete batches
+                row.append(s.bpf(cmd, batch(fd, keys, vals, 1, 0, token)).outcome)
+            out.append(row)
+        fd = s.fd(s.bpf(CREATE, map_create(LPM, 8, 8, 16, NO_PREALLOC)))
+        routes = [struct.pack("<I4B", p, a, b, 0, 0) for p, a, b in ((8, 10, 0), (16, 10, 1), (16, 10, 2),
+                                                                     (0, 0, 0), (24, 192, 168), (12, 172, 16))]
+        keys = s.buf(b"".join(routes))
+        vals = s.buf(b"".join(u64(i) for i in range(len(routes))))
+        r = s.bpf(26, batch(fd, keys, vals, len(routes)))
+        out.append((r.outcome, r.u32(32)))  # the count written back
+        token, got_k, got_v = s.buf(8), s.buf(8 * 16), s.buf(8 * 16)
+        in_batch = 0
+        for _ in range(6):
+            r = s.bpf(24, batch(fd, got_k, got_v, 2, in_batch, token))
+            n = r.u32(32)
+            out.append((r.outcome, n, s.read(got_k, 8 * n), s.read(got_v, 8 * n)))
+            if not r.ok:
+                break
+            in_batch = s.buf(s.read(token, 8))
+        r = s.bpf(27, batch(fd, s.buf(routes[1] + routes[1]), 0, 2))
+        out.append((r.outcome, r.u32(32)))
+        return out
+    kernels.compare(scenario)

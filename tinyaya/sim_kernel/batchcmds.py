@@ -26,7 +26,7 @@ __all__ = ["map_lookup_batch", "map_lookup_and_delete_batch", "map_update_batch"
 
 MAP_BATCH_END = 56  # batch.flags
 #: the batch ops of each map type's ``bpf_map_ops``
-_GENERIC_LOOKUP = _ARRAYS | {T.BPF_MAP_TYPE_ARRAY_OF_MAPS}  # generic_map_lookup_batch
+_GENERIC_LOOKUP = _ARRAYS | {T.BPF_MAP_TYPE_ARRAY_OF_MAPS, T.BPF_MAP_TYPE_LPM_TRIE}  # generic_map_lookup_batch
 _HTAB = _HASHES | {T.BPF_MAP_TYPE_HASH_OF_MAPS}  # htab_*_lookup(_and_delete)_batch, generic delete
 _GENERIC_UPDATE = _GENERIC_LOOKUP | _HTAB  # generic_map_update_batch
 
@@ -243,7 +243,7 @@ def map_update_batch(k: SimKernel, ua: UAttr) -> int:
 
 def map_delete_batch(k: SimKernel, ua: UAttr) -> int:
     m, a = _batch_map(k, ua, False, True)
-    if m.map_type not in _HTAB:
+    if m.map_type not in _HTAB and m.map_type != T.BPF_MAP_TYPE_LPM_TRIE:  # generic_map_delete_batch
         raise fail(ENOTSUPP, "map type has no delete batch")
     _check_elem_flags(m, a.elem_flags)
     if a.count == 0:

@@ -11,9 +11,9 @@ and no CPU map kthreads. So, as on Linux:
 * an XSKMAP update needs an AF_XDP socket: EBADF for a closed fd
   for anything else.
 
-Lookups by programs return a pointer to the entry's ``struct bpf_devmap_val``
-/ ``struct bpf_cpumap_val`` (read-only: these maps get BPF_F_RDONLY_PROG at
-creation) or NULL; ``redirect`` answers ``bpf_redirect_map``
+Lookups by programs return a pointer to a device map entry's ``struct
+bpf_devmap_val`` (read-only: device maps get BPF_F_RDONLY_PROG at creation)
+or NULL (programs only redirect into a CPUMAP); ``redirect`` answers ``bpf_redirect_map``
 (``__bpf_xdp_redirect_map``): XDP_REDIRECT when the entry exists, else the
 action in the low bits of ``flags``.
 """
@@ -87,8 +87,6 @@ class _ValueMap(BpfMap):
 
     def __init__(self, kernel: Any, attr: Any) -> None:
         super().__init__(kernel, attr)
-        # the kernel sets BPF_F_RDONLY_PROG: lookups return pointers into the entries
-        self.map_flags |= F.BPF_F_RDONLY_PROG
         self.entries: dict[int, int] = {}  # key -> arena slot
         self.progs: dict[int, Any] = {}
         self.values = ValueArena(self, self.value_size, writable=False)
@@ -165,6 +163,8 @@ class DevMap(_ValueMap):
     def __init__(self, kernel: Any, attr: Any, **_: Any) -> None:
         type(self).alloc_check(kernel, attr)
         super().__init__(kernel, attr)
+        # dev_map_init_map sets BPF_F_RDONLY_PROG: lookups return pointers into the entries
+        self.map_flags |= F.BPF_F_RDONLY_PROG
         self.is_hash = self.map_type == T.BPF_MAP_TYPE_DEVMAP_HASH
         self.n_buckets = roundup_pow_of_two(self.max_entries) if self.is_hash else 0
         #: DEVMAP_HASH buckets' order: keys newest first in each bucket (``hlist_add_head_rcu``)
