@@ -430,3 +430,34 @@ def test_info_and_batches(kernels: Any) -> None:
         out.append((r.outcome, r.u32(32)))
         return out
     kernels.compare(scenario)
+
+
+def test_user_ringbuf_mmap(kernels: Any) -> None:
+    """``ringbuf_map_mmap_user``: the consumer page is read-only to user space, the producer page and the
+    data are writable; freezing keeps out writable mappings."""
+    import errno
+    import mmap
+
+    rw, ro, shared, page = mmap.PROT_READ | mmap.PROT_WRITE, mmap.PROT_READ, mmap.MAP_SHARED, 4096
+
+    def try_mmap(s: Side, fd: int, length: int, prot: int, flags: int, offset: int = 0) -> Any:
+        try:
+            return s.k.mmap(fd, length, prot, flags, offset)
+        except OSError as e:
+            return errno.errorcode.get(e.errno or 0, f"E{e.errno}")
+
+    def scenario(s: Side) -> list[Any]:
+        fd = s.fd(s.bpf(CREATE, map_create(USER_RINGBUF, 0, 0, page)))
+        out: list[Any] = [try_mmap(s, fd, page, rw, shared), try_mmap(s, fd, page, rw, mmap.MAP_PRIVATE)]
+        cons = try_mmap(s, fd, page, ro, shared)
+        out.append(bytes(cons[:16]))
+        s.k.munmap(cons)
+        prod = try_mmap(s, fd, 3 * page, rw, shared, page)  # producer page and the data
+        out.append(isinstance(prod, memoryview))
+        if isinstance(prod, memoryview):
+            prod[page:page + 8] = struct.pack("<II", 4, 0)
+            s.k.munmap(prod)
+        out.append(s.bpf(FREEZE, elem(fd)).outcome)
+        out.append(try_mmap(s, fd, page, rw, shared, page))
+        return out
+    kernels.compare(scenario)

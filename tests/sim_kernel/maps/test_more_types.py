@@ -321,3 +321,29 @@ def test_user_ringbuf(mk: Any, kernel: Any) -> None:
     assert err(create_map, kernel, attr(T.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4097)) == "EINVAL"
     m = mk(T.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4096)
     assert err(m.sys_lookup, None) in ("ENOTSUPP", "E524")
+
+
+def test_user_ringbuf_drain(mk: Any, kernel: Any) -> None:
+    """``bpf_user_ringbuf_drain``: samples the producer committed, discarded ones skipped, a busy one stops."""
+    import mmap
+
+    m = mk(T.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4096)
+    page = 4096
+    assert err(m.mmap, page, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, 0) == "EPERM"
+    prod = m.mmap(page + 4096, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, page)
+    data = prod[page:]
+    pos = 0
+    for payload, flags in ((b"first!!!", 0), (b"gone", 1 << 30), (b"second", 0), (b"busy", 1 << 31)):
+        struct.pack_into("<II", data, pos, len(payload) | flags, 0)
+        data[pos + 8:pos + 8 + len(payload)] = payload
+        pos += (len(payload) + 8 + 7) // 8 * 8
+    struct.pack_into("<Q", prod, 0, pos)  # producer_pos
+    seen: list[bytes] = []
+
+    def cb(addr: int, size: int) -> int:
+        seen.append(read_at(kernel, addr, size))
+        return 0
+
+    assert m.drain(cb) == 2 and seen == [b"first!!!", b"second"]
+    assert m.drain(cb, flags=4) == -22
+    m.munmap(prod)

@@ -10,23 +10,35 @@ implements its creation rules only: pages (``bpf_arena_alloc_pages``) and
 mmap are not simulated.
 
 USER_RINGBUF: a ring buffer user space produces into and programs drain with
-``bpf_user_ringbuf_drain``. Creation rules are RINGBUF's; every element
-command is ENOTSUPP; the memory layout is the ring buffer's (``RingBufMap``).
+``bpf_user_ringbuf_drain`` (``drain``). Creation rules and layout are
+RINGBUF's (``RingBufMap``); every element command is ENOTSUPP; user space may
+map the producer page and the data writable but never the consumer page
+(``ringbuf_map_mmap_user``).
 """
 from __future__ import annotations
 
+import errno as _errno
+import mmap as _mmap
+import struct
+from collections.abc import Callable
 from typing import Any
 
 from ...uapi.bpf import BPF_MAP_TYPE_ARENA
-from ..errors import E2BIG, EINVAL, ENOTSUPP, EOPNOTSUPP, ERANGE, fail
-from .base import MAP_STRUCT_SIZE, PAGE_SIZE, BpfMap, F, T
-from .ringbuf import RingBufMap
+from ..errors import E2BIG, EAGAIN, EBUSY, EINVAL, ENOTSUPP, EOPNOTSUPP, EPERM, ERANGE, fail
+from .base import MAP_STRUCT_SIZE, PAGE_SIZE, BpfMap, F, T, round_up
+from .ringbuf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ, RingBufMap
 
 __all__ = ["ArenaMap", "UserRingBufMap", "BPF_MAP_TYPE_ARENA", "BPF_F_SEGV_ON_FAULT", "BPF_F_NO_USER_CONV"]
 
 BPF_F_SEGV_ON_FAULT = 1 << 17
 BPF_F_NO_USER_CONV = 1 << 18
 SZ_4G = 1 << 32
+ENODATA = _errno.ENODATA
+BPF_MAX_USER_RINGBUF_SAMPLES = 128 * 1024
+#: ``DYNPTR_MAX_SIZE``: a sample must fit in a dynptr
+DYNPTR_MAX_SIZE = (1 << 24) - 1
+BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP = 1, 2
+_CONS, _PROD, _DATA = 0, PAGE_SIZE, 2 * PAGE_SIZE
 
 
 class ArenaMap(BpfMap):
@@ -85,3 +97,73 @@ class UserRingBufMap(RingBufMap):
     def sys_get_next_key(self, key: bytes | None) -> bytes:
         raise fail(ENOTSUPP, "user ring buffers have no elements")
 
+    # -- user space maps it as the producer ------------------------------------------------------------
+    def mmap(self, length: int, prot: int, flags: int, offset: int = 0) -> memoryview:
+        """``ringbuf_map_mmap_user``: the consumer page is never writable; the rest may be."""
+        if not flags & _mmap.MAP_SHARED:
+            raise fail(EINVAL, "map mmap must be MAP_SHARED")
+        if offset % PAGE_SIZE or length <= 0:
+            raise fail(EINVAL, "mmap offset must be page aligned")
+        write = bool(prot & _mmap.PROT_WRITE)
+        if write and self.frozen:
+            raise fail(EPERM, "writable mapping of a frozen map")
+        if write and offset == 0:
+            raise fail(EPERM, "the consumer page of a user ring buffer is read-only")
+        if offset + length > len(self.buf):
+            raise fail(EINVAL, "mmap past the end of the ring buffer")
+        view = self.buf[offset:offset + length]
+        if write:
+            self.writecnt += 1
+            return view
+        return view.toreadonly()
+
+    # -- programs consume ----------------------------------------------------------------------------
+    def _peek(self) -> tuple[int, int]:
+        """``__bpf_user_ringbuf_peek``: (sample address, size), or raise with the errno Linux returns."""
+        cons, prod = self._get(_CONS), self._get(_PROD)
+        if prod % 8:
+            raise fail(EINVAL, "producer position not 8-byte aligned")
+        if cons == prod:
+            raise fail(ENODATA, "no sample")
+        hdr_len = struct.unpack_from("<I", self.buf, _DATA + (cons & self.mask))[0]
+        flags = hdr_len & (BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)
+        sample_len = hdr_len & ~flags
+        total = round_up(sample_len + BPF_RINGBUF_HDR_SZ, 8)
+        if total > prod - cons:
+            raise fail(EINVAL, "sample past the producer position")
+        if total > self.size or sample_len > DYNPTR_MAX_SIZE:
+            raise fail(E2BIG, "sample larger than the ring")
+        if flags & BPF_RINGBUF_DISCARD_BIT:
+            self._put(_CONS, cons + total)
+            raise fail(EAGAIN, "discarded sample")
+        if flags & BPF_RINGBUF_BUSY_BIT:
+            raise fail(ENODATA, "sample still being written")
+        return self.data.base + ((cons + BPF_RINGBUF_HDR_SZ) & self.mask), sample_len
+
+    def drain(self, callback: Callable[[int, int], int], flags: int = 0) -> int:
+        """``bpf_user_ringbuf_drain``: ``callback(sample address, size)`` per sample until it returns
+        non-zero; the number of samples drained, or -errno."""
+        if flags & ~(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP):
+            return -EINVAL
+        if getattr(self, "_draining", False):
+            return -EBUSY
+        self._draining = True
+        samples = 0
+        try:
+            for _ in range(BPF_MAX_USER_RINGBUF_SAMPLES):
+                try:
+                    addr, size = self._peek()
+                except OSError as e:
+                    if e.errno == ENODATA:
+                        break
+                    if e.errno == EAGAIN:
+                        continue
+                    return -(e.errno or EINVAL)
+                ret = callback(addr, size)
+                self._put(_CONS, self._get(_CONS) + round_up(size + BPF_RINGBUF_HDR_SZ, 8))
+                samples += 1
+                if ret:
+                    break
+        finally:
+            self._draining = False
+        return samples
