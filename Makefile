@@ -23,7 +23,8 @@ test: $(STAMP) lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP)
-	$(PY) -m tinyaya.bench --output bench-results.json
+	$(PY) -m pip install --quiet -e '.[dev,jit]'
+	$(PY) -m tinyaya.sim_kernel.vm.compiled.bench_engines --output bench-results.json
 
 # Rebuild every committed eBPF object (needs clang-19, llvm-19 and libbpf-dev; tests use the committed objects).
 FIXTURE_DIRS := tests/fixtures/isa tests/fixtures/obj tests/fixtures/vm tests/fixtures/cli \

@@ -124,8 +124,11 @@ def _sim_prog(b: Bench) -> Any:
 def _sim_kernel() -> Any:
     try:
         from .sim_kernel.kernel import SimKernel
+        from .sim_kernel.vm.compiled import install
 
-        return SimKernel()
+        k = SimKernel()
+        install(k.vm, "interp")  # the interpreter alone: the kernel's default engine is the compiled tier
+        return k
     except Exception:  # noqa: BLE001 - fall back to the bare pieces the VM needs
         from .sim_kernel.clock import Clock
         from .sim_kernel.memory import AddressSpace

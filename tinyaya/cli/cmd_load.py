@@ -32,11 +32,13 @@ from .pins import ensure_file
 @click.option("--pin", "pin_dir", metavar="DIR", help="Also pin maps under DIR (a bpffs path).")
 @click.option("--verifier-log", is_flag=True, help="Print the verifier log even when loading succeeds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated workload.")
+@click.option("--engine", type=click.Choice(["interp", "compiled", "native"]), default=None,
+              help="How the simulated kernel runs programs (default: $TINYAYA_ENGINE, else compiled).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the final summary.")
 def load_cmd(obj: str | None, kprobe: str | None, kretprobe: str | None, tracepoint: str | None,
              programs: tuple[str, ...], workload: str | None, replay: str | None, events: int | None,
              duration: float | None, interval: float, backend: str, set_globals: tuple[str, ...],
-             pin_dir: str | None, verifier_log: bool, seed: int, quiet: bool) -> None:
+             pin_dir: str | None, verifier_log: bool, seed: int, engine: str | None, quiet: bool) -> None:
     """Load OBJ, attach its programs, run a workload and show the maps live.
 
     Without OBJ, reads `tinyaya.toml` in the current directory. Programs attach
@@ -69,7 +71,7 @@ def load_cmd(obj: str | None, kprobe: str | None, kretprobe: str | None, tracepo
         obj=obj, attach=attach, programs=list(programs) or list(project.get("programs", [])),
         workload=workload or project.get("workload"), replay=replay, events=events, duration=duration,
         interval=interval, backend=backend, set_globals=_parse_globals(set_globals), pin_dir=pin_dir,
-        verifier_log=verifier_log, seed=seed, map_display=project.get("maps", {}),
+        verifier_log=verifier_log, seed=seed, map_display=project.get("maps", {}), engine=engine,
     )
     if opts.events is None and opts.duration is None and not opts.replay and not sys.stdout.isatty():
         opts.duration = 10.0  # a pipe gets a bounded run by default

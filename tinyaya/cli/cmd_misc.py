@@ -36,9 +36,11 @@ def _hex_or_file(value: str | None, what: str) -> bytes | None:
 @click.option("--ctx", metavar="HEX|@FILE", help="Context (ctx_in).")
 @click.option("--repeat", type=click.IntRange(min=0), default=1, show_default=True, help="Runs (the duration is per run).")
 @click.option("--backend", type=click.Choice(["sim", "linux"]), default="sim", show_default=True)
+@click.option("--engine", type=click.Choice(["interp", "compiled", "native"]), default=None,
+              help="How the simulated kernel runs the program (default: $TINYAYA_ENGINE, else compiled).")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 def run_cmd(obj: str, program: str | None, data: str | None, ctx: str | None, repeat: int, backend: str,
-            as_json: bool) -> None:
+            engine: str | None, as_json: bool) -> None:
     """Load a program and run it once (BPF_PROG_TEST_RUN), printing retval, data_out and duration.
 
     \b
@@ -51,7 +53,7 @@ def run_cmd(obj: str, program: str | None, data: str | None, ctx: str | None, re
     ensure_file(obj)
     din = _hex_or_file(data, "data")
     cin = _hex_or_file(ctx, "ctx")
-    kernel = open_kernel(backend)
+    kernel = open_kernel(backend, engine=engine)
     bpf = EbpfLoader(kernel=kernel).load_file(obj)
     names = [n for n, _ in bpf.programs()]
     if program is None:

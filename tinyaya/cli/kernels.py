@@ -5,15 +5,28 @@ from ..kernel import Kernel
 from .errors import bad_input, failed
 from .state import bpffs_root
 
+ENGINES = ("interp", "compiled", "native")
 
-def open_kernel(backend: str = "sim", *, ncpus: int | None = None) -> Kernel:
+
+def open_kernel(backend: str = "sim", *, ncpus: int | None = None, engine: str | None = None) -> Kernel:
+    """A kernel for a command; ``engine`` picks how the simulated kernel runs programs (interp, compiled,
+    or native with llvmlite; the default is TINYAYA_ENGINE, else compiled)."""
     if backend == "sim":
         from ..sim_kernel import SimKernel
 
         kw: dict[str, object] = {"bpffs_root": str(bpffs_root())}
         if ncpus is not None:
             kw["ncpus"] = ncpus
-        return SimKernel(**kw)  # type: ignore[arg-type]
+        kernel = SimKernel(**kw)  # type: ignore[arg-type]
+        if engine is not None:
+            from ..sim_kernel.vm.compiled import install
+
+            if engine not in ENGINES:
+                bad_input(f"unknown engine {engine!r} ({', '.join(ENGINES)})")
+            install(kernel.vm, engine)
+        return kernel
+    if engine is not None and engine != "interp":
+        bad_input("--engine applies to the simulated kernel; the real kernel runs programs with its JIT")
     if backend == "linux":
         from ..linux import LinuxKernel, linux_bpf_available
 

@@ -74,6 +74,7 @@ class LoadOptions:
     verifier_log: bool
     seed: int
     map_display: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: str | None = None
 
 
 class LoadSession:
@@ -112,7 +113,7 @@ class LoadSession:
     def _setup(self) -> None:
         from ..programs import EbpfLoader
 
-        self.kernel = open_kernel(self.o.backend)
+        self.kernel = open_kernel(self.o.backend, engine=self.o.engine)
         if self.o.backend == "sim":
             # like `sysctl kernel.bpf_stats_enabled=1`: `tinyaya prog list` then shows run_cnt/run_time_ns
             from ..sys.prog import bpf_enable_stats

@@ -144,9 +144,14 @@ class SimKernel:
     # -- lazily built parts (each owned by its own module) ------------------------------------------
     @cached_property
     def vm(self) -> Any:
+        """The execution engine: the interpreter, routed through the compiled tier (or the native one,
+        with llvmlite) as ``TINYAYA_ENGINE`` says, "compiled" by default (docs/engines.md)."""
         from .vm import Vm
+        from .vm.compiled import install
 
-        return Vm(self)
+        vm = Vm(self)
+        install(vm)
+        return vm
 
     @cached_property
     def tracing(self) -> Any:

@@ -176,9 +176,29 @@ def main(argv: list[str] | None = None) -> int:
         ratio = rec.get("ratio_vs_interp")
         print(f"  {rec['engine']:38} {rec['events_per_sec']:12.0f} {(1 / ratio if ratio else 0):9.2f}x")
     results += events
+    results += _other_records(quick)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}")
     return 0
+
+
+def _other_records(quick: bool) -> list[dict[str, Any]]:
+    """The verifier (ns per processed instruction) and the maps' program-side operations."""
+    from ...maps.bench_maps import map_benchmarks
+    from ...verifier.bench import verifier_benchmarks
+
+    out: list[dict[str, Any]] = []
+    print(f"\n{'verifier':40} {'insns':>9} {'ns/insn':>10}")
+    for rec in verifier_benchmarks(repeat=1 if quick else 3):
+        rec.setdefault("engine", "verifier")
+        print(f"  {rec['name']:38} {rec.get('processed_insns', 0):9} {rec.get('ns_per_insn', 0):10.0f}")
+        out.append(rec)
+    print(f"\n{'map operation':40} {'ns/call':>10}")
+    for rec in map_benchmarks(calls=2000 if quick else 20000, rounds=3 if quick else 5):
+        rec.setdefault("engine", "maps")
+        print(f"  {rec['name']:38} {rec.get('ns_per_call', 0):10.0f}")
+        out.append(rec)
+    return out
 
 
 if __name__ == "__main__":
