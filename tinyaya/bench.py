@@ -126,7 +126,7 @@ def _sim_kernel() -> Any:
         from .sim_kernel.kernel import SimKernel
         from .sim_kernel.vm.compiled import install
 
-        k = SimKernel()
+        k: Any = SimKernel()
         install(k.vm, "interp")  # the interpreter alone: the kernel's default engine is the compiled tier
         return k
     except Exception:  # noqa: BLE001 - fall back to the bare pieces the VM needs
