@@ -461,3 +461,35 @@ def test_user_ringbuf_mmap(kernels: Any) -> None:
         out.append(try_mmap(s, fd, page, rw, shared, page))
         return out
     kernels.compare(scenario)
+
+
+def _xdp_routes(kernel: Any) -> list[Any]:
+    """xdp_route of the fixture under BPF_PROG_TEST_RUN as the LPM routes and redirect targets change."""
+    from tinyaya.programs.ebpf import EbpfLoader
+
+    ebpf = EbpfLoader(kernel=kernel).allow_unsupported_maps().load_file(FIXTURE)
+    try:
+        prog = ebpf.program("xdp_route")
+        prog.load()
+        routes, tx_hash, cpus, tx_ports = (ebpf.map(n) for n in ("routes", "tx_hash", "cpus", "tx_ports"))
+        packet = bytes(64)
+        out: list[Any] = [prog.test_run(packet).retval]
+        route = struct.pack("<I4B", 8, 10, 0, 0, 0)  # 10.0.0.0/8 covers the program's 10.0.0.1/32
+        for port, target, key, value in ((1, tx_hash, u32(1), u32(1) + u32(0xFFFFFFFF)), (2, cpus, u32(0), u32(64) + u32(0)),
+                                         (3, tx_ports, u32(3), u32(1))):
+            routes.update(route, u32(port))
+            out.append(prog.test_run(packet).retval)  # the target is empty: the fallback action
+            target.update(key, value)
+            out.append(prog.test_run(packet).retval)  # XDP_REDIRECT
+        routes.delete(route)
+        out.append(prog.test_run(packet).retval)
+        return out
+    finally:
+        ebpf.close()
+
+
+def test_xdp_program_over_lpm_and_redirect_maps(kernels: Any) -> None:
+    from tinyaya.sim_kernel import SimKernel
+
+    sim, linux = _xdp_routes(SimKernel()), _xdp_routes(kernels.linux)
+    assert sim == linux == [2, 2, 4, 2, 4, 2, 4, 2]

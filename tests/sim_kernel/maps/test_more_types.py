@@ -347,3 +347,28 @@ def test_user_ringbuf_drain(mk: Any, kernel: Any) -> None:
     assert m.drain(cb) == 2 and seen == [b"first!!!", b"second"]
     assert m.drain(cb, flags=4) == -22
     m.munmap(prod)
+
+
+def test_kprobe_program_fills_a_stack_trace_map(kernel: Any) -> None:
+    """bpf_get_stackid from a kprobe: the stack is the probed simulated function; the same stack, the same id."""
+    from pathlib import Path
+
+    from tinyaya.maps import StackTraceMap
+    from tinyaya.programs.ebpf import EbpfLoader
+
+    obj = Path(__file__).parents[2] / "fixtures/maps_more/more_maps.o"
+    ebpf = EbpfLoader(kernel=kernel).allow_unsupported_maps().load_file(obj)
+    try:
+        prog: Any = ebpf.program("trace_stack")  # a KProbe
+        prog.load()
+        prog.attach("do_sys_openat2", 0)
+        p = kernel.machine.process(comm="cat", uid=1000, cpu=1)
+        for _ in range(3):
+            p.syscall("openat", -100, "/etc/passwd", 0, 0)
+        st = StackTraceMap(ebpf.map("stacks"))
+        (sid,) = list(st.stack_ids())
+        frames = st.get(sid)
+        ips = [getattr(f, "ip", f) for f in (frames.frames() if hasattr(frames, "frames") else frames)]
+        assert ips[0] == kernel.tracing.kallsyms.by_name["do_sys_openat2"].addr
+    finally:
+        ebpf.close()

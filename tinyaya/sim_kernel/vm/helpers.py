@@ -308,9 +308,10 @@ def bpf_spin_unlock(env: RunEnv, lock: int, *_: int) -> int:
 def helper_table() -> dict[int, Helper]:
     """Helper id (``enum bpf_func_id``) -> implementation."""
     from . import helpers_maps as hm
+    from .helpers_more_maps import MORE_MAP_HELPERS
     from .helpers_pkt import PACKET_HELPERS
 
-    return PACKET_HELPERS | {
+    return PACKET_HELPERS | MORE_MAP_HELPERS | {
         1: hm.bpf_map_lookup_elem, 2: hm.bpf_map_update_elem, 3: hm.bpf_map_delete_elem,
         4: bpf_probe_read, 5: bpf_ktime_get_ns, 6: bpf_trace_printk, 7: bpf_get_prandom_u32,
         8: bpf_get_smp_processor_id, 12: bpf_tail_call, 14: bpf_get_current_pid_tgid,
