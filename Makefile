@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 test: $(STAMP) lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,jit]'
