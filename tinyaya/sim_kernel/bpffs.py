@@ -55,6 +55,8 @@ LINK_MAGIC = b"TYAYLINK"
 _HDR = struct.Struct("<8sIIQQQ")  # magic, version, json length, run_cnt, run_time_ns, recursion_misses
 _HDR_SIZE = 64
 _STATS_OFF = 16
+_STATS2 = struct.Struct("<QQ")  # run_cnt, run_time_ns
+_M64 = (1 << 64) - 1
 
 
 def default_root() -> Path:
@@ -105,6 +107,11 @@ class _PinnedProg(BpfProg):
     @run_cnt.setter
     def run_cnt(self, v: int) -> None:
         struct.pack_into("<Q", self._stats, _STATS_OFF, v)
+
+    def add_run_stats(self, count: int, ns: int) -> None:
+        """Both counters in one read and one write of the shared header (the event path's accounting)."""
+        cnt, total = _STATS2.unpack_from(self._stats, _STATS_OFF)
+        _STATS2.pack_into(self._stats, _STATS_OFF, (cnt + count) & _M64, (total + ns) & _M64)
 
     @property  # type: ignore[override]
     def run_time_ns(self) -> int:

@@ -104,6 +104,11 @@ class BpfProg:
     def sleepable(self) -> bool:
         return bool(self.prog_flags & 0x10)
 
+    def add_run_stats(self, count: int, ns: int) -> None:
+        """``bpf_prog_stats`` after a run while statistics are on (``__bpf_prog_run``: ``cnt``, ``nsecs``)."""
+        self.run_cnt += count
+        self.run_time_ns += ns
+
     def release(self) -> None:
         """The last reference went (``__bpf_prog_put``): free the id, drop maps and BTF, uncharge."""
         if self.released:

@@ -56,6 +56,10 @@ class PerfEventKind(Enum):
     URETPROBE = "uretprobe"
 
 
+_BPF_OUTPUT = PerfEventKind.BPF_OUTPUT
+_SAMPLE_RAW = int(PerfSampleFormat.PERF_SAMPLE_RAW)
+
+
 class PerfEvent:
     """One open perf event. ``site`` is its kprobe site or tracepoint (None for software events)."""
 
@@ -125,7 +129,7 @@ class PerfEvent:
     # -- bpf_perf_event_output ------------------------------------------------------------------
     def output(self, cpu: int, raw: bytes | bytearray | memoryview) -> int:
         """``perf_event_output`` of one RAW sample on ``cpu``: 0, or -EINVAL/-EOPNOTSUPP/-ENOSPC."""
-        if self.kind is not PerfEventKind.BPF_OUTPUT:
+        if self.kind is not _BPF_OUTPUT:
             return -EINVAL
         if not self.enabled or self.cpu != cpu or self.released:
             return -EOPNOTSUPP
@@ -133,7 +137,7 @@ class PerfEvent:
         if ring is None:
             # no buffer mapped yet: perf_output_begin finds no event->rb and fails with ENOSPC
             return -28
-        prefix = self._prefix(cpu) if self.sample_type != PerfSampleFormat.PERF_SAMPLE_RAW else b""
+        prefix = self._prefix(cpu) if self.sample_type != _SAMPLE_RAW else b""
         if ring.output_raw(prefix, raw):
             self.samples += 1
             return 0

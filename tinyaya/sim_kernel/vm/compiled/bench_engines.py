@@ -8,6 +8,9 @@ kprobe program), with the engine installed on the kernel.
 ``syscall_events_per_sec(engine)`` is ``tinyaya load examples/syscall_ebpf/.../syscall_ebpf.o --kprobe
 sys_enter`` on the built-in workload, measured through the same API the CLI's load driver uses
 (SimKernel, ``tinyaya.programs.Ebpf``, ``kernel.machine.workload(...).step(n, counts)``).
+``cli_events_per_sec(engine)`` is that command itself, run as a subprocess (pinned maps, run statistics,
+aya-log drained), its ``--events 0`` startup subtracted; ``replay_events_per_sec(engine)`` replays the
+strace fixtures with the example attached. ``event_records`` turns all three into bench records.
 
 ``python -m tinyaya.sim_kernel.vm.compiled.bench_engines`` runs the whole bench with every available
 engine side by side, adds ``ratio_vs_interp`` to each record and the event rates, and writes
@@ -16,7 +19,10 @@ engine side by side, adds ``ratio_vs_interp`` to each record and the event rates
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -119,19 +125,111 @@ def syscall_events_per_sec(engine: str, steps: int = 20000, workload: str = "def
     return best
 
 
-def event_records(engines: list[str], steps: int = 20000) -> list[dict[str, Any]]:
-    rates = {e: syscall_events_per_sec(e, steps) for e in engines}
+def _cli_load_seconds(engine: str, events: int, state: str) -> float:
+    """Wall time of one ``tinyaya load syscall_ebpf.o --kprobe sys_enter --events N -q`` in a fresh process
+    (its own state directory, so a user's running load is neither disturbed nor a lock holder)."""
+    from ....bench import SYSCALL_EBPF
+
+    env = dict(os.environ, TINYAYA_STATE_DIR=state)
+    env.pop("TINYAYA_ENGINE", None)
+    # ``compiled`` is the compiled tier alone; ``compiled+native`` is `--engine compiled` as shipped
+    env["TINYAYA_AUTO_NATIVE"] = "0" if engine == "compiled" else "1"
+    cli_engine = "compiled" if engine == "compiled+native" else engine
+    cmd = [sys.executable, "-c", "import sys; from tinyaya.cli import main; sys.argv[0] = 'tinyaya'; "
+           "sys.exit(main())", "load", str(SYSCALL_EBPF), "--kprobe", "sys_enter", "--events", str(events),
+           "-q", "--engine", cli_engine]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def cli_events_per_sec(engine: str, events: int = 200000, rounds: int = 2) -> float | None:
+    """The CLI load path itself: N / (wall time of ``--events N`` minus that of ``--events 0``), the best
+    of ``rounds`` each; the startup (imports, load, verify, pin) is what ``--events 0`` measures.
+    None when the example object is absent."""
+    from ....bench import SYSCALL_EBPF
+
+    if not SYSCALL_EBPF.exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="tinyaya-bench-") as state:
+        startup = min(_cli_load_seconds(engine, 0, state) for _ in range(rounds))
+        full = min(_cli_load_seconds(engine, events, state) for _ in range(rounds))
+    return events / max(full - startup, 1e-9)
+
+
+def strace_logs() -> list[Path]:
+    """The strace fixtures the replay bench runs (``strace -f`` logs of real programs)."""
+    root = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "tracing" / "strace"
+    return sorted(root.glob("*.log")) if root.is_dir() else []
+
+
+def replay_events_per_sec(engine: str, repeat: int = 3) -> float | None:
+    """An strace replay with the syscall_ebpf example attached at sys_enter: every fixture log replayed
+    ``repeat`` times through ``kernel.machine.replay(...)`` (parsing included), syscalls per second of
+    process CPU time. None without the example or the logs."""
+    from ....bench import SYSCALL_EBPF
+    from ....programs.ebpf import Ebpf
+    from ...kernel import SimKernel
+
+    logs = strace_logs()
+    if not SYSCALL_EBPF.exists() or not logs:
+        return None
+    texts = [p.read_text(encoding="utf-8", errors="surrogateescape") for p in logs]
+    kernel = SimKernel()
+    _install(kernel.vm, engine)
+    ebpf = Ebpf.load_file(str(SYSCALL_EBPF), kernel=kernel)
+    prog: Any = ebpf.program_mut("syscall_ebpf")
+    prog.load()
+    prog.attach("sys_enter", 0)
+    counts: Counter[int] = Counter()
+    kernel.machine.replay(texts[0]).step(2000, counts)  # warm-up: translation, first map inserts
+    best = 0.0
+    for _ in range(ROUNDS):
+        n = 0
+        t0 = time.process_time_ns()
+        for _ in range(repeat):
+            for text in texts:
+                n += kernel.machine.replay(text).step(1 << 30, counts)
+        dt = time.process_time_ns() - t0
+        if dt > 0:
+            best = max(best, n * 1e9 / dt)
+    shutdown = getattr(kernel, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    return best
+
+
+def _rate_records(name: str, note: str, rates: dict[str, float | None]) -> list[dict[str, Any]]:
     base = rates.get("interp")
     out = []
     for e, r in rates.items():
         if r is None:
             continue
-        rec: dict[str, Any] = {"name": "syscall_ebpf_events", "engine": e, "events_per_sec": r,
-                               "ns_per_event": 1e9 / r if r else None,
-                               "note": "tinyaya load syscall_ebpf.o --kprobe sys_enter, built-in workload"}
+        rec: dict[str, Any] = {"name": name, "engine": e, "events_per_sec": r,
+                               "ns_per_event": 1e9 / r if r else None, "note": note}
         if base:
             rec["ratio_vs_interp"] = base / r if r else None
         out.append(rec)
+    return out
+
+
+def event_records(engines: list[str], steps: int = 20000, *, cli_events: int | None = None,
+                  replay_repeat: int = 3) -> list[dict[str, Any]]:
+    """The event rates per engine: the in-process event path (``syscall_ebpf_events``), the CLI load path
+    as a user runs it (``syscall_ebpf_cli_load``: pinned maps, run statistics, aya-log drained; omitted
+    when ``cli_events`` is 0) and an strace replay (``strace_replay_events``)."""
+    out = _rate_records("syscall_ebpf_events", "tinyaya load syscall_ebpf.o --kprobe sys_enter, built-in "
+                        "workload, in process (SimKernel + Ebpf + workload.step)",
+                        {e: syscall_events_per_sec(e, steps) for e in engines})
+    if cli_events is None:
+        cli_events = 10 * steps
+    if cli_events:
+        out += _rate_records("syscall_ebpf_cli_load", f"`tinyaya load syscall_ebpf.o --kprobe sys_enter "
+                             f"--events {cli_events} -q` as a subprocess, minus its --events 0 startup",
+                             {e: cli_events_per_sec(e, cli_events) for e in engines})
+    out += _rate_records("strace_replay_events", "strace replay of tests/fixtures/tracing/strace/*.log with "
+                         "syscall_ebpf attached at sys_enter (parsing included)",
+                         {e: replay_events_per_sec(e, replay_repeat) for e in engines})
     return out
 
 
@@ -170,11 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in available() if e in {r["engine"] for r in results}] or available()
     if "native" in engines:
         engines.insert(engines.index("native"), "compiled+native")
-    events = event_records(engines, steps=2000 if quick else 20000)
-    print(f"\n{'syscall_ebpf load (built-in workload)':40} {'events/s':>12} {'vs interp':>10}")
-    for rec in events:
-        ratio = rec.get("ratio_vs_interp")
-        print(f"  {rec['engine']:38} {rec['events_per_sec']:12.0f} {(1 / ratio if ratio else 0):9.2f}x")
+    events = event_records(engines, steps=2000 if quick else 20000, cli_events=20000 if quick else 200000,
+                           replay_repeat=1 if quick else 3)
+    titles = {"syscall_ebpf_events": "syscall_ebpf load (built-in workload)",
+              "syscall_ebpf_cli_load": "tinyaya load CLI (pins, stats, aya-log)",
+              "strace_replay_events": "strace replay (syscall_ebpf attached)"}
+    for name, title in titles.items():
+        print(f"\n{title:40} {'events/s':>12} {'vs interp':>10}")
+        for rec in events:
+            if rec["name"] != name:
+                continue
+            ratio = rec.get("ratio_vs_interp")
+            print(f"  {rec['engine']:38} {rec['events_per_sec']:12.0f} {(1 / ratio if ratio else 0):9.2f}x")
     results += events
     results += _other_records(quick)
     path.write_text(json.dumps(results, indent=2) + "\n")
