@@ -80,7 +80,7 @@ def _factory(src: str) -> Callable[..., Op]:
     """exec ``src`` (a ``def make(...)``) once and cache the factory."""
     fn = _factories.get(src)
     if fn is None:
-        ns: dict[str, Any] = dict(sem.TEMPLATE_GLOBALS)
+        ns: dict[str, Any] = dict(sem.TEMPLATE_GLOBALS, MISS=MISS, Miss=_Miss)
         exec(compile(src, "<tinyaya.vm>", "exec"), ns)  # noqa: S102 - our own templates
         fn = ns["make"]
         _factories[src] = fn
@@ -135,27 +135,48 @@ def _const(d: int, value: int, nxt: int) -> Op:
 
 
 # -- memory ------------------------------------------------------------------------------------------------
-# Address computation, as source: the region is the one the address falls in (``regions[a >> 32]``),
-# the offset ``a & 0xFFFFFFFF`` (bases are 4 GiB aligned). With a non-negative ``off`` the region is
-# looked up from the base pointer alone and ``off`` added to the small offset, which saves big-int
-# arithmetic; an access that runs past the region's end fails either way (IndexError/struct.error),
-# and the fault report recomputes the exact address. A missing region is ``None`` (AttributeError).
+# Address computation, as source: the region is the one the exact address ``a = base + off`` falls in
+# (``regions[a >> 32]``), the offset ``a & 0xFFFFFFFF`` (bases are 4 GiB aligned). With a non-negative
+# ``off`` the fast path looks the region up from the base pointer alone and adds ``off`` to the small
+# offset, which saves big-int arithmetic; that is the exact address whenever the access stays inside the
+# base's region. When it does not (no region: AttributeError; past its end: IndexError/struct.error; a
+# read-only region for a write: _Miss), the access is redone with the exact address (_ADDR_NEG), so a
+# pointer just below its region (``r9 = map_value - 1; *(u8 *)(r9 + 1)``) reads the region, as Linux
+# does. An access that fails at the exact address too raises, and ``Vm._fault`` reports that address.
 _ADDR_POS = "  a = {base}\n  g = rget(a >> 32)\n  o = (a & 0xFFFFFFFF) + off\n"
 _ADDR_NEG = "  a = {base} + off\n  g = rget(a >> 32)\n  o = a & 0xFFFFFFFF\n"
 # frame-pointer accesses: the run's stack (R[14] buffer, R[16..18] its u64/u32/u16 views)
 _FP = "(R[10] + off) & 0xFFFFFFFF"
 _VIEW = {8: (16, 3), 4: (17, 2), 2: (18, 1), 1: (14, 0)}
 _RO = "  if not g.writable: readonly(g, a)\n"
+_RO_FAST = "  if not g.writable: raise Miss\n"
+
+
+class _Miss(Exception):
+    """The fast path's region (the base pointer's) is read-only: redo the write at the exact address."""
+
+
+#: what the fast path raises when ``base + off`` is not inside the base pointer's region
+MISS = (AttributeError, IndexError, struct.error, _Miss)
 
 
 def _readonly(g: Any, a: int) -> None:
     raise VmTrap(f"write to read-only {g.kind.value} region {g.name!r}", a & M64)
 
 
-def _mem_factory(body: str, off: int, base: str) -> Callable[..., Op]:
-    addr = (_ADDR_POS if off >= 0 else _ADDR_NEG).format(base=base)
+def _mem_factory(body: str, off: int, base: str, write: bool = False) -> Callable[..., Op]:
+    if off < 0:
+        addr = _ADDR_NEG.format(base=base) + (_RO if write else "") + body
+    else:
+        fast = (_RO_FAST if write else "") + body
+        slow = _ADDR_NEG.format(base=base) + (_RO if write else "") + body
+        addr = (_ADDR_POS.format(base=base) + "  try:\n" + _indent(fast) + "  except MISS:\n" + _indent(slow))
     return _factory("def make(d, s, off, nxt, value, rget, unpack, pack, mask, ctx_load, CTX, readonly):\n"
-                    f" def op(R):\n{addr}{body}  return nxt\n return op\n")
+                    f" def op(R):\n{addr}  return nxt\n return op\n")
+
+
+def _indent(lines: str) -> str:
+    return "".join(" " + line + "\n" for line in lines.splitlines())
 
 
 def _load(d: int, s: int, off: int, size: int, fmt: str, signed: bool, nxt: int, regions: dict[int, Any],
@@ -197,7 +218,7 @@ def _store(d: int, s: int | None, imm: int, off: int, fmt: str, mask: int, nxt: 
                         " return op\n")
         return make(s, off, nxt, imm & mask, mask, pack)
     put = f"  g.buf[o] = {val}\n" if size == 1 else f"  pack(g.buf, o, {val})\n"
-    return _mem_factory(_RO + put, off, "R[d]")(d, s, off, nxt, imm & mask, regions.get, None, pack, mask, None,
+    return _mem_factory(put, off, "R[d]", True)(d, s, off, nxt, imm & mask, regions.get, None, pack, mask, None,
                                                 RegionKind.CTX, _readonly)
 
 
@@ -217,7 +238,7 @@ def _atomic(d: int, s: int, off: int, size: int, imm: int, nxt: int, regions: di
             return _trap(f"invalid atomic operation {imm:#x}")
         body = (f"  old = unpack(g.buf, o)[0]\n  pack(g.buf, o, ({_bind(rmw, 'D', 'R[s]', 'old')}) & mask)\n"
                 + ("  R[s] = old\n" if imm & BPF_FETCH else ""))
-    return _mem_factory(_RO + body, off, "R[d]")(d, s, off, nxt, 0, regions.get, st.unpack_from, st.pack_into,
+    return _mem_factory(body, off, "R[d]", True)(d, s, off, nxt, 0, regions.get, st.unpack_from, st.pack_into,
                                                  mask, None, RegionKind.CTX, _readonly)
 
 

@@ -10,7 +10,8 @@ definition of the ISA and can never disagree.
 ``alu_statement``/``jump_condition`` give one instruction's statement with literal operands and
 registers spelled as the caller likes. Memory accesses are not templates of their own: their
 address arithmetic is ``decode._ADDR_POS``/``_ADDR_NEG`` and ``fuse._Run.mem`` (a region lookup
-by ``addr >> 32``, the offset ``addr & 0xFFFFFFFF``, faults where the access leaves the region).
+by ``addr >> 32`` of the exact address ``base + off``, the offset ``addr & 0xFFFFFFFF``, faults where
+the access leaves the region).
 
 Value convention: registers hold unsigned 64-bit values (``0 <= r < 2**64``).
 Immediates are pre-converted at decode time: sign-extended to 64 bits and

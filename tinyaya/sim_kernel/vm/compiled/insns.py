@@ -85,7 +85,7 @@ class Ctx:
     callback_helpers: frozenset[int]
     names: set[str] = field(default_factory=set)
     fallback: bool = False
-    #: base register -> [write checked] of the region lookups kept in the current suite (_addr)
+    #: base registers whose region lookup is kept in the current suite (_addr); the values are unused
     cache: dict[int, list[bool]] = field(default_factory=dict)
 
     #: registers whose value is known at this point of the suite (mov of a constant, ld_imm64)
@@ -164,9 +164,12 @@ RESET_SLOTS = "__reset_slots__"
 def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str]:
     """(statements, buffer expression, offset expression) of an access at ``base + off``, and the
     read-only check for a write, as decode.py computes them: the region is ``regions[a >> 32]``, the
-    offset ``a & 0xFFFFFFFF``. With ``off >= 0`` the region depends on the base register alone, so
-    it is looked up once and kept in ``g<n>``/``b<n>``/``o<n>`` while the register and the set of
-    regions cannot change (until the register is written, a call, or the end of the suite)."""
+    offset ``a & 0xFFFFFFFF``. With ``off >= 0`` the region of the base register is looked up once
+    and kept in ``g<n>``/``b<n>``/``o<n>`` while the register and the set of regions cannot change
+    (until the register is written, a call, or the end of the suite); ``w<n>`` is ``b<n>`` when the
+    region is writable and an empty buffer otherwise. That is the exact address's region as long as
+    ``o<n> + off`` stays inside it; an access that leaves it (or finds no region: ``NOREG``, or a
+    read-only one for a write: ``w<n>`` is empty) raises, and ``guard`` redoes it exactly."""
     name = reg(base)
     if off < 0:
         out = [f"a = {name} + {off}; g = rget(a >> 32); o = a & 0xFFFFFFFF"]
@@ -174,23 +177,33 @@ def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str
             out.append("if not g.writable: readonly(g, a)")
         return out, "g.buf", "o"
     out = []
-    state = c.cache.get(base)
-    if state is None:
+    if base not in c.cache:
         c.slot_regs.add(base)
         # the lookup is also kept across suites and loop iterations in s<n> (the slot it was made
         # for), redone only when the register points into another slot; every call forgets it
         # (RESET_SLOTS), since a helper may change the set of regions
-        out.append(f"if {name} >> 32 != s{base}: s{base} = {name} >> 32; g{base} = rget(s{base}); "
-                   f"b{base} = g{base}.buf")
+        out.append(f"if {name} >> 32 != s{base}: s{base} = {name} >> 32; g{base} = rget(s{base}, NOREG); "
+                   f"b{base} = g{base}.buf; w{base} = b{base} if g{base}.writable else EMPTY")
         out.append(f"o{base} = {name} & 0xFFFFFFFF")
-        state = c.cache[base] = [False]
-    if write and not state[0]:
-        out.append(f"if not g{base}.writable: readonly(g{base}, {name})")
-        state[0] = True
-    return out, f"b{base}", f"o{base} + {off}" if off else f"o{base}"
+        c.cache[base] = [True]
+    return out, f"w{base}" if write else f"b{base}", f"o{base} + {off}" if off else f"o{base}"
 
 
-def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]:
+_REGS = ", ".join(f"r{i}" for i in range(10))
+
+
+def guard(c: Ctx, pc: int, off: int, setup: list[str], access: list[str]) -> list[str]:
+    """``setup`` then ``access``; with ``off >= 0`` (the kept region of the base register), an access
+    that does not fit that region is redone by the interpreter's closure for the slot, which uses
+    the exact address ``base + off`` (decode.py) and faults there exactly as the interpreter does."""
+    if off < 0:
+        return setup + access
+    c.fallback = True
+    return (setup + ["try:"] + [" " + line for line in access] + ["except MISS:",
+            f" R[0:11] = ({_REGS}, fp)", f" OPS[{pc}](R)", f" {_REGS} = R[0:10]"])
+
+
+def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool, pc: int) -> list[str]:
     sx = " & 0xFFFFFFFFFFFFFFFF" if signed else ""
     fmt = (_SFMT if signed else _UFMT)[size]
     if s == 10 and off in c.promoted:
@@ -208,13 +221,13 @@ def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool) -> list[str]
     g = "g" if off < 0 else f"g{s}"
     plain = f"{buf}[{o}]" if size == 1 and not signed else f"{c.use('U' + fmt)}({buf}, {o})[0]"
     if c.ctx_rewrite:
-        out.append(f"r{d} = ctx_load({g}, {o}, {size}, {signed}){sx} if {g}.kind is CTX else {plain}{sx}")
+        access = f"r{d} = ctx_load({g}, {o}, {size}, {signed}){sx} if {g}.kind is CTX else {plain}{sx}"
     else:
-        out.append(f"r{d} = {plain}{sx}")
-    return out
+        access = f"r{d} = {plain}{sx}"
+    return guard(c, pc, off, out, [access])
 
 
-def store(c: Ctx, d: int, value: str, off: int, size: int) -> list[str]:
+def store(c: Ctx, d: int, value: str, off: int, size: int, pc: int) -> list[str]:
     if d == 10 and off in c.promoted:
         return [f"{c.promoted[off][1]} = {value}"]
     if d == 10 and -STACK_FRAME <= off <= -size:
@@ -223,11 +236,11 @@ def store(c: Ctx, d: int, value: str, off: int, size: int) -> list[str]:
             return [f"{idx} = {value}"]
         return [f"{c.use('P' + _UFMT[size])}(sB, {_stack_offset(c, off)}, {value})"]
     out, buf, o = _addr(c, d, off, True)
-    out.append(f"{buf}[{o}] = {value}" if size == 1 else f"{c.use('P' + _UFMT[size])}({buf}, {o}, {value})")
-    return out
+    access = f"{buf}[{o}] = {value}" if size == 1 else f"{c.use('P' + _UFMT[size])}({buf}, {o}, {value})"
+    return guard(c, pc, off, out, [access])
 
 
-def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] | None:
+def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int, pc: int) -> list[str] | None:
     mask = hex(MASK[size])
     fmt = _UFMT[size]
     u, p = c.use("U" + fmt), c.use("P" + fmt)
@@ -236,16 +249,18 @@ def atomic(c: Ctx, d: int, s: int, off: int, size: int, imm: int) -> list[str] |
     if imm not in (BPF_CMPXCHG, BPF_XCHG) and rmw is None:
         return None
     out, buf, o = _addr(c, d, off, True)
-    out.append(f"old = {u}({buf}, {o})[0]")
+    # the read comes first: a miss raises before anything is written
+    access = [f"old = {u}({buf}, {o})[0]"]
     if imm == BPF_CMPXCHG:
-        return out + [f"if old == r0 & {mask}: {p}({buf}, {o}, {rs} & {mask})", "r0 = old"]
-    if imm == BPF_XCHG:
-        return out + [f"{p}({buf}, {o}, {rs} & {mask})", f"{rs} = old"]
-    assert rmw is not None
-    out.append(f"{p}({buf}, {o}, ({bind(rmw, 'D', rs, 'old')}) & {mask})")
-    if imm & BPF_FETCH:
-        out.append(f"{rs} = old")
-    return out
+        access += [f"if old == r0 & {mask}: {p}({buf}, {o}, {rs} & {mask})", "r0 = old"]
+    elif imm == BPF_XCHG:
+        access += [f"{p}({buf}, {o}, {rs} & {mask})", f"{rs} = old"]
+    else:
+        assert rmw is not None
+        access.append(f"{p}({buf}, {o}, ({bind(rmw, 'D', rs, 'old')}) & {mask})")
+        if imm & BPF_FETCH:
+            access.append(f"{rs} = old")
+    return guard(c, pc, off, out, access)
 
 
 def const_value(ins: Insn, insns: list[Insn], consts: dict[int, int], pc: int | None = None) -> int | None:
@@ -379,22 +394,22 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
     if cls == BPF_LDX:
         if d == 10 or mode not in (BPF_MEM, BPF_MEMSX) or (mode == BPF_MEMSX and size == 8):
             return None
-        return load(c, d, s, off, size, mode == BPF_MEMSX)
+        return load(c, d, s, off, size, mode == BPF_MEMSX, pc)
     if cls == BPF_ST:
         if mode != BPF_MEM:
             return None
-        return store(c, d, str(imm & MASK[size]), off, size)
+        return store(c, d, str(imm & MASK[size]), off, size, pc)
     if cls == BPF_STX:
         if mode == BPF_MEM:
-            return store(c, d, c.value(s, size), off, size)
+            return store(c, d, c.value(s, size), off, size, pc)
         if mode == BPF_ATOMIC:
             if imm == BPF_LOAD_ACQ:
-                return None if d == 10 else load(c, d, s, off, size, False)
+                return None if d == 10 else load(c, d, s, off, size, False, pc)
             if imm == BPF_STORE_REL:
-                return store(c, d, c.value(s, size), off, size)
+                return store(c, d, c.value(s, size), off, size, pc)
             if size not in (4, 8) or s == 10:
                 return None
-            return atomic(c, d, s, off, size, imm)
+            return atomic(c, d, s, off, size, imm, pc)
     return None
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ....isa.insn import Insn
+from ...memory import Region as MemRegion
+from ...memory import RegionKind
 from .. import semantics as sem
 from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, width
 from .insns import (
@@ -308,7 +310,7 @@ class _Emitter:
                 assert k is not None
                 consts[ins.dst] = k
                 moves.append((q, ins.dst, k))
-        add(ind, f"if o{base} + {maxend} <= g{base}.size:", pcs[0])
+        add(ind, f"if o{base} + {maxend} <= len(w{base}):", pcs[0])  # w: empty if read-only or unmapped
         for q, r, k in moves:
             add(ind + 1, f"r{r} = {k}", q)
         offs = sorted(image)
@@ -321,9 +323,9 @@ class _Emitter:
             data = bytes(image[x] for x in range(a, b))
             lo = f"o{base} + {a}" if a else f"o{base}"
             if b - a == 1:
-                add(ind + 1, f"b{base}[{lo}] = {data[0]}", pcs[0])
+                add(ind + 1, f"w{base}[{lo}] = {data[0]}", pcs[0])
             else:
-                add(ind + 1, f"b{base}[{lo}:o{base} + {b}] = {data!r}", pcs[0])
+                add(ind + 1, f"w{base}[{lo}:o{base} + {b}] = {data!r}", pcs[0])
             i = j + 1
         add(ind, "else:")
         saved = dict(c.consts)
@@ -524,14 +526,17 @@ def _calls_back(fn: Any) -> bool:
     return code is not None and ("callback" in code.co_names or "call_function" in code.co_names)
 
 
+#: the kept region of a register that points at no region: no bytes, read-only, so that every access
+#: through it misses (insns.guard then redoes it at the exact address)
+NOREG = MemRegion(0, memoryview(bytearray()), 0, False, RegionKind.KERNEL, "(unmapped)")
+
 _STRUCTS = {f"{p}{f}": getattr(struct.Struct("<" + f), "unpack_from" if p == "U" else "pack_into")
             for p in "UP" for f in "BHIQbhi"}
 
 
 def build(prog: Any, vm: Any) -> CompiledProgram:
     """Translate and compile ``prog`` for ``vm`` (NotCompilable if it does not fit)."""
-    from ...memory import RegionKind
-    from ..decode import CTX_REWRITE_TYPES, _readonly
+    from ..decode import CTX_REWRITE_TYPES, MISS, _readonly
     from ..fault import BpfFault, LdAbsExit, TailCall, VmTrap
 
     insns = list(prog.insns)
@@ -544,6 +549,7 @@ def build(prog: Any, vm: Any) -> CompiledProgram:
     ns.update(_STRUCTS)
     ns.update(VmTrap=VmTrap, BpfFault=BpfFault, LdAbsExit=LdAbsExit, TailCall=TailCall, CTX=RegionKind.CTX,
               rget=vm.aspace.regions.get, ctx_load=vm.ctx_load, readonly=_readonly, fault=vm._fault,
+              MISS=MISS, NOREG=NOREG, EMPTY=NOREG.buf,
               LINES=src.line_pc, PAD=[None] * MAX_CALL_FRAMES)
     for name in src.names:
         if name.startswith("H") and name[1:].isdigit():

@@ -6,9 +6,9 @@ every register out (so a repeated run only sets what changes, and a call passes 
 table of 1024 entries ``{slot + 1, host pointer, size, flags}`` indexed by ``slot & 1023`` with
 ``slot = address >> 32`` (regions are 4 GiB apart, memory.py); a miss calls back into Python
 (``resolve``), which fills the entry from ``kernel.aspace`` or says the address is unmapped. The
-offset is computed exactly as decode.py computes it, and every access is bounds-checked against
-the region's size; a failing access stops the program with ``STATUS_FAULT`` and the pc, and the
-engine replays that one instruction in the interpreter to raise the very same ``BpfFault``.
+region and offset are those of the exact address ``base + off`` (as decode.py's), and every
+access is bounds-checked against the region's size; a failing access stops the program with
+``STATUS_FAULT`` and the pc, and the engine replays that one instruction in the interpreter to raise the very same ``BpfFault``.
 
 Frame-pointer accesses inside the 512-byte frame go straight to the stack buffer. Loads from a
 context region of a program type whose context fields are rewritten call back (``ctx_load``).
@@ -264,15 +264,12 @@ class _Gen:
     # -- memory ----------------------------------------------------------------------------------------
     def address(self, b: ir.IRBuilder, base: int, off: int, size: int, write: bool, pc: int
                 ) -> tuple[ir.IRBuilder, Any, Any, Any, Any]:
-        """(builder, host pointer, slot, offset, flags) of an access, bounds-checked as decode.py."""
-        bv = self.get(b, base)
-        if off >= 0:
-            slot = b.lshr(bv, self.const(32))
-            o = b.add(b.and_(bv, self.const(M32)), self.const(off))
-        else:
-            a = b.add(bv, self.const(off))
-            slot = b.lshr(a, self.const(32))
-            o = b.and_(a, self.const(M32))
+        """(builder, host pointer, slot, offset, flags) of an access at the exact address, bounds-checked."""
+        # the exact address base + off (mod 2**64) picks the region, whatever the sign of off: a
+        # pointer just below its region plus a positive offset lands in it (decode.py's slow path)
+        a = b.add(self.get(b, base), self.const(off))
+        slot = b.lshr(a, self.const(32))
+        o = b.and_(a, self.const(M32))
         # the last region used is kept in registers (last_slot/host/size/flags): a loop over one
         # buffer skips the table; every helper call forgets it (a callback may change the regions)
         same = b.icmp_unsigned("==", slot, b.load(self.last_slot))
