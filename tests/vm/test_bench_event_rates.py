@@ -19,20 +19,24 @@ needs_example = pytest.mark.skipif(not SYSCALL_EBPF.exists(), reason="examples/s
 
 def test_event_records_name_every_engine_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_engines, "syscall_events_per_sec", lambda e, steps=0: 1000.0)
-    monkeypatch.setattr(bench_engines, "cli_events_per_sec", lambda e, n=0: 500.0 if e == "interp" else 2000.0)
+    monkeypatch.setattr(bench_engines, "cli_load_rates",
+                        lambda e, n=0: (500.0, 400.0) if e == "interp" else (2000.0, 1000.0))
     monkeypatch.setattr(bench_engines, "replay_events_per_sec", lambda e, r=0: None if e == "native" else 300.0)
     recs = bench_engines.event_records(["interp", "compiled", "native"], steps=10, cli_events=100)
     got = {(r["name"], r["engine"]): r for r in recs}
     assert set(got) == {
         ("syscall_ebpf_events", "interp"), ("syscall_ebpf_events", "compiled"), ("syscall_ebpf_events", "native"),
         ("syscall_ebpf_cli_load", "interp"), ("syscall_ebpf_cli_load", "compiled"),
-        ("syscall_ebpf_cli_load", "native"),
+        ("syscall_ebpf_cli_load", "native"), ("syscall_ebpf_cli_load_cold", "interp"),
+        ("syscall_ebpf_cli_load_cold", "compiled"), ("syscall_ebpf_cli_load_cold", "native"),
         ("strace_replay_events", "interp"), ("strace_replay_events", "compiled"),
     }
     cli = got[("syscall_ebpf_cli_load", "compiled")]
     assert cli["events_per_sec"] == 2000.0 and cli["ns_per_event"] == 1e9 / 2000.0
     assert cli["ratio_vs_interp"] == 0.25
     assert "--events 100" in cli["note"]
+    cold = got[("syscall_ebpf_cli_load_cold", "compiled")]
+    assert cold["events_per_sec"] == 1000.0 and cold["ratio_vs_interp"] == 0.4
     # cli_events=0 leaves the subprocess measurement out
     recs = bench_engines.event_records(["interp"], steps=10, cli_events=0)
     assert [r["name"] for r in recs] == ["syscall_ebpf_events", "strace_replay_events"]
@@ -51,8 +55,8 @@ def test_replay_rate_is_measured() -> None:
 
 @needs_example
 def test_cli_rate_runs_the_command(tmp_path: Path) -> None:
-    r = bench_engines.cli_events_per_sec("interp", events=300, rounds=1)
-    assert r is not None and r > 0
+    r = bench_engines.cli_load_rates("interp", events=300, rounds=1)
+    assert r is not None and r[0] > 0 and r[1] > 0
 
 
 @needs_example
