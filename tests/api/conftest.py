@@ -47,6 +47,25 @@ def kernel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if not ok:
         pytest.skip(reason)
     before = _open_fds()
+    pins_before = _host_pins()
     yield LinuxKernel()
     leaked = _open_fds() - before
+    new_pins = _host_pins() - pins_before
+    for name in new_pins:  # leave nothing behind on the real kernel, even when the test failed
+        try:
+            os.unlink(os.path.join(HOST_BPFFS, name))
+        except OSError:
+            pass
     assert not leaked, f"the test left fds open on the real kernel: {sorted(leaked)}"
+    assert not new_pins, f"the test left pins in {HOST_BPFFS} (removed now): {sorted(new_pins)}"
+
+
+#: the host's bpffs, where aya (and tinyaya's loader) pin ``pinning = BY_NAME`` maps by default
+HOST_BPFFS = "/sys/fs/bpf"
+
+
+def _host_pins() -> set[str]:
+    try:
+        return set(os.listdir(HOST_BPFFS))
+    except OSError:
+        return set()

@@ -371,6 +371,11 @@ def test_map_in_map_and_prog_array_initialisers(kernel: Any) -> None:
     from tinyaya.maps import ArrayOfMaps, ProgramArray
 
     with Ebpf.load_file(OBJ_FIXTURES / "btf_maps.o", kernel=kernel) as ebpf:
+        # events_by_pid is pinned BY_NAME into the default pin directory (/sys/fs/bpf on Linux, as
+        # aya does): take the pin away again, so the real kernel keeps nothing of this test
+        events = ebpf.map("events_by_pid")
+        if events.pinned_path and kernel.backend == "linux":
+            os.unlink(events.pinned_path)
         outer = ArrayOfMaps(ebpf.map("outer"))
         assert outer.get(0) == ebpf.map("inner_a").id and outer.get(2) == ebpf.map("inner_b").id
         with pytest.raises(KeyError):
