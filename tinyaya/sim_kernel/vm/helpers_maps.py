@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...uapi.bpf import BPF_F_CTXLEN_MASK, BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK
 from ..errors import E2BIG, EINVAL, ENOENT
 from .fault import VmTrap
+from .helpers import _read, _write  # one fast path for helper memory access
 
 if TYPE_CHECKING:
     from .interp import RunEnv
@@ -25,28 +26,6 @@ def _map(env: RunEnv, addr: int) -> Any:
     if region is None or region.owner is None:
         raise VmTrap("helper argument is not a map pointer", addr)
     return region.owner
-
-
-def _read(env: RunEnv, addr: int, n: int) -> bytes:
-    """``n`` bytes at ``addr`` (MemoryFault outside every region). Regions are 4 GiB aligned, so the
-    fast path needs no ``AddressSpace.find``."""
-    g = env.vm.aspace.regions.get(addr >> 32)
-    o = addr & 0xFFFF_FFFF
-    if g is None or o + n > g.size or addr < 0:
-        return env.vm.aspace.read(addr, n) if n else b""
-    return bytes(g.buf[o:o + n])
-
-
-def _write(env: RunEnv, addr: int, data: bytes) -> None:
-    """Store ``data`` at ``addr`` (MemoryFault outside a writable region)."""
-    if not data:
-        return
-    g = env.vm.aspace.regions.get(addr >> 32)
-    o = addr & 0xFFFF_FFFF
-    if g is None or o + len(data) > g.size or not g.writable or addr < 0:
-        env.vm.aspace.write(addr, data)
-        return
-    g.buf[o:o + len(data)] = data
 
 
 def bpf_map_lookup_elem(env: RunEnv, map_addr: int, key: int, *_: int) -> int:
