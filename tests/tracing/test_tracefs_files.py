@@ -86,9 +86,10 @@ def _host_events() -> list[str]:
     return names
 
 
-@pytest.mark.skipif(not _host_events(), reason="the host's tracefs is not mounted (no formats to compare with)")
 def test_formats_match_the_real_kernel(kernel) -> None:
     """Every simulated format file is byte-for-byte the running kernel's (same version as the table)."""
+    if not _host_events():
+        pytest.skip("the host's tracefs is not mounted (no formats to compare with)")
     host_id = (HOST_EVENTS / "raw_syscalls" / "sys_enter" / "id").read_text()
     if host_id.strip() != "443":
         pytest.skip("the host kernel numbers its events differently from the generated table")
