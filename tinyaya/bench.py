@@ -231,8 +231,10 @@ def _syscall_ebpf_bench() -> Bench | None:
     try:
         from .programs.ebpf import Ebpf
         from .sim_kernel.kernel import SimKernel
+        from .sim_kernel.vm.compiled import install
 
         kernel = SimKernel()
+        install(kernel.vm, "interp")  # the interpreter row and the instruction count: the kernel defaults to compiled
         ebpf = Ebpf.load_file(str(SYSCALL_EBPF), kernel=kernel)
         prog: Any = ebpf.program_mut("syscall_ebpf")
         prog.load()

@@ -125,6 +125,8 @@ class SimKernel:
         self.unprivileged_bpf_disabled = 2
         #: /proc/sys/kernel/bpf_stats_enabled (BPF_ENABLE_STATS)
         self.bpf_stats_enabled = False
+        #: run statistics being added up during a batch of events (``Machine.events_batch``), else None
+        self.stats_batch: dict[Any, list[int]] | None = None
         self._stats_users = 0
         self.uid = os.getuid()
         self.aspace = AddressSpace()
@@ -195,11 +197,28 @@ class SimKernel:
             try:
                 return int(run(prog, ctx_addr, cpu))
             finally:
-                # account_run, inlined: one update of both counters (a pinned program's live in its pin file)
                 if kernel.bpf_stats_enabled:
-                    prog.add_run_stats(1, clock() - t0)
+                    acc = kernel.stats_batch
+                    if acc is None:
+                        # account_run, inlined: one update of both counters (a pinned program's live in its pin file)
+                        prog.add_run_stats(1, clock() - t0)
+                    else:  # inside a batch of events: added up, written once at its end (flush_run_stats)
+                        a = acc.get(prog)
+                        if a is None:
+                            acc[prog] = [1, clock() - t0]
+                        else:
+                            a[0] += 1
+                            a[1] += clock() - t0
 
         return counted
+
+    def flush_run_stats(self) -> None:
+        """Write the run statistics a batch of events added up (``stats_batch``) to the programs."""
+        acc = self.stats_batch
+        if acc:
+            self.stats_batch = {}
+            for prog, (n, ns) in acc.items():
+                prog.add_run_stats(n, ns)
 
     def account_run(self, prog: Any, count: int = 1, ns: int = 0) -> None:
         """Count program runs in its statistics, as ``__bpf_prog_run`` does only while run-time statistics

@@ -21,8 +21,10 @@ and advance ``kernel.clock``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import EINVAL, fail
@@ -319,6 +321,43 @@ class Machine:
         return sc.nr
 
     # -- the event path -------------------------------------------------------------------------------
+    def shared_storages(self) -> list[Any]:
+        """The shared (pinned) storages of the maps the attached programs use."""
+        out: list[Any] = []
+        seen: set[int] = set()
+        for prog in list(self.tracing.attached):
+            for m in getattr(prog, "used_maps", ()):
+                st = getattr(m, "storage", None)
+                if st is not None and getattr(st, "shared", False) and id(st) not in seen:
+                    seen.add(id(st))
+                    out.append(st)
+        return out
+
+    @contextlib.contextmanager
+    def events_batch(self) -> Iterator[None]:
+        """A batch of events (one workload step): the writer locks of the shared (pinned) maps the
+        attached programs use are taken once for the whole batch instead of once per update, and run
+        statistics are added up and written once at its end. Readers in other processes are not held
+        up (they read through the seqlock); a writer in another process waits at most one batch."""
+        kernel = self.kernel
+        if kernel.stats_batch is not None:  # nested: the outer batch holds the locks and the statistics
+            yield
+            return
+        locked: list[Any] = []
+        kernel.stats_batch = {}
+        try:
+            for st in self.shared_storages():
+                st.lock()
+                locked.append(st)
+            yield
+        finally:
+            try:
+                kernel.flush_run_stats()
+            finally:
+                kernel.stats_batch = None
+                for st in reversed(locked):
+                    st.unlock()
+
     def _replan(self) -> None:
         self._enters, self._exits = build_plans(self)
         self._plan_version = self.tracing.version

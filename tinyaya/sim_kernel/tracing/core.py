@@ -126,6 +126,8 @@ class Tracing:
         self.fault_counts: Counter[Any] = Counter()
         self.events: dict[int, PerfEvent] = {}
         self._next_event_id = 1
+        #: attached programs -> how many attachments hold each (the machine's event batches lock their maps)
+        self.attached: Counter[Any] = Counter()
 
     # -- perf_event_open(2) ---------------------------------------------------------------------
     def perf_event_open(self, attr: Any, pid: int, cpu: int, group_fd: int, flags: int) -> int:
@@ -366,11 +368,15 @@ class Tracing:
         return int(self.kernel.fds.install(RawTracepointLink(name, prog, detach)))
 
     def _hold(self, prog: Any) -> None:
+        self.attached[prog] += 1
         fds = getattr(self.kernel, "fds", None)
         if fds is not None:
             fds.hold(prog)
 
     def _put(self, prog: Any) -> None:
+        self.attached[prog] -= 1
+        if self.attached[prog] <= 0:
+            del self.attached[prog]
         fds = getattr(self.kernel, "fds", None)
         if fds is not None:
             fds.put(prog)

@@ -156,6 +156,10 @@ class WorkloadRunner:
 
     def step(self, budget: int, counts: dict[int, int]) -> int:
         """Issue exactly ``budget`` syscalls (a workload never ends), adding them to ``counts``."""
+        with self.machine.events_batch():
+            return self._step(budget, counts)
+
+    def _step(self, budget: int, counts: dict[int, int]) -> int:
         m = self.machine
         clock = m.clock
         gap = self.gap_ns

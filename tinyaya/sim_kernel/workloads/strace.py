@@ -396,6 +396,10 @@ class StraceReplay:
 
     def step(self, budget: int, counts: dict[int, int]) -> int:
         """Replay lines until ``budget`` syscalls were entered or the log ends; returns how many."""
+        with self.machine.events_batch():
+            return self._step(budget, counts)
+
+    def _step(self, budget: int, counts: dict[int, int]) -> int:
         m = self.machine
         done = 0
         lines = self.lines

@@ -56,6 +56,8 @@ class Engine:
         cls = type(vm)
         self._interp_run = cls.run.__get__(vm)
         self._interp_repeat = cls.run_repeat.__get__(vm)
+        #: the VM's per-CPU run states (the interpreter's own dict: a nested run gets another from ``_acquire``)
+        self._envs: dict[int, Any] = getattr(vm, "_envs", {})
         self.native: Any = None
         #: the compiled engine promotes hot programs to the native tier when llvmlite is installed
         if auto_native is None:
@@ -112,22 +114,28 @@ class Engine:
     # -- running --------------------------------------------------------------------------------------
     def run(self, prog: Any, ctx_addr: int, cpu: int, *, args: tuple[int, ...] = ()) -> int:
         """Run ``prog`` with r1 = ``ctx_addr`` (r2.. = ``args``) on ``cpu``: r0, or BpfFault."""
-        if self.native is not None:
-            r = self.native.try_run(prog, ctx_addr, cpu, args)
+        native = self.native
+        if native is not None:
+            r = native.try_run(prog, ctx_addr, cpu, args)
             if r is not None:
                 return int(r)
-        cp = self.compiled_for(prog)
+        cache = prog.compiled
+        cp = cache.get("compiled", _MISSING) if type(cache) is dict else _MISSING
+        if cp is _MISSING:
+            cp = self.compiled_for(prog)
+            cache = prog.compiled
         if cp is None:
             return int(self._interp_run(prog, ctx_addr, cpu, args=args))
         if self.auto_native:
-            cache = prog.compiled
             hot = cache["hot"] = cache.get("hot", 0) + 1
             if hot == HOT_RUNS:
                 self._promote(prog)
                 r = self.native.try_run(prog, ctx_addr, cpu, args) if self.native is not None else None
                 if r is not None:
                     return int(r)
-        env = self._env(cpu)
+        env = self._envs.get(cpu)
+        if env is None or env.busy:
+            env = self.vm._acquire(cpu)
         env.busy = True
         try:
             R = env.regs
@@ -142,15 +150,15 @@ class Engine:
             if args:
                 a = [x & M64 for x in args[:4]] + [0] * (4 - len(args[:4]))
                 r2, r3, r4, r5 = a
+                r0 = cp.entry(env, R, 0, ctx_addr & M64, r2, r3, r4, r5, 0, 0, 0, 0, self.vm.budget)
             else:
-                r2 = r3 = r4 = r5 = 0
-            try:
-                return int(cp.entry(env, R, 0, ctx_addr & M64, r2, r3, r4, r5, 0, 0, 0, 0, self.vm.budget))
-            except TailCall:
-                return self._tail(env)
-            except LdAbsExit:
-                R[0] = 0
-                return 0
+                r0 = cp.entry(env, R, 0, ctx_addr & M64, 0, 0, 0, 0, 0, 0, 0, 0, self.vm.budget)
+            return r0 if type(r0) is int else int(r0)
+        except TailCall:
+            return self._tail(env)
+        except LdAbsExit:
+            env.regs[0] = 0
+            return 0
         finally:
             env.busy = False
 
