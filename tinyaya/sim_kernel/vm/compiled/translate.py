@@ -13,6 +13,8 @@ the exception came from (``LINES``), so message, pc and address are the interpre
 """
 from __future__ import annotations
 
+import itertools
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -80,16 +82,20 @@ class _Emitter:
         self.insns = c.insns
         #: the function uses may_goto: its counter lives in the local ``mg``
         self.mg = any(is_may_goto(c.insns[pc]) for pc in range(fn.start, fn.end))
+        #: the loop region being written as ``for _ in it<lo>:`` (its back-edge spends no ``b``)
+        self.iter_region: Region | None = None
 
     # -- jumps ------------------------------------------------------------------------------------------
     def goto(self, ind: int, frm: int, pcv: int, tgt: int, back: bool) -> bool:
         """Control goes from the jump at ``frm`` to ``tgt``; True if the code written leaves the
         sequence (``continue``/``break``), False if it only set ``pc`` for a later guard."""
         add = self.src.add
-        if back:  # the interpreter spends its budget on every backward jump
+        here = innermost(self.fn.top, frm)
+        if back and here is self.iter_region:
+            pass  # the region's budget iterator spends it (budget_iterable)
+        elif back:  # the interpreter spends its budget on every backward jump
             add(ind, "b -= 1", frm)
             add(ind, f"if b < 0: raise VmTrap({_BUDGET!r})", frm)
-        here = innermost(self.fn.top, frm)
         if tgt != pcv:
             add(ind, f"pc = {tgt}")
         if here.contains(tgt):
@@ -380,12 +386,60 @@ class _Emitter:
         self.sync_in(ind)
 
     # -- regions ----------------------------------------------------------------------------------------
+    def budget_iterable(self, r: Region) -> int | None:
+        """The pc of the one back-edge of an innermost loop region whose budget can be spent by
+        iterating: ``it = repeat(None, b + 1)``; ``for _ in it:`` takes one item on entry and one on
+        each back-edge, so the iterator runs out exactly on the back-edge where ``b -= 1`` would
+        make ``b`` negative (the ``else:`` raises the same trap at that pc), and ``length_hint(it)``
+        on leaving is the ``b`` the interpreter has then. Only where nothing else in the region
+        reads or spends ``b``: no calls but plain helpers (not tail calls, not callback helpers),
+        no exit of a bpf-to-bpf function (it returns ``b``), no jump the interpreter's closure
+        runs, no backward may_goto."""
+        if r is self.fn.top or r.children:
+            return None
+        insns = self.insns
+        back: list[int] = []
+        pc = r.lo
+        while pc <= r.hi:
+            ins = insns[pc]
+            code = ins.code
+            cls = code & 0x07
+            if cls in (0x05, 0x06):
+                op = code & 0xF0
+                if op == 0x80:  # call
+                    if not (ins.src == 0 and cls == 0x05 and ins.imm in self.c.helpers
+                            and ins.imm not in self.c.callback_helpers and ins.imm != 12):
+                        return None
+                elif op == 0x90:  # exit
+                    if not self.main:
+                        return None
+                else:
+                    t = jump_target(ins, pc)
+                    if t is None or pc in self.fn.bad_targets:
+                        return None
+                    if is_cond_jump(ins) and condition(ins) is None:
+                        return None
+                    if r.contains(t) and t <= pc:
+                        if is_may_goto(ins):
+                            return None
+                        back.append(pc)
+            pc += width(insns, pc)
+        return back[0] if len(back) == 1 else None
+
     def region(self, ind: int, r: Region, guard: bool) -> None:
         add = self.src.add
         if guard:
             add(ind, f"if {r.lo} <= pc <= {r.hi}:")
             ind += 1
-        add(ind, "while True:")
+        edge = self.budget_iterable(r)
+        if edge is not None:
+            self.c.use("REPEAT")
+            it = f"it{r.lo}"
+            add(ind, f"{it} = REPEAT(None, b + 1)")
+            add(ind, f"for _ in {it}:")
+            self.iter_region = r
+        else:
+            add(ind, "while True:")
         body = ind + 1
         leaders = sorted(x for x in self.fn.leaders if r.lo <= x <= r.hi)
         children = {c.lo: c for c in r.children}
@@ -407,6 +461,12 @@ class _Emitter:
             i = self.suite(body, r, leaders, i, children, not (lone and x == r.lo), carry)
             prev_suite = True
         add(body, "break")
+        if edge is not None:
+            self.iter_region = None
+            add(ind, "else:")
+            add(ind + 1, f"raise VmTrap({_BUDGET!r})", edge)
+            self.c.use("LH")
+            add(ind, f"b = LH(it{r.lo})")
 
     def after_child(self, ind: int, r: Region, child: Region) -> None:
         """Route the jumps that left ``child``: back into ``r`` (continue) or out of ``r`` (break)."""
@@ -549,7 +609,7 @@ def build(prog: Any, vm: Any) -> CompiledProgram:
     ns.update(_STRUCTS)
     ns.update(VmTrap=VmTrap, BpfFault=BpfFault, LdAbsExit=LdAbsExit, TailCall=TailCall, CTX=RegionKind.CTX,
               rget=vm.aspace.regions.get, ctx_load=vm.ctx_load, readonly=_readonly, fault=vm._fault,
-              MISS=MISS, NOREG=NOREG, EMPTY=NOREG.buf,
+              MISS=MISS, NOREG=NOREG, EMPTY=NOREG.buf, REPEAT=itertools.repeat, LH=operator.length_hint,
               LINES=src.line_pc, PAD=[None] * MAX_CALL_FRAMES)
     for name in src.names:
         if name.startswith("H") and name[1:].isdigit():
