@@ -6,6 +6,7 @@ hypothesis tests (default 40; ``diffharness.FUZZ_EXAMPLES``).
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,27 @@ def _linux_or_skip() -> object:
     if not ok:
         pytest.skip(reason)
     return LinuxKernel()
+
+
+def _engines() -> list[str]:
+    from tinyaya.sim_kernel.vm.compiled.engine import ENGINES, native_available
+
+    return [e for e in ENGINES if e != "native" or native_available()]
+
+
+@pytest.fixture(scope="module", params=_engines())
+def sim_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The engine every SimKernel the module makes runs its programs with (``TINYAYA_ENGINE``): the
+    modules that compare program runs with Linux use it, so each comparison runs under every engine."""
+    old = os.environ.get("TINYAYA_ENGINE")
+    os.environ["TINYAYA_ENGINE"] = request.param
+    try:
+        yield request.param
+    finally:
+        if old is None:
+            os.environ.pop("TINYAYA_ENGINE", None)
+        else:
+            os.environ["TINYAYA_ENGINE"] = old
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

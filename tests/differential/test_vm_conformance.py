@@ -22,7 +22,7 @@ from vmdiff import XDP, Rejected, linux_kernel, run_program  # noqa: E402
 
 from tinyaya.isa import AsmError, Insn  # noqa: E402
 
-pytestmark = pytest.mark.linux
+pytestmark = [pytest.mark.linux, pytest.mark.usefixtures("sim_engine")]
 SUITE = conformance_dir()
 TESTS = [t for t in load_all() if not t.negative] if SUITE is not None else []
 PROLOGUE = [Insn(0x61, 2, 1, 4, 0), Insn(0x61, 1, 1, 0, 0), Insn(0xBF, 3, 2), Insn(0x1F, 3, 1), Insn(0xBF, 2, 3),

@@ -15,7 +15,7 @@ from vmdiff import SCHED_CLS, SOCKET_FILTER, XDP, Rejected, linux_kernel, run_pr
 
 from tinyaya.isa import Insn  # noqa: E402
 
-pytestmark = pytest.mark.linux
+pytestmark = [pytest.mark.linux, pytest.mark.usefixtures("sim_engine")]
 IPV4 = bytes.fromhex("020000000001000000000002" "0800") + bytes.fromhex(
     "4500005400004000400100007f0000017f000002") + bytes(range(64))
 POINTERS = {76, 80, 140, 144, 168}

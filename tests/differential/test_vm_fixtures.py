@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.linux
+pytestmark = [pytest.mark.linux, pytest.mark.usefixtures("sim_engine")]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vm"
 
 PACKET = bytes.fromhex("ffffffffffff0011223344550800") + bytes((i * 37 + 5) & 0xFF for i in range(100))

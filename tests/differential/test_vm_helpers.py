@@ -30,7 +30,7 @@ from vmdiff import (  # noqa: E402
 
 from tinyaya.isa import Insn, assemble  # noqa: E402
 
-pytestmark = pytest.mark.linux
+pytestmark = [pytest.mark.linux, pytest.mark.usefixtures("sim_engine")]
 PACKET = bytes(range(7, 7 + 64))
 
 

@@ -21,7 +21,7 @@ from vmdiff import XDP, ArrayMap, Rejected, linux_kernel, run_program  # noqa: E
 
 from tinyaya.isa.disasm import disasm  # noqa: E402
 
-pytestmark = pytest.mark.linux
+pytestmark = [pytest.mark.linux, pytest.mark.usefixtures("sim_engine")]
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
 STATS = {"compared": 0, "linux_rejected": 0}
 
