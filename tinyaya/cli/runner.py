@@ -25,6 +25,10 @@ from .render import counts_table, is_syscall_counter, seed_format, sorted_counts
 from .state import LoadLock, LoadRecord, load_pin_dir, state_dir
 
 WRITE_NR = 1
+#: events per workload step: from STEP_MIN, adapted so that one step takes about STEP_SECONDS
+STEP_MIN = 2000
+STEP_MAX = 50000
+STEP_SECONDS = 0.02
 
 
 @dataclass
@@ -269,21 +273,28 @@ class LoadSession:
     def run(self, tick: Callable[[], None]) -> None:
         deadline = None if self.o.duration is None else self.started + self.o.duration
         next_tick = time.monotonic() + self.o.interval
+        step = STEP_MIN
         try:
             while True:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     break
                 if self.driver is not None:
-                    budget = 2000
+                    budget = step
                     if self.o.events is not None:
                         budget = min(budget, self.o.events - self.issued)
                     if budget <= 0:
                         break
+                    t0 = time.perf_counter()
                     n = self.driver.step(budget, self.by_nr)
                     self.issued += n
                     if n == 0:
                         break  # a replay or a finite workload ended
+                    # about STEP_SECONDS of events per step: responsive to Ctrl-C, --duration and the live
+                    # view, while the per-step work (trace_pipe, aya-log records) stays small per event
+                    took = time.perf_counter() - t0
+                    if took > 0:
+                        step = max(STEP_MIN, min(STEP_MAX, int(n * STEP_SECONDS / took)))
                 else:
                     time.sleep(min(0.05, max(0.0, next_tick - now)))
                 self._collect_trace()
