@@ -12,6 +12,7 @@ engine, so every caller (PROG_TEST_RUN, the tracing event path, ``run_with_ctx``
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from .. import semantics as sem
@@ -30,6 +31,8 @@ NATIVE_MIN_INSNS = 64
 STACK_FRAME = 512
 M64 = sem.M64
 _MISSING = object()
+#: one native build at a time in this process (LLVM's target setup is not thread-safe)
+_BUILD_LOCK = threading.Lock()
 
 
 def default_engine() -> str:
@@ -59,6 +62,8 @@ class Engine:
         #: the VM's per-CPU run states (the interpreter's own dict: a nested run gets another from ``_acquire``)
         self._envs: dict[int, Any] = getattr(vm, "_envs", {})
         self.native: Any = None
+        #: native builds running in the background (``_promote``)
+        self.builds: list[threading.Thread] = []
         #: the compiled engine promotes hot programs to the native tier when llvmlite is installed
         if auto_native is None:
             auto_native = os.environ.get("TINYAYA_AUTO_NATIVE", "1") != "0"
@@ -73,8 +78,12 @@ class Engine:
             self.native = NativeTier(self.vm, self)
         return self.native
 
-    def _promote(self, prog: Any) -> None:
-        """A hot program: run it natively from now on if the native tier takes it and it is worth it."""
+    def _promote(self, prog: Any, *, background: bool = False) -> None:
+        """A hot program: run it natively from now on if the native tier takes it and it is worth it.
+
+        ``background``: build the machine code in a thread while the compiled tier goes on running the
+        program (the event path: LLVM works on another core, and mostly without the GIL); the program
+        switches to native code at its first run after the build. Builds are serialised process-wide."""
         from .cfg import jump_target
 
         insns = list(prog.insns)
@@ -83,7 +92,30 @@ class Engine:
             prog.compiled.setdefault("native", None)
             prog.compiled.setdefault("native_reason", "small and loop-free: the compiled tier is cheaper")
             return
-        self._native_tier().native_for(prog)
+        tier = self._native_tier()
+        if not background:
+            with _BUILD_LOCK:
+                tier.native_for(prog)
+            return
+
+        def build() -> None:
+            with _BUILD_LOCK:
+                try:
+                    tier.native_for(prog)
+                except Exception as e:  # noqa: BLE001 - the compiled tier goes on running it
+                    cache = prog.compiled
+                    if type(cache) is dict:
+                        cache.setdefault("native", None)
+                        cache["native_reason"] = f"native build failed: {type(e).__name__}: {e}"
+
+        t = threading.Thread(target=build, name=f"tinyaya-native:{getattr(prog, 'name', '?')}")
+        self.builds.append(t)
+        t.start()
+
+    def wait_builds(self) -> None:
+        """Wait for the native builds started in the background (tests, and a clean exit)."""
+        while self.builds:
+            self.builds.pop().join()
 
     # -- translation cache --------------------------------------------------------------------------
     def compiled_for(self, prog: Any) -> CompiledProgram | None:
@@ -129,10 +161,7 @@ class Engine:
         if self.auto_native:
             hot = cache["hot"] = cache.get("hot", 0) + 1
             if hot == HOT_RUNS:
-                self._promote(prog)
-                r = self.native.try_run(prog, ctx_addr, cpu, args) if self.native is not None else None
-                if r is not None:
-                    return int(r)
+                self._promote(prog, background=True)
         env = self._envs.get(cpu)
         if env is None or env.busy:
             env = self.vm._acquire(cpu)
