@@ -84,6 +84,8 @@ def htab_map_alloc_check(attr: Any, *, capable_sys_admin: bool = True) -> None:
 class HashMap(BpfMap):
     map_types = (T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_PERCPU_HASH)
     shareable = True
+    #: the native tier's mirror of the key index (vm/compiled/native/maps.py), kept in step by the hooks below
+    _native: Any = None
 
     @classmethod
     def alloc_check(cls, kernel: Any, attr: Any) -> None:
@@ -130,6 +132,8 @@ class HashMap(BpfMap):
         self._seq = 0  # the last element's link sequence (the state word's bits 1-63)
         self.free_slots: list[int] = []
         self._gen = self.storage.generation
+        if self._native is not None:
+            self._native.rebuild()
 
     def free(self) -> None:
         if hasattr(self, "storage"):
@@ -166,6 +170,8 @@ class HashMap(BpfMap):
         self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
         self._gen = gen
         self._synced(found)
+        if self._native is not None:
+            self._native.rebuild()
 
     def _synced(self, found: list[tuple[int, bytes]]) -> None:
         """Hook: the index was rebuilt from the shared file (LRU maps rebuild their lists)."""
@@ -176,7 +182,11 @@ class HashMap(BpfMap):
 
     def _to_head(self, key: bytes, i: int) -> None:
         """An update that replaces the element: Linux links the new one at the head of the bucket."""
+        lst = self.order.buckets[self.order.bucket_of[key]] if self._native is not None else None
+        old_head = lst[0] if lst else None
         if self.order.to_head(key):
+            if self._native is not None and old_head is not None:
+                self._native.moved_to_head(key, old_head)
             self._seq += 1
             self.storage.write(i, 0, (1 | self._seq << 1).to_bytes(_STATE, "little"))  # one aligned store
 
@@ -202,6 +212,8 @@ class HashMap(BpfMap):
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)
         self.order.link(key)
+        if self._native is not None:
+            self._native.linked(key, i)
 
     def _unlink(self, key: bytes) -> int:
         """Unlink ``key``'s element from the table (``hlist_nulls_del_rcu``) and uncharge it; its slot."""
@@ -210,7 +222,10 @@ class HashMap(BpfMap):
         del self.vaddr[key]
         st.write(i, 0, bytes(_STATE), structural=True)
         self._gen = st.generation
+        bucket = self.order.bucket_of.get(key, -1)
         self.order.unlink(key)
+        if self._native is not None:
+            self._native.unlinked(key, bucket)
         self.uncharge(HTAB_ELEM_SIZE + st.slot_size)
         return i
 

@@ -120,6 +120,13 @@ def read_header(path: str | os.PathLike[str]) -> MapHeader:
     return hdr
 
 
+def _native_remapped(kernel: Any) -> None:
+    """Hook: the storage's buffers moved (``pin``); native tiers drop the host addresses they kept."""
+    tiers = getattr(getattr(kernel, "aspace", None), "__dict__", {}).get("_native_tiers")
+    for t in list(tiers or ()):
+        t.invalidate()
+
+
 def _anon(nbytes: int) -> memoryview:
     m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
     return memoryview(m)
@@ -169,6 +176,9 @@ class SlotStorage:
         self._writing = False
         self._nested = 0
         self._lock_depth = 0
+        #: 1 while this process holds the writer lock outside a write section (the native tier's hook:
+        #: only then may machine code store a word with ``store_held``'s protocol)
+        self.native_held = (ctypes.c_uint64 * 1)()
         #: chunk -> (its buffer, and that buffer as u16, u32 and u64 words), for single aligned stores
         self._words: dict[int, tuple[memoryview, ...]] = {}
 
@@ -412,12 +422,14 @@ class SlotStorage:
         hq[WRITER_PID] = _PID[0]
         hq[SEQ] += 1
         self._writing = True
+        self.native_held[0] = 0
 
     def _end_write(self) -> None:
         if self._nested:
             self._nested -= 1
             return
         self._writing = False
+        self.native_held[0] = 1
         self.hq[SEQ] += 1
         self._unlock()
 
@@ -435,6 +447,7 @@ class SlotStorage:
         if self._lock_depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             self._lock_depth = 1
+            self.native_held[0] = 0 if self._writing else 1
             if self.hq[SEQ] & 1:  # a writer died mid-update (``_recover``'s own first test, inlined)
                 try:
                     self._recover()
@@ -447,6 +460,7 @@ class SlotStorage:
     def _unlock(self) -> None:
         self._lock_depth -= 1
         if self._lock_depth == 0:
+            self.native_held[0] = 0
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def lock(self) -> None:
@@ -516,6 +530,7 @@ class SlotStorage:
             self._recover()
         finally:
             self._lock_depth = 0
+            self.native_held[0] = 0
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     # -- pinning ------------------------------------------------------------------------------------
@@ -542,6 +557,7 @@ class SlotStorage:
         self.path = path
         self.paths = [path]
         self._lock_depth = 0
+        self.native_held[0] = 0
         hm = mmap.mmap(fd, self.header_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._maps.append(hm)
         self._hdr_buf = hm
@@ -584,6 +600,7 @@ class SlotStorage:
                 os.unlink(path)
             raise
         self._words.clear()  # views of the old buffers
+        _native_remapped(self.kernel)
         old_hq.release()
         for m in old_maps:
             with contextlib.suppress(BufferError):
@@ -610,6 +627,7 @@ class SlotStorage:
         self._writing = False
         self._nested = 0
         self._lock_depth = 0
+        self.native_held = (ctypes.c_uint64 * 1)()
         self._words = {}
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self._attach_file(fd, path)

@@ -15,6 +15,7 @@ looks at the enabled perf events); DISABLE only stops sampling into the ring.
 """
 from __future__ import annotations
 
+import ctypes
 import struct
 from collections.abc import Callable
 from enum import Enum
@@ -66,12 +67,16 @@ class PerfEvent:
     def __init__(self, tracing: Tracing, kind: PerfEventKind, *, event_id: int, cpu: int, pid: int,
                  enabled: bool, sample_type: int = 0, sample_period: int = 1,
                  site: KprobeSite | Tracepoint | UprobeSite | None = None, offset: int = 0, config: int = 0) -> None:
+        #: for the native tier's bpf_perf_event_output (see ``_native_refresh``): whether a sample can be
+        #: written natively, the event's CPU and the address of its ring's ``ctl``
+        self.nctl = (ctypes.c_uint64 * 4)()
+        self._enabled = enabled
+        self._released = False
         self.tracing = tracing
         self.kind = kind
         self.id = event_id
         self.cpu = cpu
         self.pid = pid
-        self.enabled = enabled
         self.sample_type = sample_type
         self.sample_period = sample_period
         self.site = site
@@ -80,9 +85,48 @@ class PerfEvent:
         self.ring: PerfRing | None = None
         self.prog: object | None = None
         self._detach: Callable[[], None] | None = None
-        self.released = False
-        #: samples written and dropped (for tests and the CLI)
-        self.samples = 0
+        self._native_refresh()
+
+    # -- the native tier's view ---------------------------------------------------------------------
+    def _native_refresh(self) -> None:
+        """``nctl[0]``: 1 when ``output`` would write a RAW-only sample into the ring (a BPF output event,
+        enabled, not released, mapped, PERF_SAMPLE_RAW alone); ``nctl[1]``: the CPU; ``nctl[2]``: the ring's
+        ``ctl``. Anything else makes the native tier call ``output`` itself."""
+        ring = self.__dict__.get("ring")
+        ok = (self.kind is _BPF_OUTPUT and self._enabled and not self._released and ring is not None
+              and self.sample_type == _SAMPLE_RAW and self.cpu >= 0)
+        self.nctl[1] = self.cpu & 0xFFFF_FFFF_FFFF_FFFF
+        self.nctl[2] = ctypes.addressof(ring.ctl) if ring is not None else 0
+        self.nctl[0] = int(ok)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, v: bool) -> None:
+        self._enabled = v
+        self._native_refresh()
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    @released.setter
+    def released(self, v: bool) -> None:
+        self._released = v
+        self._native_refresh()
+
+    @property
+    def samples(self) -> int:
+        """Samples written (for tests and the CLI)."""
+        ring = self.ring
+        return int(ring.ctl[2]) if ring is not None else 0
+
+    @samples.setter
+    def samples(self, v: int) -> None:
+        if self.ring is not None:
+            self.ring.ctl[2] = v
 
     def __repr__(self) -> str:
         where = f" {getattr(self.site, 'name', '')}" if self.site is not None else ""
@@ -124,6 +168,7 @@ class PerfEvent:
                 raise fail(EINVAL, "perf event already mapped with another size")
             return self.ring.view
         self.ring = PerfRing(pages, self.id)
+        self._native_refresh()
         return self.ring.view
 
     # -- bpf_perf_event_output ------------------------------------------------------------------
@@ -131,7 +176,7 @@ class PerfEvent:
         """``perf_event_output`` of one RAW sample on ``cpu``: 0, or -EINVAL/-EOPNOTSUPP/-ENOSPC."""
         if self.kind is not _BPF_OUTPUT:
             return -EINVAL
-        if not self.enabled or self.cpu != cpu or self.released:
+        if not self._enabled or self.cpu != cpu or self._released:
             return -EOPNOTSUPP
         ring = self.ring
         if ring is None:
@@ -139,7 +184,7 @@ class PerfEvent:
             return -28
         prefix = self._prefix(cpu) if self.sample_type != _SAMPLE_RAW else b""
         if ring.output_raw(prefix, raw):
-            self.samples += 1
+            ring.ctl[2] += 1
             return 0
         return -28  # ENOSPC
 

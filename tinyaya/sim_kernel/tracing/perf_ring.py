@@ -14,6 +14,7 @@ bytes between tail and head, so an overflow never corrupts a record.
 """
 from __future__ import annotations
 
+import ctypes
 import struct
 
 from ...uapi.perf_event import (
@@ -41,7 +42,7 @@ _LOST = int(PerfEventType.PERF_RECORD_LOST)
 class PerfRing:
     """The header page and data pages of one perf event; ``buf`` is what mmap returns."""
 
-    __slots__ = ("buf", "view", "data_size", "_mask", "head", "lost", "event_id", "_data")
+    __slots__ = ("buf", "view", "data_size", "_mask", "event_id", "_data", "ctl", "_keep")
 
     def __init__(self, data_pages: int, event_id: int) -> None:
         self.data_size = data_pages * PAGE_SIZE
@@ -49,13 +50,34 @@ class PerfRing:
         self.buf = bytearray(PAGE_SIZE + self.data_size)
         self.view = memoryview(self.buf)
         self._data = self.view[PAGE_SIZE:]
-        self.head = 0
-        #: samples dropped since the last PERF_RECORD_LOST (``rb->lost``)
-        self.lost = 0
+        #: head, lost, samples written, then (for the native tier) the header and data host addresses,
+        #: the data size and the event id: one ctypes block machine code updates like this class does
+        self.ctl = (ctypes.c_uint64 * 8)()
+        self._keep = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
+        host = ctypes.addressof(self._keep)
+        self.ctl[3], self.ctl[4], self.ctl[5], self.ctl[6] = host, host + PAGE_SIZE, self.data_size, event_id
         self.event_id = event_id
         _U64.pack_into(self.buf, MMAP_PAGE_DATA_OFFSET, PAGE_SIZE)
         _U64.pack_into(self.buf, MMAP_PAGE_DATA_SIZE, self.data_size)
         struct.pack_into("<I", self.buf, 72, 1104)  # perf_event_mmap_page.size = offsetof(aux_size) + 8
+
+    @property
+    def head(self) -> int:
+        """Where the next record goes (``rb->head``)."""
+        return int(self.ctl[0])
+
+    @head.setter
+    def head(self, v: int) -> None:
+        self.ctl[0] = v
+
+    @property
+    def lost(self) -> int:
+        """Samples dropped since the last PERF_RECORD_LOST (``rb->lost``)."""
+        return int(self.ctl[1])
+
+    @lost.setter
+    def lost(self, v: int) -> None:
+        self.ctl[1] = v
 
     @property
     def tail(self) -> int:
@@ -79,20 +101,21 @@ class PerfRing:
         n = len(raw)
         raw_size = ((n + 11) & ~7) - 4
         size = 12 + len(prefix) + raw_size
+        ctl = self.ctl
         if size > 0xFFFF:
-            self.lost += 1
+            ctl[1] += 1
             return False
-        head = self.head
-        lost = self.lost
+        head = ctl[0]
+        lost = ctl[1]
         need = size + 24 if lost else size
         # ring_buffer_has_space(): CIRC_SPACE, so the writer stays strictly behind the reader's tail
         if need > ((_U64.unpack_from(self.buf, MMAP_PAGE_DATA_TAIL)[0] - head - 1) & self._mask):
-            self.lost = lost + 1
+            ctl[1] = lost + 1
             return False
         if lost:
             self._copy_in(head, LOST_RECORD.pack(_LOST, 0, LOST_RECORD.size, self.event_id, lost))
             head += LOST_RECORD.size
-            self.lost = 0
+            ctl[1] = 0
         off = head & self._mask
         data = self._data
         if off + size <= self.data_size and not prefix:
@@ -111,6 +134,6 @@ class PerfRing:
             rec[p + 4:p + 4 + n] = raw
             self._copy_in(head, rec)
         head += size
-        self.head = head
+        ctl[0] = head
         _U64.pack_into(self.buf, MMAP_PAGE_DATA_HEAD, head)
         return True

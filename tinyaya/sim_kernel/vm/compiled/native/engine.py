@@ -11,6 +11,12 @@ context, packet, map values are the same bytes the interpreter uses). ``aspace.a
 wrapped on this kernel's address space so the table is dropped whenever the set of regions
 changes (a slot can be reused by another region).
 
+Helpers: the hot ones run in machine code (helpers_ir.py: array and hash map lookups, in-place hash
+updates, the clock, the CPU, perf event output), each falling back to the Python helper for anything
+unusual; the others call back (``helper``). Their maps are found through a second direct-mapped table
+(``maptab``, filled by the ``map_resolve`` callback with the descriptors of maps.py), dropped with the
+region table.
+
 Faults: the native code stops at the faulting instruction with every register saved; the engine
 writes them back to the run state and replays that one instruction with the interpreter's closure,
 which raises the exception the interpreter would have raised, turned into ``BpfFault`` by
@@ -25,11 +31,14 @@ from typing import Any
 from ....memory import RegionKind
 from ...fault import BpfFault, VmTrap
 from ..cfg import NotCompilable
+from . import maps as native_maps
 from .ir import (
     FLAG_CTX,
     FLAG_WRITABLE,
     STATE_BUDGET,
+    STATE_CPU,
     STATE_CTX_SLOT,
+    STATE_KTIME,
     STATE_LEN,
     STATE_PC,
     STATE_REGS,
@@ -50,7 +59,10 @@ _U64 = ctypes.c_uint64
 _RESOLVE = ctypes.CFUNCTYPE(_U64, _U64)
 _CTX_LOAD = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64)
 _HELPER = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64, _U64, _U64)
-_PROG = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p)
+#: PYFUNCTYPE: the call keeps the GIL (the callbacks, CFUNCTYPE, take it again re-entrantly): no release and
+#: re-acquire around each run
+_PROG = ctypes.PYFUNCTYPE(_U64, ctypes.c_void_p)
+_MAP_RESOLVE = ctypes.CFUNCTYPE(_U64, _U64)
 _BUDGET_MSG = "runtime budget of back-edges exhausted (the program does not terminate)"
 _llvm: dict[str, Any] = {}
 
@@ -71,7 +83,7 @@ class NativeProgram:
     """One program's machine code and what keeps it alive."""
 
     def __init__(self, fn: Any, engine: Any, ir_text: str, snaps: list[tuple[int, int, bool]], pure: bool,
-                 tier: NativeTier) -> None:
+                 tier: NativeTier, uses_ktime: bool = False, natives: frozenset[int] = frozenset()) -> None:
         #: the tier whose region table and callbacks the machine code calls (kept alive by this)
         self.tier = tier
         self.fn = fn
@@ -79,6 +91,21 @@ class NativeProgram:
         self.ir = ir_text
         self.snaps = snaps
         self.pure = pure
+        #: the machine code reads ``STATE_KTIME`` (bpf_ktime_get_ns natively)
+        self.uses_ktime = uses_ktime
+        #: the helper ids done natively
+        self.natives = natives
+
+
+def _native_helpers(helpers: dict[int, Any]) -> frozenset[int]:
+    """The helper ids helpers_ir.py implements whose entry in ``helpers`` is still the stock Python helper."""
+    from ... import helpers as h
+    from ... import helpers_maps as hm
+    from .helpers_ir import H_CPU, H_KTIME, H_LOOKUP, H_PERF, H_UPDATE
+
+    stock = {H_LOOKUP: hm.bpf_map_lookup_elem, H_UPDATE: hm.bpf_map_update_elem, H_KTIME: h.bpf_ktime_get_ns,
+             H_CPU: h.bpf_get_smp_processor_id, H_PERF: hm.bpf_perf_event_output}
+    return frozenset(i for i, f in stock.items() if helpers.get(i) is f)
 
 
 class NativeTier:
@@ -90,6 +117,10 @@ class NativeTier:
         self.table = (_U64 * (TABLE_SIZE * 4))()
         self.table_addr = ctypes.addressof(self.table)
         self.keep: dict[int, Any] = {}
+        #: the map table: {slot + 1, descriptor address} per entry (helpers_ir.py)
+        self.maptab = (_U64 * (TABLE_SIZE * 2))()
+        self.maptab_addr = ctypes.addressof(self.maptab)
+        self.keep_maps: dict[int, list[Any]] = {}
         self.state = (_U64 * STATE_LEN)()
         self.state_addr = ctypes.addressof(self.state)
         self._sp = ctypes.c_void_p(self.state_addr)
@@ -101,9 +132,15 @@ class NativeTier:
         self._cb_resolve = _RESOLVE(self._resolve)
         self._cb_ctx = _CTX_LOAD(self._ctx_load)
         self._cb_helper = _HELPER(self._helper)
+        self._cb_map = _MAP_RESOLVE(self._map_resolve)
         self.cbs = {"resolve": ctypes.cast(self._cb_resolve, ctypes.c_void_p).value or 0,
                     "ctx_load": ctypes.cast(self._cb_ctx, ctypes.c_void_p).value or 0,
-                    "helper": ctypes.cast(self._cb_helper, ctypes.c_void_p).value or 0}
+                    "helper": ctypes.cast(self._cb_helper, ctypes.c_void_p).value or 0,
+                    "map_resolve": ctypes.cast(self._cb_map, ctypes.c_void_p).value or 0}
+        #: the lean path of ``try_run``: per CPU, (prog, run state, NativeProgram, stack host address) of its
+        #: last run from the CPU's first run state
+        self._lean: dict[int, tuple[Any, ...]] = {}
+        self._kernel: Any = getattr(vm, "kernel", None)
         self._wrap_aspace()
 
     # -- the region table ------------------------------------------------------------------------------
@@ -133,6 +170,8 @@ class NativeTier:
     def invalidate(self) -> None:
         ctypes.memset(self.table_addr, 0, ctypes.sizeof(self.table))
         self.keep.clear()
+        ctypes.memset(self.maptab_addr, 0, ctypes.sizeof(self.maptab))
+        self.keep_maps.clear()
 
     def _host(self, region: Any) -> tuple[Any, int] | None:
         try:
@@ -154,6 +193,26 @@ class NativeTier:
             self.keep[idx] = h[0]
             t = self.table
             t[idx + 1], t[idx + 2], t[idx + 3] = h[1], region.size, flags
+            t[idx] = slot + 1
+            return 1
+        except BaseException as e:  # noqa: BLE001 - nothing may cross the C boundary
+            self.pending = e
+            return 0
+
+    def _map_resolve(self, slot: int) -> int:
+        """Fill the map table's entry for the region at ``slot`` with its owner's descriptor (0: none)."""
+        try:
+            region = self.vm.aspace.regions.get(slot)
+            if region is None or region.owner is None:
+                return 0
+            idx = (slot & (TABLE_SIZE - 1)) * 2
+            keep: list[Any] = []
+            d = native_maps.build_desc(region.owner, keep)
+            if d is not None:
+                keep.append(d)
+            self.keep_maps[idx] = keep
+            t = self.maptab
+            t[idx + 1] = ctypes.addressof(d) if d is not None else 0
             t[idx] = slot + 1
             return 1
         except BaseException as e:  # noqa: BLE001 - nothing may cross the C boundary
@@ -209,7 +268,9 @@ class NativeTier:
         if why is not None:
             raise NotCompilable(why)
         pt = getattr(prog, "prog_type", None)
-        text, snaps, pure = build_ir(insns, self.table_addr, self.cbs, pt is None or int(pt) in CTX_REWRITE_TYPES)
+        natives = _native_helpers(self.vm.helpers)
+        text, snaps, pure, uses_ktime = build_ir(insns, self.table_addr, self.cbs,
+                                                 pt is None or int(pt) in CTX_REWRITE_TYPES, natives, self.maptab_addr)
         tm = _target_machine()
         llvm = _llvm["llvm"]
         mod = llvm.parse_assembly(text)
@@ -220,7 +281,7 @@ class NativeTier:
         ee = llvm.create_mcjit_compiler(mod, tm)
         ee.finalize_object()
         fn = _PROG(ee.get_function_address("prog"))
-        return NativeProgram(fn, ee, text, snaps, pure, self)
+        return NativeProgram(fn, ee, text, snaps, pure, self, uses_ktime, natives)
 
     # -- running ---------------------------------------------------------------------------------------
     def _enter(self, prog: Any, cpu: int) -> tuple[NativeProgram, Any] | None:
@@ -252,10 +313,45 @@ class NativeTier:
         env.prog = prog
         if env.tail_calls:
             env.tail_calls = 0
+        self.state[STATE_CPU] = env.cpu
         return np, env
 
+    def _ktime(self) -> int:
+        return int(self._kernel.clock.now_ns()) & M64
+
     def try_run(self, prog: Any, ctx_addr: int, cpu: int, args: tuple[int, ...]) -> int | None:
-        """Run ``prog`` natively: r0, or None if the native tier does not take it."""
+        """Run ``prog`` natively: r0, or None if the native tier does not take it.
+
+        The lean path: the same program on the same CPU as the last run, from the CPU's first run state
+        (not busy: not nested), with no extra arguments, only stores what changes (r1, the clock) and
+        calls the machine code; anything else goes through ``_enter``."""
+        last = self._lean.get(cpu)
+        if last is not None and last[0] is prog and not args and self.env is None:
+            lenv: Any = last[1]
+            lnp: NativeProgram = last[2]
+            cache = prog.compiled
+            if not lenv.busy and type(cache) is dict and cache.get("native") is lnp and self.vm.budget == self._budget:
+                lenv.busy = True
+                self.env = lenv
+                lenv.prog = prog
+                st = self.state
+                try:
+                    if lenv is not self._entered_env:
+                        st[STATE_STACK_HOST] = last[3]
+                        st[STATE_STACK_BASE] = lenv.stack.base
+                        st[STATE_CPU] = lenv.cpu
+                        self._entered_env = lenv
+                    st[1] = ctx_addr & M64
+                    if lnp.uses_ktime:
+                        st[STATE_KTIME] = self._ktime()
+                    r = lnp.fn(self._sp)
+                    if st[STATE_STATUS]:
+                        self._budget = -1
+                        self._fault(prog, lenv)
+                    return int(r)
+                finally:
+                    self.env = None
+                    lenv.busy = False
         if len(args) > 1:
             return None
         entered = self._enter(prog, cpu)
@@ -269,9 +365,15 @@ class NativeTier:
         try:
             st[1] = ctx_addr & M64
             st[2] = (args[0] & M64) if args else 0
+            if np.uses_ktime:
+                st[STATE_KTIME] = self._ktime()
             budget = self.vm.budget
             if budget != self._budget:
                 st[STATE_BUDGET] = self._budget = budget
+            if outer is None and not args and getattr(self.vm, "_envs", {}).get(cpu) is env:
+                self._lean[cpu] = (prog, env, np, self._stack_host[id(env)][1])
+            else:
+                self._lean.clear()
             r0 = np.fn(self._sp)
             if st[STATE_STATUS]:
                 self._budget = -1
@@ -280,6 +382,8 @@ class NativeTier:
         finally:
             self.env = outer
             env.busy = False
+            if outer is not None:  # a nested run: the outer program's CPU (its native helpers read it)
+                st[STATE_CPU] = outer.cpu
 
     def run_repeat(self, prog: Any, ctx_addr: int, cpu: int, repeat: int) -> int | None:
         """PROG_TEST_RUN's loop natively, the per-run setup hoisted; None if not taken."""
@@ -291,6 +395,9 @@ class NativeTier:
         outer = self.env
         self.env = env
         st = self.state
+        self._lean.clear()
+        if np.uses_ktime:
+            st[STATE_KTIME] = self._ktime()
         fn = np.fn
         sp = ctypes.c_void_p(self.state_addr)
         ctx = ctx_addr & M64
@@ -316,6 +423,8 @@ class NativeTier:
                     st[STATE_SNAP + 2 * i] = 0
             self.env = outer
             env.busy = False
+            if outer is not None:
+                st[STATE_CPU] = outer.cpu
 
     def _snapshot(self, np: NativeProgram, ctx: int) -> bool:
         """Fill in the rewritten context fields a pure program loads, once for a PROG_TEST_RUN loop: with

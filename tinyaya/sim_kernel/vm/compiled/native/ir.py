@@ -63,6 +63,7 @@ from .....isa.opcodes import (
     LD_IMM64,
 )
 from ..cfg import NotCompilable, is_exit, jump_target, width
+from .helpers_ir import H_CPU, H_KTIME, H_LOOKUP, H_PERF, H_UPDATE, HelperGen
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 M32 = 0xFFFF_FFFF
@@ -81,7 +82,9 @@ STATE_BUDGET = 15
 STATE_CTX_SLOT = 16  # the context region's slot while a snapshot of its rewritten fields is valid
 STATE_SNAP = 17  # (valid, value) per context load, see _Gen.load
 MAX_SNAP = 64
-STATE_LEN = STATE_SNAP + 2 * MAX_SNAP
+STATE_CPU = STATE_SNAP + 2 * MAX_SNAP  # the CPU the program runs on (native helpers)
+STATE_KTIME = STATE_CPU + 1  # the simulated CLOCK_MONOTONIC at the start of the run (bpf_ktime_get_ns)
+STATE_LEN = STATE_KTIME + 1
 STATUS_OK, STATUS_FAULT, STATUS_BUDGET, STATUS_HELPER = 0, 1, 2, 3
 FLAG_WRITABLE, FLAG_CTX = 1, 2
 _SIZES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
@@ -162,9 +165,14 @@ def _alu_unsupported(ins: Insn) -> bool:
 
 
 class _Gen:
-    def __init__(self, insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool) -> None:
+    def __init__(self, insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool,
+                 natives: frozenset[int] = frozenset(), maptab_addr: int = 0) -> None:
         self.insns = insns
         self.module = ir.Module(name="tinyaya_native")
+        #: helper ids called natively (helpers_ir.py), with the Python helper as fallback
+        self.natives = natives
+        self.hgen = HelperGen(self.module, table_addr, maptab_addr, cbs, STATE_CPU, STATE_KTIME) if natives else None
+        self.uses_ktime = False
         fnty = ir.FunctionType(I64, [I64.as_pointer()])
         self.fn = ir.Function(self.module, fnty, name="prog")
         self.table = ir.Constant(I64, table_addr)
@@ -189,6 +197,7 @@ class _Gen:
         r2 = b.load(b.gep(state, [ir.Constant(I32, STATE_REGS + 2)]))
         budget = b.load(b.gep(state, [ir.Constant(I32, STATE_BUDGET)]))
         self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
+        self.okp = b.alloca(I64, name="native_ok")
         self.budget = b.alloca(I64, name="budget")
         self.may_goto = b.alloca(I64, name="may_goto_left")
         self.last_slot = b.alloca(I64, name="last_slot")
@@ -389,6 +398,8 @@ class _Gen:
         elif is_exit(ins):
             b.ret(self.get(b, 0))
             return b
+        elif c == (BPF_JMP | BPF_CALL) and ins.imm in self.natives:
+            b = self.native_call(b, ins.imm, pc)
         elif c == (BPF_JMP | BPF_CALL):
             args = [self.const(ins.imm)] + [self.get(b, i) for i in range(1, 6)]
             r0 = b.call(self.cb(b, "helper", HELPER_T), args)
@@ -423,6 +434,37 @@ class _Gen:
                 b.cbranch(cond, self.blocks[tgt], self.blocks[nxt])
             return b
         return b
+
+    def native_call(self, b: ir.IRBuilder, hid: int, pc: int) -> ir.IRBuilder:
+        """A helper done in machine code, falling back to the Python helper when it says so."""
+        hg = self.hgen
+        assert hg is not None
+        if hid == H_KTIME:
+            self.uses_ktime = True
+            self.set(b, 0, b.load(b.gep(self.state, [ir.Constant(I32, STATE_KTIME)])))
+            return b
+        if hid == H_CPU:
+            self.set(b, 0, b.load(b.gep(self.state, [ir.Constant(I32, STATE_CPU)])))
+            return b
+        fn = {H_LOOKUP: hg.lookup, H_UPDATE: hg.update, H_PERF: hg.perf_output}[hid]()
+        args = [self.state] + [self.get(b, i) for i in range(1, 6)]
+        v = b.call(fn, args + [self.okp])
+        ok = b.icmp_unsigned("!=", b.load(self.okp), self.const(0))
+        fast = self.fn.append_basic_block(f"native{pc}")
+        slow = self.fn.append_basic_block(f"callback{pc}")
+        done = self.fn.append_basic_block(f"helped{pc}")
+        b.cbranch(ok, fast, slow)
+        fb = ir.IRBuilder(fast)
+        self.set(fb, 0, v)
+        fb.branch(done)
+        sb = ir.IRBuilder(slow)
+        r0 = sb.call(self.cb(sb, "helper", HELPER_T), [self.const(hid)] + args[1:])
+        self.set(sb, 0, r0)
+        sb.store(self.const(M64), self.last_slot)  # the regions may have changed
+        st = sb.load(sb.gep(self.state, [ir.Constant(I32, STATE_STATUS)]))
+        sb = self.check(sb, sb.icmp_unsigned("!=", st, self.const(0)), STATUS_HELPER, pc)
+        sb.branch(done)
+        return ir.IRBuilder(done)
 
     def spend(self, b: ir.IRBuilder, pc: int) -> ir.IRBuilder:
         """A backward jump spends one unit of the budget, as the interpreter's does."""
@@ -514,14 +556,17 @@ class _Gen:
         return b.call(fn, [v])
 
 
-def build_ir(insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool
-             ) -> tuple[str, list[tuple[int, int, bool]], bool]:
+def build_ir(insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool,
+             natives: frozenset[int] = frozenset(), maptab_addr: int = 0
+             ) -> tuple[str, list[tuple[int, int, bool]], bool, bool]:
     """The LLVM IR text of ``insns`` (``supported`` must have said yes), its context-load snapshot
-    slots, and whether the program is pure (no stores outside its stack, no helper calls)."""
+    slots, whether the program is pure (no stores outside its stack, no helper calls), and whether it
+    reads the clock natively (``STATE_KTIME`` must then be set before each run). ``natives``: the helper
+    ids to call natively (helpers_ir.py), ``maptab_addr`` their map table."""
     if len(insns) == 0:
         raise NotCompilable("empty program")
-    g = _Gen(insns, table_addr, cbs, ctx_rewrite)
+    g = _Gen(insns, table_addr, cbs, ctx_rewrite, natives, maptab_addr)
     text = str(g.build())
     pure = not any((i.code & 0x07) in (BPF_ST, BPF_STX) and not (i.dst == 10 and -STACK_FRAME <= i.off < 0)
                    or i.code == (BPF_JMP | BPF_CALL) for i in insns)
-    return text, g.snaps, pure
+    return text, g.snaps, pure, g.uses_ktime
