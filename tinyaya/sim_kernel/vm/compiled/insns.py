@@ -100,6 +100,8 @@ class Ctx:
     maps: dict[int, Any] = field(default_factory=dict)
     #: the interpreter's helper functions that have a direct form here (lookup, update)
     direct: dict[int, Any] = field(default_factory=dict)
+    #: register intervals before each slot of the current function (ranges.analyse)
+    ranges: dict[int, Any] = field(default_factory=dict)
 
     def clobber(self, ins: Insn | None, pc: int | None = None) -> None:
         """Forget the kept region lookups and constants an instruction invalidates (None: all), then
@@ -321,7 +323,9 @@ def written(ins: Insn) -> tuple[int, ...] | None:
     return None
 
 
-def alu(ins: Insn, fpoff: dict[int, int] | None = None) -> list[str] | None:
+def alu(ins: Insn, fpoff: dict[int, int] | None = None, nowrap: bool = False) -> list[str] | None:
+    """Statements for an ALU instruction; ``nowrap``: its exact result is known to stay below 2**64
+    (ranges.no_wrap), so a 64-bit add/sub needs no wrap check and a mul/lsh no mask."""
     c, d, s, off, imm = ins.code, ins.dst, ins.src, ins.off, ins.imm
     cls = c & 0x07
     if d > 9 or s > 10:
@@ -341,17 +345,23 @@ def alu(ins: Insn, fpoff: dict[int, int] | None = None) -> list[str] | None:
             fk = fp_value(ins, fpoff)
             if fk is not None:
                 return [f"r{d} = fp + {fk}" if fk >= 0 else f"r{d} = fp - {-fk}"]
-        return _add_sub(d, src, op == BPF_SUB, None if x else imm)
+        return _add_sub(d, src, op == BPF_SUB, None if x else imm, nowrap)
+    if nowrap and cls == BPF_ALU64 and op == 0x20:
+        return [f"r{d} = r{d} * {src}"]
+    if nowrap and cls == BPF_ALU64 and op == 0x60 and not x:
+        return [f"r{d} = r{d} << {imm & 63}"]
     return [bind(stmt, f"r{d}", src)]
 
 
-def _add_sub(d: int, src: str, sub: bool, imm: int | None) -> list[str]:
+def _add_sub(d: int, src: str, sub: bool, imm: int | None, nowrap: bool = False) -> list[str]:
     """64-bit add/sub without a big-int AND per instruction: both operands are below 2**64, so the
     exact sum wraps at most once (equal to ``semantics.ALU64``'s ``(D + S) & M64``, checked by the
     equivalence tests). An immediate that is negative as s32 is added as a subtraction."""
     if imm is not None and imm < 0:
         sub = not sub
         src = str(-imm)
+    if nowrap:
+        return [f"r{d} = r{d} {'-' if sub else '+'} {src}"]
     if sub:
         return [f"r{d} = r{d} - {src}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
     return [f"r{d} = r{d} + {src}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
@@ -379,7 +389,9 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
     if d > 10 or s > 10:
         return None
     if cls in (BPF_ALU, BPF_ALU64):
-        return alu(ins, c.fpoff)
+        from .ranges import no_wrap
+
+        return alu(ins, c.fpoff, no_wrap(ins, c.ranges.get(pc)))
     size = SIZE[code & 0x18]
     mode = code & 0xE0
     if cls == BPF_LD:

@@ -36,6 +36,8 @@ from .insns import (
     promote_stack,
     straight,
 )
+from .ranges import analyse as analyse_ranges
+from .ranges import no_wrap
 
 MAX_CALL_FRAMES = 8
 BPF_STX_CLS = 0x03
@@ -246,6 +248,9 @@ class _Emitter:
             return None
         k = b.imm if b.code == 0x07 else -b.imm
         d, s_ = a.dst, a.src
+        st = self.c.ranges.get(pc + 1)
+        if no_wrap(b, st):
+            return [f"r{d} = r{s_} + {k}" if k >= 0 else f"r{d} = r{s_} - {-k}"]
         if k >= 0:
             return [f"r{d} = r{s_} + {k}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
         return [f"r{d} = r{s_} - {-k}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
@@ -573,6 +578,7 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
         c.direct = {1: bpf_map_lookup_elem, 2: bpf_map_update_elem}
     for fn in funcs:
         c.fo = 512 if fn.start == 0 else None
+        c.ranges = analyse_ranges(insns, fn.start, fn.end, ctx_rewrite)
         _function_source(src, fn, c, fn.start == 0)
     src.names = c.names
     src.fallback = c.fallback

@@ -1,0 +1,194 @@
+"""The compiled tier's optimizations give the interpreter's results on programs made to hit them.
+
+* budget iterators (``for _ in repeat(None, b + 1)``) on innermost loops with one back-edge: loops
+  that exit by their test, that run out of budget (small budgets), nested loops, loops left early;
+* range analysis (``ranges.py``): wrap checks and masks dropped on add/sub/mul/lsh whose result is
+  known to stay below 2**64, with counters going up and down by various steps towards bounds near
+  0 and near 2**64, constants close to the wrap, loads of every width, 32-bit ALU in between;
+* dead register writes and copies removed (straight runs of moves, stack slots, overwritten results).
+
+Every register is stored to the writable region at the end, so a wrong value anywhere shows.
+"""
+from __future__ import annotations
+
+import os
+
+from engine_harness import ENGINES, observe
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tinyaya.isa import Insn
+from tinyaya.isa.disasm import disasm
+from tinyaya.sim_kernel.vm.compiled.ranges import TOP, analyse
+
+EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
+_settings = settings(max_examples=EXAMPLES * 2, deadline=None,
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+M64 = (1 << 64) - 1
+REGS = [0, 3, 4, 5, 6, 7, 8, 9]
+EDGE = st.sampled_from([0, 1, 2, 7, 255, 0x7FFF_FFFF, 0xFFFF_FFFF, 1 << 32, (1 << 63) - 1, 1 << 63,
+                        M64 - 300, M64 - 1, M64])
+#: loop bounds at the edges: 0, 1, 2, and 2**64 - 1, - 2, - 3 (sign-extended immediates)
+BOUND = st.sampled_from([0, 1, 2, -1, -2, -3])
+S32 = st.one_of(st.integers(-5, 40), st.sampled_from([-(1 << 31), (1 << 31) - 1, 0x7FFF, -1000, 1000]))
+
+
+def _lddw(r: int, v: int) -> list[Insn]:
+    lo, hi = v & 0xFFFF_FFFF, v >> 32
+    return [Insn(0x18, r, 0, 0, lo - (1 << 32) if lo >> 31 else lo), Insn(0, 0, 0, 0, hi - (1 << 32) if hi >> 31 else hi)]
+
+
+@st.composite
+def setter(draw: st.DrawFn) -> list[Insn]:
+    r = draw(st.sampled_from(REGS))
+    kind = draw(st.sampled_from(["imm", "lddw", "load", "mov32"]))
+    if kind == "imm":
+        return [Insn(0xB7, r, 0, 0, draw(S32))]
+    if kind == "lddw":
+        return _lddw(r, draw(EDGE))
+    if kind == "mov32":
+        return [Insn(0xB4, r, 0, 0, draw(S32))]
+    size = draw(st.sampled_from([0x00, 0x08, 0x10, 0x18]))
+    return [Insn(0x61 | size, r, 1, draw(st.integers(0, 7)) * 8, 0)]
+
+
+@st.composite
+def op(draw: st.DrawFn) -> list[Insn]:
+    d = draw(st.sampled_from(REGS))
+    cls = draw(st.sampled_from([0x07, 0x07, 0x07, 0x04]))
+    code = draw(st.sampled_from([0x00, 0x00, 0x10, 0x20, 0x60, 0x70, 0x50, 0x30, 0x90, 0xB0, 0xA0]))
+    if draw(st.booleans()):
+        return [Insn(cls | 0x08 | code, d, draw(st.sampled_from(REGS)), 0, 0)]
+    imm = draw(S32) if code not in (0x60, 0x70) else draw(st.integers(0, 63 if cls == 0x07 else 31))
+    return [Insn(cls | code, d, 0, 0, imm)]
+
+
+@st.composite
+def loop(draw: st.DrawFn) -> list[Insn]:
+    """counter = start; do { body } while (counter (+|-)= step; counter <cond> bound)."""
+    c = draw(st.sampled_from(REGS))
+    start = [i.replace(dst=c) if i.code != 0 else i for i in draw(setter())]
+    body: list[Insn] = []
+    for _ in range(draw(st.integers(0, 4))):
+        body += draw(st.one_of(op(), setter()))
+    step = draw(st.sampled_from([1, 1, 2, 3, -1, -2, -3, 7]))
+    body.append(Insn(0x07, c, 0, 0, step))
+    cond = draw(st.sampled_from([0xA0, 0xB0, 0x20, 0x30, 0x50, 0x10, 0x60, 0xC0]))
+    cls = draw(st.sampled_from([0x05, 0x05, 0x05, 0x06]))
+    if draw(st.booleans()):
+        other = draw(st.sampled_from(REGS))
+        jmp = Insn(cls | 0x08 | cond, c, other, -(len(body) + 1), 0)
+    else:
+        jmp = Insn(cls | cond, c, 0, -(len(body) + 1), draw(st.one_of(BOUND, S32)))
+    if draw(st.booleans()):  # a conditional exit in the middle of the body
+        at = draw(st.integers(0, len(body) - 1))
+        r = draw(st.sampled_from(REGS))
+        rest = len(body) - at
+        body = body[:at] + [Insn(0x25, r, 0, rest + 1, draw(S32))] + body[at:]
+        jmp = jmp.replace(off=jmp.off - 1)
+    return start + body + [jmp]
+
+
+@st.composite
+def loop_programs(draw: st.DrawFn) -> list[Insn]:
+    out: list[Insn] = []
+    for _ in range(draw(st.integers(1, 6))):
+        out += draw(st.one_of(setter(), op(), loop(), loop()))
+    if draw(st.booleans()):  # an outer loop around it all
+        out = [Insn(0xB7, 2, 0, 0, 0), *out, Insn(0x07, 2, 0, 0, 1), Insn(0xA5, 2, 0, -(len(out) + 2), 3)]
+    for i, r in enumerate(REGS):
+        out.append(Insn(0x7B, 1, r, 8 * i, 0))
+    return out + [Insn(0x95)]
+
+
+@_settings
+@given(insns=loop_programs(), init=st.binary(min_size=64, max_size=64),
+       budget=st.sampled_from([0, 1, 2, 5, 40, 1000, 1 << 20]))
+def test_loops_agree(insns: list[Insn], init: bytes, budget: int) -> None:
+    want = observe("interp", insns, init=init, budget=budget, runs=2)
+    for engine in ENGINES:
+        got = observe(engine, insns, init=init, budget=budget, runs=2)
+        assert got == want, f"{engine}, program:\n{disasm(insns)}"
+
+
+@st.composite
+def straight_programs(draw: st.DrawFn) -> list[Insn]:
+    """Moves, stack slots (8-byte, promoted to locals), ALU and overwrites: copies and dead writes."""
+    out: list[Insn] = []
+    for _ in range(draw(st.integers(1, 40))):
+        k = draw(st.sampled_from(["op", "set", "mov", "stx", "ldx", "st", "mem"]))
+        r = draw(st.sampled_from(REGS))
+        slot = -8 * draw(st.integers(1, 4))
+        if k == "op":
+            out += draw(op())
+        elif k == "set":
+            out += draw(setter())
+        elif k == "mov":
+            out.append(Insn(draw(st.sampled_from([0xBF, 0xBF, 0xBC])), r, draw(st.sampled_from(REGS)), 0, 0))
+        elif k == "stx":
+            out.append(Insn(0x7B, 10, draw(st.sampled_from(REGS)), slot, 0))
+        elif k == "ldx":
+            out.append(Insn(0x79, r, 10, slot, 0))
+        elif k == "st":
+            out.append(Insn(0x7A, 10, 0, slot, draw(S32)))
+        else:  # a memory access that may fault (r2 is read-only): every live value must be right there
+            out.append(Insn(draw(st.sampled_from([0x7B, 0x79])), 2, r, draw(st.integers(0, 70)), 0)
+                       if draw(st.booleans()) else Insn(0x79, r, 2, draw(st.integers(0, 70)), 0))
+    for i, r in enumerate(REGS):
+        out.append(Insn(0x7B, 1, r, 8 * i, 0))
+    return out + [Insn(0x95)]
+
+
+@_settings
+@given(insns=straight_programs(), init=st.binary(min_size=64, max_size=64))
+def test_straight_agree(insns: list[Insn], init: bytes) -> None:
+    want = observe("interp", insns, init=init, runs=2)
+    for engine in ENGINES:
+        got = observe(engine, insns, init=init, runs=2)
+        assert got == want, f"{engine}, program:\n{disasm(insns)}"
+
+
+def _source(insns: list[Insn]) -> str:
+    from engine_harness import prog, sim_kernel
+
+    from tinyaya.sim_kernel.vm.compiled.translate import build
+
+    return build(prog(insns), sim_kernel("compiled").vm).source
+
+
+def test_counted_loop_needs_no_wrap_check_and_iterates_its_budget() -> None:
+    from tinyaya.isa import assemble
+
+    insns = assemble("mov %r0, 0\nmov %r1, 0\nadd %r1, 1\nadd %r0, %r1\njlt %r1, 1000, -3\nexit")
+    src = _source(insns)
+    assert "r1 = r1 + 1\n" in src  # the counter is in [0, 999] at the add: it cannot wrap
+    assert "if r0 > 0xffffffffffffffff" in src  # the sum: not known
+    assert "for _ in it2:" in src and "b -= 1" not in src
+    assert observe("interp", insns, budget=998) == observe("compiled", insns, budget=998)
+    assert observe("interp", insns, budget=999) == observe("compiled", insns, budget=999)
+
+
+def test_ranges_of_a_counted_loop() -> None:
+    from tinyaya.isa import assemble
+
+    st_ = analyse(assemble("mov %r1, 0\nadd %r1, 1\njlt %r1, 1000, -2\nexit"), 0, 4, False)
+    assert st_[1][1] == (0, 999)
+    assert st_[3][1] == (1000, 1000)
+    assert analyse(assemble("ldxw %r1, [%r1+0]\nexit"), 0, 2, True)[1][1] == TOP  # a context field: 64-bit
+    assert analyse(assemble("ldxw %r1, [%r1+0]\nexit"), 0, 2, False)[1][1] == (0, 0xFFFF_FFFF)
+
+
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(start=st.one_of(st.integers(0, 9), st.integers(M64 - 9, M64)), step=st.sampled_from([1, 2, 3, -1, -2, -3]),
+       cond=st.sampled_from([0xA0, 0xB0, 0x20, 0x30, 0x50, 0x10]), bound=st.sampled_from([0, 1, 2, 3, -1, -2, -3, -4]),
+       budget=st.sampled_from([3, 1000]))
+@example(start=5, step=-2, cond=0x20, bound=0, budget=1000)
+@example(start=M64 - 3, step=2, cond=0xA0, bound=-1, budget=1000)
+@example(start=4, step=-3, cond=0x30, bound=1, budget=1000)
+@example(start=M64 - 5, step=3, cond=0xB0, bound=-2, budget=1000)
+@example(start=7, step=-2, cond=0x50, bound=0, budget=3)
+def test_counter_at_the_edges(start: int, step: int, cond: int, bound: int, budget: int) -> None:
+    """One counter stepping towards (or past) a bound at 0 or 2**64: the tightest ranges."""
+    insns = [*_lddw(3, start), Insn(0x07, 3, 0, 0, step), Insn(0x05 | cond, 3, 0, -2, bound),
+             Insn(0x7B, 1, 3, 8, 0), Insn(0x07, 3, 0, 0, step), Insn(0x7B, 1, 3, 0, 0), Insn(0xBF, 0, 3, 0, 0), Insn(0x95)]
+    assert observe("compiled", insns, budget=budget) == observe("interp", insns, budget=budget), disasm(insns)
