@@ -28,6 +28,7 @@ import ctypes
 import weakref
 from typing import Any
 
+from ....clock import Clock
 from ....memory import RegionKind
 from ...fault import BpfFault, VmTrap
 from ..cfg import NotCompilable
@@ -60,9 +61,38 @@ _RESOLVE = ctypes.CFUNCTYPE(_U64, _U64)
 _CTX_LOAD = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64)
 _HELPER = ctypes.CFUNCTYPE(_U64, _U64, _U64, _U64, _U64, _U64, _U64)
 #: PYFUNCTYPE: the call keeps the GIL (the callbacks, CFUNCTYPE, take it again re-entrantly): no release and
-#: re-acquire around each run
-_PROG = ctypes.PYFUNCTYPE(_U64, ctypes.c_void_p)
+#: re-acquire around each run; ``run()`` takes no argument (the state's address is in the code)
+_PROG = ctypes.PYFUNCTYPE(_U64)
 _MAP_RESOLVE = ctypes.CFUNCTYPE(_U64, _U64)
+_METH_FASTCALL = 0x0080
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p), ("ml_flags", ctypes.c_int),
+                ("ml_doc", ctypes.c_char_p)]
+
+
+def _capi() -> dict[str, int]:
+    """The C API functions the machine code's ``pyrun`` calls (none: ``pyrun`` is not built)."""
+    try:
+        api = ctypes.pythonapi
+        return {"py_as_u64": ctypes.cast(api.PyLong_AsUnsignedLongLongMask, ctypes.c_void_p).value or 0,
+                "py_from_u64": ctypes.cast(api.PyLong_FromUnsignedLongLong, ctypes.c_void_p).value or 0}
+    except (AttributeError, ValueError):
+        return {}
+
+
+def _pyfunction(addr: int, name: bytes) -> tuple[Any, Any] | None:
+    """A builtin function object over the METH_FASTCALL machine code at ``addr`` (and its PyMethodDef,
+    which must outlive it), or None."""
+    try:
+        new = ctypes.pythonapi.PyCFunction_NewEx
+        new.restype = ctypes.py_object
+        new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        md = _PyMethodDef(name, addr, _METH_FASTCALL, None)
+        return new(ctypes.addressof(md), None, None), md
+    except (AttributeError, ValueError, OSError):
+        return None
 _BUDGET_MSG = "runtime budget of back-edges exhausted (the program does not terminate)"
 _llvm: dict[str, Any] = {}
 
@@ -95,6 +125,9 @@ class NativeProgram:
         self.uses_ktime = uses_ktime
         #: the helper ids done natively
         self.natives = natives
+        #: ``pyrun(r1, clock) -> r0``: the machine code as a builtin function (no ctypes marshalling)
+        self.pyrun: Any = None
+        self._methoddef: Any = None
 
 
 def _native_helpers(helpers: dict[int, Any]) -> frozenset[int]:
@@ -123,7 +156,6 @@ class NativeTier:
         self.keep_maps: dict[int, list[Any]] = {}
         self.state = (_U64 * STATE_LEN)()
         self.state_addr = ctypes.addressof(self.state)
-        self._sp = ctypes.c_void_p(self.state_addr)
         self._entered_env: Any = None
         self._budget = -1
         self.env: Any = None
@@ -136,7 +168,8 @@ class NativeTier:
         self.cbs = {"resolve": ctypes.cast(self._cb_resolve, ctypes.c_void_p).value or 0,
                     "ctx_load": ctypes.cast(self._cb_ctx, ctypes.c_void_p).value or 0,
                     "helper": ctypes.cast(self._cb_helper, ctypes.c_void_p).value or 0,
-                    "map_resolve": ctypes.cast(self._cb_map, ctypes.c_void_p).value or 0}
+                    "map_resolve": ctypes.cast(self._cb_map, ctypes.c_void_p).value or 0,
+                    **_capi()}
         #: the lean path of ``try_run``: per CPU, (prog, run state, NativeProgram, stack host address) of its
         #: last run from the CPU's first run state
         self._lean: dict[int, tuple[Any, ...]] = {}
@@ -270,7 +303,8 @@ class NativeTier:
         pt = getattr(prog, "prog_type", None)
         natives = _native_helpers(self.vm.helpers)
         text, snaps, pure, uses_ktime = build_ir(insns, self.table_addr, self.cbs,
-                                                 pt is None or int(pt) in CTX_REWRITE_TYPES, natives, self.maptab_addr)
+                                                 pt is None or int(pt) in CTX_REWRITE_TYPES, natives, self.maptab_addr,
+                                                 self.state_addr)
         tm = _target_machine()
         llvm = _llvm["llvm"]
         mod = llvm.parse_assembly(text)
@@ -280,8 +314,13 @@ class NativeTier:
         pb.getModulePassManager().run(mod, pb)
         ee = llvm.create_mcjit_compiler(mod, tm)
         ee.finalize_object()
-        fn = _PROG(ee.get_function_address("prog"))
-        return NativeProgram(fn, ee, text, snaps, pure, self, uses_ktime, natives)
+        fn = _PROG(ee.get_function_address("run"))
+        np = NativeProgram(fn, ee, text, snaps, pure, self, uses_ktime, natives)
+        if "py_as_u64" in self.cbs:
+            made = _pyfunction(ee.get_function_address("pyrun"), b"tinyaya_native_run")
+            if made is not None:
+                np.pyrun, np._methoddef = made
+        return np
 
     # -- running ---------------------------------------------------------------------------------------
     def _enter(self, prog: Any, cpu: int) -> tuple[NativeProgram, Any] | None:
@@ -323,14 +362,15 @@ class NativeTier:
         """Run ``prog`` natively: r0, or None if the native tier does not take it.
 
         The lean path: the same program on the same CPU as the last run, from the CPU's first run state
-        (not busy: not nested), with no extra arguments, only stores what changes (r1, the clock) and
-        calls the machine code; anything else goes through ``_enter``."""
+        (not busy: not nested), with no extra arguments, calls the machine code's ``pyrun`` with r1 and the
+        clock (a builtin function: no ctypes marshalling); anything else goes through ``_enter``."""
         last = self._lean.get(cpu)
         if last is not None and last[0] is prog and not args and self.env is None:
             lenv: Any = last[1]
             lnp: NativeProgram = last[2]
-            cache = prog.compiled
-            if not lenv.busy and type(cache) is dict and cache.get("native") is lnp and self.vm.budget == self._budget:
+            cache = last[4]
+            if (not lenv.busy and prog.compiled is cache and cache.get("native") is lnp
+                    and self.vm.budget == self._budget):
                 lenv.busy = True
                 self.env = lenv
                 lenv.prog = prog
@@ -341,14 +381,12 @@ class NativeTier:
                         st[STATE_STACK_BASE] = lenv.stack.base
                         st[STATE_CPU] = lenv.cpu
                         self._entered_env = lenv
-                    st[1] = ctx_addr & M64
-                    if lnp.uses_ktime:
-                        st[STATE_KTIME] = self._ktime()
-                    r = lnp.fn(self._sp)
+                    c = self._kernel.clock
+                    r = last[5](ctx_addr, c.ktime_ns if type(c) is Clock else int(c.now_ns()))
                     if st[STATE_STATUS]:
                         self._budget = -1
                         self._fault(prog, lenv)
-                    return int(r)
+                    return r  # type: ignore[no-any-return]
                 finally:
                     self.env = None
                     lenv.busy = False
@@ -370,11 +408,12 @@ class NativeTier:
             budget = self.vm.budget
             if budget != self._budget:
                 st[STATE_BUDGET] = self._budget = budget
-            if outer is None and not args and getattr(self.vm, "_envs", {}).get(cpu) is env:
-                self._lean[cpu] = (prog, env, np, self._stack_host[id(env)][1])
+            if (outer is None and not args and np.pyrun is not None and type(prog.compiled) is dict
+                    and getattr(self.vm, "_envs", {}).get(cpu) is env):
+                self._lean[cpu] = (prog, env, np, self._stack_host[id(env)][1], prog.compiled, np.pyrun)
             else:
                 self._lean.clear()
-            r0 = np.fn(self._sp)
+            r0 = np.fn()
             if st[STATE_STATUS]:
                 self._budget = -1
                 self._fault(prog, env)
@@ -399,7 +438,6 @@ class NativeTier:
         if np.uses_ktime:
             st[STATE_KTIME] = self._ktime()
         fn = np.fn
-        sp = ctypes.c_void_p(self.state_addr)
         ctx = ctx_addr & M64
         budget = self.vm.budget
         r0 = 0
@@ -410,7 +448,7 @@ class NativeTier:
                 st[2] = 0
                 st[STATE_BUDGET] = budget
                 st[STATE_STATUS] = 0
-                r0 = fn(sp)
+                r0 = fn()
                 if st[STATE_STATUS]:
                     self._budget = -1
                     self._fault(prog, env)

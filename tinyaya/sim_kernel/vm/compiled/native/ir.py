@@ -166,8 +166,9 @@ def _alu_unsupported(ins: Insn) -> bool:
 
 class _Gen:
     def __init__(self, insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool,
-                 natives: frozenset[int] = frozenset(), maptab_addr: int = 0) -> None:
+                 natives: frozenset[int] = frozenset(), maptab_addr: int = 0, state_addr: int = 0) -> None:
         self.insns = insns
+        self.state_addr = state_addr
         self.module = ir.Module(name="tinyaya_native")
         #: helper ids called natively (helpers_ir.py), with the Python helper as fallback
         self.natives = natives
@@ -245,7 +246,31 @@ class _Gen:
             pc += w
         if not b.block.is_terminated:
             b.unreachable()
+        if self.state_addr:
+            # ``i64 run()``: ``prog`` on the tier's own state, so that a call from Python passes nothing
+            run = ir.Function(self.module, ir.FunctionType(I64, []), name="run")
+            rb = ir.IRBuilder(run.append_basic_block("entry"))
+            rb.ret(rb.call(fn, [rb.inttoptr(self.const(self.state_addr), I64.as_pointer())]))
+            if "py_as_u64" in self.cbs:
+                self.pyrun(fn)
         return self.module
+
+    def pyrun(self, fn: ir.Function) -> None:
+        """``PyObject *pyrun(PyObject *self, PyObject *const *args, Py_ssize_t nargs)``, a METH_FASTCALL
+        function of (r1, clock): both ints taken modulo 2**64 into the state, then ``prog``; r0 as a
+        Python int (the caller checks the state's status). Called from Python without ctypes' marshalling."""
+        p8 = I8.as_pointer()
+        f = ir.Function(self.module, ir.FunctionType(p8, [p8, p8.as_pointer(), I64]), name="pyrun")
+        b = ir.IRBuilder(f.append_basic_block("entry"))
+        _self, args, _nargs = f.args
+        as_u64 = b.inttoptr(ir.Constant(I64, self.cbs["py_as_u64"]), ir.FunctionType(I64, [p8]).as_pointer())
+        from_u64 = b.inttoptr(ir.Constant(I64, self.cbs["py_from_u64"]), ir.FunctionType(p8, [I64]).as_pointer())
+        state = b.inttoptr(self.const(self.state_addr), I64.as_pointer())
+        r1 = b.call(as_u64, [b.load(b.gep(args, [ir.Constant(I64, 0)]))])
+        kt = b.call(as_u64, [b.load(b.gep(args, [ir.Constant(I64, 1)]))])
+        b.store(r1, b.gep(state, [ir.Constant(I32, STATE_REGS + 1)]))
+        b.store(kt, b.gep(state, [ir.Constant(I32, STATE_KTIME)]))
+        b.ret(b.call(from_u64, [b.call(fn, [state])]))
 
     # -- helpers ---------------------------------------------------------------------------------------
     def get(self, b: ir.IRBuilder, r: int) -> Any:
@@ -557,15 +582,16 @@ class _Gen:
 
 
 def build_ir(insns: list[Insn], table_addr: int, cbs: dict[str, int], ctx_rewrite: bool,
-             natives: frozenset[int] = frozenset(), maptab_addr: int = 0
+             natives: frozenset[int] = frozenset(), maptab_addr: int = 0, state_addr: int = 0
              ) -> tuple[str, list[tuple[int, int, bool]], bool, bool]:
     """The LLVM IR text of ``insns`` (``supported`` must have said yes), its context-load snapshot
     slots, whether the program is pure (no stores outside its stack, no helper calls), and whether it
     reads the clock natively (``STATE_KTIME`` must then be set before each run). ``natives``: the helper
-    ids to call natively (helpers_ir.py), ``maptab_addr`` their map table."""
+    ids to call natively (helpers_ir.py), ``maptab_addr`` their map table; with ``state_addr``, the module
+    also has ``i64 run()``, ``prog`` on that state."""
     if len(insns) == 0:
         raise NotCompilable("empty program")
-    g = _Gen(insns, table_addr, cbs, ctx_rewrite, natives, maptab_addr)
+    g = _Gen(insns, table_addr, cbs, ctx_rewrite, natives, maptab_addr, state_addr)
     text = str(g.build())
     pure = not any((i.code & 0x07) in (BPF_ST, BPF_STX) and not (i.dst == 10 and -STACK_FRAME <= i.off < 0)
                    or i.code == (BPF_JMP | BPF_CALL) for i in insns)

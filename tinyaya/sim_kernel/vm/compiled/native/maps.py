@@ -211,6 +211,8 @@ def build_desc(m: Any, keep: list[Any]) -> Any:
     from ....maps.hash import HashMap
 
     t = type(m)
+    if "prog_lookup" in m.__dict__ or "prog_update" in m.__dict__:
+        return None  # methods replaced on the instance: theirs, not ours
     if t is ArrayMap:
         st = m.storage
         nchunks = -(-st.nslots // st.chunk_slots)
