@@ -174,6 +174,7 @@ class _Gen:
         self.natives = natives
         self.hgen = HelperGen(self.module, table_addr, maptab_addr, cbs, STATE_CPU, STATE_KTIME) if natives else None
         self.uses_ktime = False
+        self.stop_bb: ir.Block | None = None
         fnty = ir.FunctionType(I64, [I64.as_pointer()])
         self.fn = ir.Function(self.module, fnty, name="prog")
         self.table = ir.Constant(I64, table_addr)
@@ -280,12 +281,17 @@ class _Gen:
         b.store(v, self.regs[r])
 
     def stop(self, b: ir.IRBuilder, status: int, pc: int) -> None:
-        """Save every register, the status and the pc into ``state``; return 0."""
-        for i in range(11):
-            b.store(self.get(b, i), b.gep(self.state, [ir.Constant(I32, STATE_REGS + i)]))
+        """Save the status and the pc into ``state``, then (in the one block every stop shares, which
+        keeps the IR small) every register; return 0."""
         b.store(self.const(status), b.gep(self.state, [ir.Constant(I32, STATE_STATUS)]))
         b.store(self.const(pc), b.gep(self.state, [ir.Constant(I32, STATE_PC)]))
-        b.ret(self.const(0))
+        if self.stop_bb is None:
+            self.stop_bb = self.fn.append_basic_block("stop")
+            sb = ir.IRBuilder(self.stop_bb)
+            for i in range(11):
+                sb.store(self.get(sb, i), sb.gep(self.state, [ir.Constant(I32, STATE_REGS + i)]))
+            sb.ret(self.const(0))
+        b.branch(self.stop_bb)
 
     def check(self, b: ir.IRBuilder, bad: Any, status: int, pc: int) -> ir.IRBuilder:
         """Stop with ``status`` when ``bad``; the builder continues on the good path."""
