@@ -102,6 +102,9 @@ class Ctx:
     direct: dict[int, Any] = field(default_factory=dict)
     #: register intervals before each slot of the current function (ranges.analyse)
     ranges: dict[int, Any] = field(default_factory=dict)
+    #: live bits after each slot of the current function (opt.live_out), promoted slot -> its bit
+    live: dict[int, int] = field(default_factory=dict)
+    slot_bits: dict[int, int] = field(default_factory=dict)
 
     def clobber(self, ins: Insn | None, pc: int | None = None) -> None:
         """Forget the kept region lookups and constants an instruction invalidates (None: all), then

@@ -27,6 +27,7 @@ from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, wid
 from .insns import (
     RESET_SLOTS,
     Ctx,
+    alu,
     condition,
     const_value,
     helper_call,
@@ -36,6 +37,7 @@ from .insns import (
     promote_stack,
     straight,
 )
+from .opt import dead, live_out
 from .ranges import analyse as analyse_ranges
 from .ranges import no_wrap
 
@@ -194,6 +196,10 @@ class _Emitter:
                 add(ind + 1, f"pc = {nxt}")
                 self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
                 return None
+            if self.dead(pc):  # nothing reads what it writes (opt.py): not written at all
+                self.c.clobber(ins, pc)
+                pc = nxt
+                continue
             fused = self.mov_add(pc, end)
             if fused is not None:
                 for line in fused:
@@ -233,6 +239,16 @@ class _Emitter:
                     self.c.clobber(ins, pc)
             pc = nxt
         return end
+
+    def dead(self, pc: int) -> bool:
+        ins = self.insns[pc]
+        if not dead(self.insns, pc, self.c.live, self.c.slot_bits):
+            return False
+        if ins.code & 0x07 in (0x04, 0x07):
+            return alu(ins) is not None
+        if ins.code == 0x18:
+            return straight(self.c, pc) is not None
+        return True
 
     def mov_add(self, pc: int, end: int) -> list[str] | None:
         """``rX = rY`` followed by ``rX += k`` (or ``-= k``) as one step, when nothing can jump between."""
@@ -579,6 +595,8 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
     for fn in funcs:
         c.fo = 512 if fn.start == 0 else None
         c.ranges = analyse_ranges(insns, fn.start, fn.end, ctx_rewrite)
+        c.slot_bits = {off: 11 + i for i, off in enumerate(sorted(c.promoted))} if fn.start == 0 else {}
+        c.live = live_out(insns, fn.start, fn.end, fn.start == 0, c.slot_bits)
         _function_source(src, fn, c, fn.start == 0)
     src.names = c.names
     src.fallback = c.fallback
