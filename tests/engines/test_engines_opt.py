@@ -219,3 +219,14 @@ def test_dead_writes_are_not_translated() -> None:
                            "ldxdw %r0, [%r10-8]\nmov %r0, 1\nexit"))
     assert "r1 = 5" not in src and "<< 3" not in src and "r0 = k8" not in src
     assert src.count("k8 = 7") == 1  # r1 is known: the second store only
+
+
+def test_accumulators_get_a_loop_copy_without_wrap_checks() -> None:
+    from tinyaya.isa import assemble
+
+    insns = assemble("mov %r0, 0\nmov %r1, 0\nadd %r1, 1\nadd %r0, %r1\njlt %r1, 1000, -3\nexit")
+    src = _source(insns)
+    assert "if r0 + (b + 1) * (1000) <= 0xffffffffffffffff" in src
+    for start in (0, (1 << 64) - 400_000, (1 << 64) - 600_000):  # fast copy, and the checked one (wraps)
+        prog = _lddw(0, start) + insns[1:]
+        assert observe("compiled", prog) == observe("interp", prog)

@@ -105,6 +105,8 @@ class Ctx:
     #: live bits after each slot of the current function (opt.live_out), promoted slot -> its bit
     live: dict[int, int] = field(default_factory=dict)
     slot_bits: dict[int, int] = field(default_factory=dict)
+    #: registers whose adds cannot wrap in the loop copy being written (translate: accumulators)
+    nowrap_regs: set[int] = field(default_factory=set)
 
     def clobber(self, ins: Insn | None, pc: int | None = None) -> None:
         """Forget the kept region lookups and constants an instruction invalidates (None: all), then
@@ -394,7 +396,8 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
     if cls in (BPF_ALU, BPF_ALU64):
         from .ranges import no_wrap
 
-        return alu(ins, c.fpoff, no_wrap(ins, c.ranges.get(pc)))
+        acc = ins.dst in c.nowrap_regs and ins.code in (0x07, 0x0F) and (ins.code == 0x0F or ins.imm >= 0)
+        return alu(ins, c.fpoff, acc or no_wrap(ins, c.ranges.get(pc)))
     size = SIZE[code & 0x18]
     mode = code & 0xE0
     if cls == BPF_LD:

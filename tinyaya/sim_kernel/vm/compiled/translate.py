@@ -36,6 +36,7 @@ from .insns import (
     is_may_goto,
     promote_stack,
     straight,
+    written,
 )
 from .opt import dead, live_out
 from .ranges import analyse as analyse_ranges
@@ -453,15 +454,86 @@ class _Emitter:
             add(ind, f"if {r.lo} <= pc <= {r.hi}:")
             ind += 1
         edge = self.budget_iterable(r)
-        if edge is not None:
-            self.c.use("REPEAT")
-            it = f"it{r.lo}"
-            add(ind, f"{it} = REPEAT(None, b + 1)")
-            add(ind, f"for _ in {it}:")
-            self.iter_region = r
-        else:
+        if edge is None:
             add(ind, "while True:")
-        body = ind + 1
+            self.body(ind + 1, r)
+            return
+        self.c.use("REPEAT")
+        self.c.use("LH")
+        it = f"it{r.lo}"
+        add(ind, f"{it} = REPEAT(None, b + 1)")
+        acc = self.accumulators(r)
+        if acc:
+            # loop versioning: when no accumulator can reach 2**64 within b + 1 passes, a copy of
+            # the loop without their wrap checks; otherwise the loop as it is
+            add(ind, "if " + " and ".join(f"{e} <= 0xffffffffffffffff" for e in acc.values()) + ":")
+            self.iter_loop(ind + 1, r, edge, set(acc))
+            add(ind, "else:")
+            self.iter_loop(ind + 1, r, edge, set())
+        else:
+            self.iter_loop(ind, r, edge, set())
+        add(ind, f"b = LH({it})")
+
+    def iter_loop(self, ind: int, r: Region, edge: int, nowrap: set[int]) -> None:
+        add = self.src.add
+        add(ind, f"for _ in it{r.lo}:")
+        self.iter_region = r
+        self.c.nowrap_regs = nowrap
+        self.body(ind + 1, r)
+        self.iter_region = None
+        self.c.nowrap_regs = set()
+        add(ind, "else:")
+        add(ind + 1, f"raise VmTrap({_BUDGET!r})", edge)
+
+    def accumulators(self, r: Region) -> dict[int, str]:
+        """Registers that the budget-iterated loop ``r`` only ever changes by adding a bounded
+        non-negative amount (``add rX, k`` with k >= 0, ``add rX, rY`` with rY bounded by the range
+        analysis or itself such an accumulator): reg -> an upper bound of its value anywhere in
+        the loop, as an expression of the values at entry. The loop body runs at most ``b + 1``
+        times, each add at most once per pass, so ``rX`` stays below ``rX + (b + 1) * step``."""
+        insns = self.insns
+        sites: dict[int, list[tuple[str, int | None]]] = {}  # reg -> [(kind, value)]
+        other: set[int] = set()
+        pc = r.lo
+        while pc <= r.hi:
+            ins = insns[pc]
+            code = ins.code
+            w = written(ins) if jump_target(ins, pc) is None and not is_exit(ins) else ()
+            if w is None:
+                return {}
+            if code == 0x07 and ins.dst <= 9 and ins.imm >= 0:
+                sites.setdefault(ins.dst, []).append(("k", ins.imm))
+            elif code == 0x0F and ins.dst <= 9 and ins.src <= 9 and ins.src != ins.dst:
+                st = self.c.ranges.get(pc)
+                hi = st[ins.src][1] if st is not None else None
+                if hi is not None and hi < 1 << 40:
+                    sites.setdefault(ins.dst, []).append(("k", hi))
+                else:
+                    sites.setdefault(ins.dst, []).append(("r", ins.src))
+            else:
+                other.update(w)
+            pc += width(insns, pc)
+        cand = {reg for reg in sites if reg not in other}
+        changed = True
+        while changed:
+            changed = False
+            for reg in list(cand):
+                if any(kind == "r" and v not in cand for kind, v in sites[reg]):
+                    cand.discard(reg)
+                    changed = True
+        bound: dict[int, str] = {}
+        while True:
+            ready = [reg for reg in sorted(cand) if reg not in bound and
+                     all(kind == "k" or v in bound for kind, v in sites[reg])]
+            if not ready:
+                break
+            for reg in ready:
+                step = " + ".join(str(v) if kind == "k" else f"({bound[v]})" for kind, v in sites[reg])
+                bound[reg] = f"r{reg} + (b + 1) * ({step})"
+        return bound
+
+    def body(self, body: int, r: Region) -> None:
+        add = self.src.add
         leaders = sorted(x for x in self.fn.leaders if r.lo <= x <= r.hi)
         children = {c.lo: c for c in r.children}
         # the first block needs no guard when nothing can land inside the region but its start
@@ -482,12 +554,6 @@ class _Emitter:
             i = self.suite(body, r, leaders, i, children, not (lone and x == r.lo), carry)
             prev_suite = True
         add(body, "break")
-        if edge is not None:
-            self.iter_region = None
-            add(ind, "else:")
-            add(ind + 1, f"raise VmTrap({_BUDGET!r})", edge)
-            self.c.use("LH")
-            add(ind, f"b = LH(it{r.lo})")
 
     def after_child(self, ind: int, r: Region, child: Region) -> None:
         """Route the jumps that left ``child``: back into ``r`` (continue) or out of ``r`` (break)."""
