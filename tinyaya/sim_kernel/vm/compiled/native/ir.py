@@ -16,6 +16,7 @@ Helpers are called back (``helper``) with the helper id and r1-r5.
 """
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from llvmlite import ir  # type: ignore[import-untyped]
@@ -175,6 +176,9 @@ class _Gen:
         self.hgen = HelperGen(self.module, table_addr, maptab_addr, cbs, STATE_CPU, STATE_KTIME) if natives else None
         self.uses_ktime = False
         self.stop_bb: ir.Block | None = None
+        #: inside the checked-once version of a group (``emit_group``): (base register, host address of
+        #: base + 0), so that its accesses through that register need no check
+        self.direct: tuple[int, Any] | None = None
         fnty = ir.FunctionType(I64, [I64.as_pointer()])
         self.fn = ir.Function(self.module, fnty, name="prog")
         self.table = ir.Constant(I64, table_addr)
@@ -242,6 +246,10 @@ class _Gen:
             w = width(self.insns, pc)
             if b.block.is_terminated:  # unreachable code after a jump: skip to the next leader
                 pc += w
+                continue
+            group = self.group(pc, leaders)
+            if group is not None:
+                b, pc = self.emit_group(b, pc, *group)
                 continue
             b = self.insn(b, pc)
             pc += w
@@ -346,6 +354,110 @@ class _Gen:
         ptr = b.inttoptr(b.add(host, o), _ITYPE[size].as_pointer())
         return b, ptr, slot, o, flags
 
+    # -- groups of accesses through one register, checked once ------------------------------------------
+    def mem_base(self, ins: Insn) -> tuple[int, int, bool] | None:
+        """(base register, size, is a store) of a memory access that needs a region check, else None."""
+        c = ins.code
+        cls = c & 0x07
+        if cls == BPF_LDX and c & 0xE0 in (BPF_MEM, BPF_MEMSX):
+            size, reg, store = _SIZES[c & 0x18], ins.src, False
+        elif cls in (BPF_ST, BPF_STX) and c & 0xE0 == BPF_MEM:
+            size, reg, store = _SIZES[c & 0x18], ins.dst, True
+        else:
+            return None
+        if reg == 10 and -STACK_FRAME <= ins.off <= -size:
+            return None  # the frame: direct already
+        return reg, size, store
+
+    def group(self, pc: int, leaders: Container[int]) -> tuple[int, int, list[tuple[int, int, bool]]] | None:
+        """A run of accesses through one register from ``pc`` on, in one basic block, with that register
+        unchanged in between (and no call, jump or exit): (register, end pc, [(off, size, store)]), or None
+        for fewer than two such accesses."""
+        first = self.mem_base(self.insns[pc])
+        if first is None:
+            return None
+        base = first[0]
+        accesses: list[tuple[int, int, bool]] = []
+        n = len(self.insns)
+        j = pc
+        while j < n and (j == pc or j not in leaders):
+            ins = self.insns[j]
+            c = ins.code
+            cls = c & 0x07
+            if cls in (BPF_JMP, BPF_JMP32):
+                break
+            mb = self.mem_base(ins)
+            if mb is not None and mb[0] == base:
+                accesses.append((ins.off, mb[1], mb[2]))
+            elif mb is not None and self.ctx_rewrite and not mb[2]:
+                break  # a load that may call back into Python (a rewritten context field) ends the group
+            writes = ins.dst if cls in (BPF_ALU, BPF_ALU64, BPF_LDX) or c == LD_IMM64 else None
+            j += width(self.insns, j)
+            if writes == base:
+                break  # (a load into the base register is the group's last access)
+        if len(accesses) < 2:
+            return None
+        return base, j, accesses
+
+    def emit_group(self, b: ir.IRBuilder, pc: int, base: int, end: int, accesses: list[tuple[int, int, bool]]
+                   ) -> tuple[ir.IRBuilder, int]:
+        """Check once that every access of the group lies in one region (and may write it, and is no
+        rewritten context load): then run the group without checks; else run it with a check per access,
+        which faults at the very access that would. Either way the same stores and loads happen."""
+        lo = min(off for off, _, _ in accesses)
+        span = max(off + size for off, size, _ in accesses) - lo
+        a0 = b.add(self.get(b, base), self.const(lo))
+        slot = b.lshr(a0, self.const(32))
+        same = b.icmp_unsigned("==", b.lshr(b.add(a0, self.const(span - 1)), self.const(32)), slot)
+        o0 = b.and_(a0, self.const(M32))
+        look_bb = self.fn.append_basic_block(f"glook{pc}")
+        have_bb = self.fn.append_basic_block(f"ghave{pc}")
+        fast_bb = self.fn.append_basic_block(f"gfast{pc}")
+        slow_bb = self.fn.append_basic_block(f"gslow{pc}")
+        cont = self.fn.append_basic_block(f"gdone{pc}")
+        b.cbranch(b.icmp_unsigned("==", slot, b.load(self.last_slot)), have_bb, look_bb)
+        lb = ir.IRBuilder(look_bb)
+        e = lb.gep(lb.inttoptr(self.table, I64.as_pointer()), [lb.mul(lb.and_(slot, self.const(TABLE_SIZE - 1)),
+                                                                     self.const(4))])
+        res_bb = self.fn.append_basic_block(f"gres{pc}")
+        hit_bb = self.fn.append_basic_block(f"ghit{pc}")
+        lb.cbranch(lb.icmp_unsigned("!=", lb.load(e), lb.add(slot, self.const(1))), res_bb, hit_bb)
+        rb = ir.IRBuilder(res_bb)
+        found = rb.call(self.cb(rb, "resolve", RESOLVE_T), [slot])
+        rb.cbranch(rb.icmp_unsigned("==", found, self.const(0)), slow_bb, hit_bb)  # unmapped: the slow path faults
+        hb = ir.IRBuilder(hit_bb)
+        hb.store(hb.load(hb.gep(e, [ir.Constant(I32, 1)])), self.last_host)
+        hb.store(hb.load(hb.gep(e, [ir.Constant(I32, 2)])), self.last_size)
+        hb.store(hb.load(hb.gep(e, [ir.Constant(I32, 3)])), self.last_flags)
+        hb.store(slot, self.last_slot)
+        hb.branch(have_bb)
+        b = ir.IRBuilder(have_bb)
+        flags = b.load(self.last_flags)
+        ok = b.and_(same, b.icmp_unsigned("<=", b.add(o0, self.const(span)), b.load(self.last_size)))
+        if any(store for _, _, store in accesses):
+            ok = b.and_(ok, b.icmp_unsigned("!=", b.and_(flags, self.const(FLAG_WRITABLE)), self.const(0)))
+        if self.ctx_rewrite and not all(store for _, _, store in accesses):
+            ok = b.and_(ok, b.icmp_unsigned("==", b.and_(flags, self.const(FLAG_CTX)), self.const(0)))
+        host0 = b.sub(b.add(b.load(self.last_host), o0), self.const(lo))
+        b.cbranch(ok, fast_bb, slow_bb)
+        for bb, direct in ((fast_bb, (base, host0)), (slow_bb, None)):
+            gb = ir.IRBuilder(bb)
+            self.direct = direct
+            j = pc
+            while j < end:
+                gb = self.insn(gb, j)
+                j += width(self.insns, j)
+            self.direct = None
+            gb.branch(cont)
+        return ir.IRBuilder(cont), end
+
+    def direct_ptr(self, b: ir.IRBuilder, reg: int, off: int, size: int) -> Any:
+        """The host pointer of an access through the group's register in its checked-once version, or None."""
+        d = self.direct
+        if d is None or d[0] != reg:
+            return None
+        return b.inttoptr(b.add(d[1], self.const(off)), _ITYPE[size].as_pointer())
+
     def frame_ptr(self, b: ir.IRBuilder, off: int, size: int) -> Any:
         return b.inttoptr(b.add(self.stack_host, self.const(STACK_FRAME + off)), _ITYPE[size].as_pointer())
 
@@ -357,6 +469,10 @@ class _Gen:
         if ins.src == 10 and -STACK_FRAME <= ins.off <= -size:
             v = b.load(self.frame_ptr(b, ins.off, size), align=1)
             self.set(b, ins.dst, ext(b, v))
+            return b
+        dp = self.direct_ptr(b, ins.src, ins.off, size)
+        if dp is not None:
+            self.set(b, ins.dst, ext(b, b.load(dp, align=1)))
             return b
         b, ptr, slot, o, flags = self.address(b, ins.src, ins.off, size, False, pc)
         if not self.ctx_rewrite:
@@ -406,6 +522,10 @@ class _Gen:
                 val = b.trunc(val, _ITYPE[size])
         if ins.dst == 10 and -STACK_FRAME <= ins.off <= -size:
             b.store(val, self.frame_ptr(b, ins.off, size), align=1)
+            return b
+        dp = self.direct_ptr(b, ins.dst, ins.off, size)
+        if dp is not None:
+            b.store(val, dp, align=1)
             return b
         b, ptr, _slot, _o, _flags = self.address(b, ins.dst, ins.off, size, True, pc)
         b.store(val, ptr, align=1)
