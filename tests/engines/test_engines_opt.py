@@ -231,3 +231,29 @@ def test_accumulators_get_a_loop_copy_without_wrap_checks() -> None:
     for start in (0, (1 << 64) - 10**8, (1 << 64) - 400_000):
         prog = _lddw(0, start) + insns[1:]
         assert observe("compiled", prog, budget=2000) == observe("interp", prog, budget=2000)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(start=st.integers(-12, 70), step=st.sampled_from([1, 2, 8]), n=st.integers(0, 80),
+       size=st.sampled_from([0x10, 0x08, 0x00, 0x18]), off=st.integers(0, 9), write=st.booleans(),
+       base=st.sampled_from([1, 2]), budget=st.sampled_from([4, 1000]))
+def test_pointer_walks(start: int, step: int, n: int, size: int, off: int, write: bool, base: int,
+                       budget: int) -> None:
+    """A pointer walks a region (the writable one, or the read-only one) from below it to past its
+    end: the region lookup made once before the loop must give the accesses of the interpreter."""
+    access = Insn(0x63 | size, 6, 4, off, 0) if write else Insn(0x61 | size, 3, 6, off, 0)
+    insns = [Insn(0xBF, 6, base, 0, 0), Insn(0x07, 6, 0, 0, start), Insn(0xB7, 4, 0, 0, 0), Insn(0xB7, 0, 0, 0, 0),
+             access, Insn(0xAF, 0, 3, 0, 0), Insn(0x07, 6, 0, 0, step), Insn(0x07, 4, 0, 0, 1),
+             Insn(0xA5, 4, 0, -5, n), Insn(0x95)]
+    want = observe("interp", insns, budget=budget)
+    for engine in ENGINES:
+        assert observe(engine, insns, budget=budget) == want, disasm(insns)
+
+
+def test_the_region_of_a_walking_pointer_is_looked_up_before_the_loop() -> None:
+    from tinyaya.isa import assemble
+
+    src = _source(assemble("mov %r0, 0\nmov %r4, 0\nldxb %r3, [%r1+0]\nxor %r0, %r3\nadd %r1, 1\nadd %r4, 1\n"
+                           "jlt %r4, 64, -5\nexit"))
+    fast = src[src.index("for _ in"):]
+    assert "rget" not in fast[:fast.index("else:")]

@@ -107,6 +107,8 @@ class Ctx:
     slot_bits: dict[int, int] = field(default_factory=dict)
     #: registers whose adds cannot wrap in the loop copy being written (translate: accumulators)
     nowrap_regs: set[int] = field(default_factory=set)
+    #: base registers whose region lookup is made before the loop being written (lookup_line)
+    hoisted: set[int] = field(default_factory=set)
 
     def clobber(self, ins: Insn | None, pc: int | None = None) -> None:
         """Forget the kept region lookups and constants an instruction invalidates (None: all), then
@@ -188,15 +190,28 @@ def _addr(c: Ctx, base: int, off: int, write: bool) -> tuple[list[str], str, str
         c.slot_regs.add(base)
         # the lookup is also kept across suites and loop iterations in s<n> (the slot it was made
         # for), redone only when the register points into another slot; every call forgets it
-        # (RESET_SLOTS), since a helper may change the set of regions
-        out.append(f"if {name} >> 32 != s{base}: s{base} = {name} >> 32; g{base} = rget(s{base}, NOREG); "
-                   f"b{base} = g{base}.buf; w{base} = b{base} if g{base}.writable else EMPTY")
+        # (RESET_SLOTS), since a helper may change the set of regions. In a loop where the
+        # register cannot leave its slot, the lookup was made once before the loop (hoisted).
+        if base not in c.hoisted:
+            out.append(lookup_line(c, base))
         out.append(f"o{base} = {name} & 0xFFFFFFFF")
         c.cache[base] = [True]
     return out, f"w{base}" if write else f"b{base}", f"o{base} + {off}" if off else f"o{base}"
 
 
 _REGS = ", ".join(f"r{i}" for i in range(10))
+
+
+def lookup_line(c: Ctx, base: int) -> str:
+    """Find the region of the slot ``base`` points into, unless it is the one kept in ``s<n>``:
+    ``g<n>`` the region, ``b<n>`` its bytes, ``w<n>`` the bytes when writable (else empty), and in
+    programs with rewritten context fields ``c<n>``, whether it is the context."""
+    name = reg(base)
+    line = (f"if {name} >> 32 != s{base}: s{base} = {name} >> 32; g{base} = rget(s{base}, NOREG); "
+            f"b{base} = g{base}.buf; w{base} = b{base} if g{base}.writable else EMPTY")
+    if c.ctx_rewrite:
+        line += f"; c{base} = g{base}.kind is CTX"
+    return line
 
 
 def guard(c: Ctx, pc: int, off: int, setup: list[str], access: list[str]) -> list[str]:
@@ -228,7 +243,8 @@ def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool, pc: int) -> 
     g = "g" if off < 0 else f"g{s}"
     plain = f"{buf}[{o}]" if size == 1 and not signed else f"{c.use('U' + fmt)}({buf}, {o})[0]"
     if c.ctx_rewrite:
-        access = f"r{d} = ctx_load({g}, {o}, {size}, {signed}){sx} if {g}.kind is CTX else {plain}{sx}"
+        is_ctx = f"{g}.kind is CTX" if off < 0 else f"c{s}"
+        access = f"r{d} = ctx_load({g}, {o}, {size}, {signed}){sx} if {is_ctx} else {plain}{sx}"
     else:
         access = f"r{d} = {plain}{sx}"
     return guard(c, pc, off, out, [access])

@@ -34,6 +34,7 @@ from .insns import (
     is_cond_jump,
     is_local_call,
     is_may_goto,
+    lookup_line,
     promote_stack,
     straight,
     written,
@@ -266,7 +267,7 @@ class _Emitter:
         k = b.imm if b.code == 0x07 else -b.imm
         d, s_ = a.dst, a.src
         st = self.c.ranges.get(pc + 1)
-        if no_wrap(b, st):
+        if no_wrap(b, st) or (s_ in self.c.nowrap_regs and k >= 0):
             return [f"r{d} = r{s_} + {k}" if k >= 0 else f"r{d} = r{s_} - {-k}"]
         if k >= 0:
             return [f"r{d} = r{s_} + {k}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
@@ -462,45 +463,63 @@ class _Emitter:
         self.c.use("LH")
         it = f"it{r.lo}"
         add(ind, f"{it} = REPEAT(None, b + 1)")
-        acc = self.accumulators(r)
+        acc, conds, hoist = self.accumulators(r)
         if acc:
             # loop versioning: when no accumulator can reach 2**64 within b + 1 passes, a copy of
             # the loop without their wrap checks; otherwise the loop as it is
-            add(ind, "if " + " and ".join(f"{e} <= 0xffffffffffffffff" for e in acc.values()) + ":")
-            self.iter_loop(ind + 1, r, edge, set(acc))
+            add(ind, "if " + " and ".join(conds) + ":")
+            for base in sorted(hoist):
+                self.c.slot_regs.add(base)
+                add(ind + 1, lookup_line(self.c, base))
+            self.iter_loop(ind + 1, r, edge, set(acc), hoist)
             add(ind, "else:")
-            self.iter_loop(ind + 1, r, edge, set())
+            self.iter_loop(ind + 1, r, edge, set(), set())
         else:
-            self.iter_loop(ind, r, edge, set())
+            self.iter_loop(ind, r, edge, set(), set())
         add(ind, f"b = LH({it})")
 
-    def iter_loop(self, ind: int, r: Region, edge: int, nowrap: set[int]) -> None:
+    def iter_loop(self, ind: int, r: Region, edge: int, nowrap: set[int], hoist: set[int]) -> None:
         add = self.src.add
         add(ind, f"for _ in it{r.lo}:")
         self.iter_region = r
         self.c.nowrap_regs = nowrap
+        self.c.hoisted = hoist
         self.body(ind + 1, r)
         self.iter_region = None
         self.c.nowrap_regs = set()
+        self.c.hoisted = set()
         add(ind, "else:")
         add(ind + 1, f"raise VmTrap({_BUDGET!r})", edge)
 
-    def accumulators(self, r: Region) -> dict[int, str]:
+    def accumulators(self, r: Region) -> tuple[dict[int, str], list[str], set[int]]:
         """Registers that the budget-iterated loop ``r`` only ever changes by adding a bounded
         non-negative amount (``add rX, k`` with k >= 0, ``add rX, rY`` with rY bounded by the range
         analysis or itself such an accumulator): reg -> an upper bound of its value anywhere in
         the loop, as an expression of the values at entry. The loop body runs at most ``b + 1``
-        times, each add at most once per pass, so ``rX`` stays below ``rX + (b + 1) * step``."""
+        times, each add at most once per pass, so ``rX`` stays below ``rX + (b + 1) * step``.
+        Also the conditions of the copy without checks (every accumulator below 2**64, also after
+        ``mov rY, rX; add rY, k``), and the accumulators used as the base of a memory access that
+        cannot leave the 4 GiB slot they start in: their region lookup is made once, before the loop."""
         insns = self.insns
-        sites: dict[int, list[tuple[str, int | None]]] = {}  # reg -> [(kind, value)]
+        sites: dict[int, list[tuple[str, int]]] = {}  # reg -> [(kind, value)]
         other: set[int] = set()
+        movadd: dict[int, int] = {}
+        bases: set[int] = set()
         pc = r.lo
         while pc <= r.hi:
             ins = insns[pc]
             code = ins.code
             w = written(ins) if jump_target(ins, pc) is None and not is_exit(ins) else ()
             if w is None:
-                return {}
+                return {}, [], set()
+            if code == 0xBF and ins.off == 0 and ins.imm == 0 and pc + 1 <= r.hi and ins.src <= 9 \
+                    and ins.dst != ins.src and insns[pc + 1].code == 0x07 and insns[pc + 1].dst == ins.dst \
+                    and insns[pc + 1].imm >= 0:
+                movadd[ins.src] = max(movadd.get(ins.src, 0), insns[pc + 1].imm)
+            if code & 0x07 == 0x01 and code & 0xE0 in (0x60, 0x80) and ins.off >= 0:
+                bases.add(ins.src)
+            elif code & 0x07 in (0x02, 0x03) and code & 0xE0 in (0x60, 0xC0) and ins.off >= 0:
+                bases.add(ins.dst)
             if code == 0x07 and ins.dst <= 9 and ins.imm >= 0:
                 sites.setdefault(ins.dst, []).append(("k", ins.imm))
             elif code == 0x0F and ins.dst <= 9 and ins.src <= 9 and ins.src != ins.dst:
@@ -530,7 +549,11 @@ class _Emitter:
             for reg in ready:
                 step = " + ".join(str(v) if kind == "k" else f"({bound[v]})" for kind, v in sites[reg])
                 bound[reg] = f"r{reg} + (b + 1) * ({step})"
-        return bound
+        conds = [f"{e} + {movadd.get(reg, 0)} <= 0xffffffffffffffff" if movadd.get(reg) else
+                 f"{e} <= 0xffffffffffffffff" for reg, e in bound.items()]
+        hoist = {reg for reg in bases if reg in bound}
+        conds += [f"r{reg} >> 32 == ({bound[reg]}) >> 32" for reg in sorted(hoist)]
+        return bound, conds, hoist
 
     def body(self, body: int, r: Region) -> None:
         add = self.src.add
