@@ -28,8 +28,8 @@ _REGS = 0x3FF
 MAX_INSNS = 4096
 
 
-def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], slot_bits: int
-               ) -> tuple[int, int]:
+def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], slot_bits: int,
+               plain_helpers: frozenset[int]) -> tuple[int, int]:
     """(bits read, bits written for sure) by the instruction at ``pc``."""
     from .cfg import is_exit, jump_target
 
@@ -43,9 +43,7 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
             return ALL, 0
         op = c & 0xF0
         use = 0 if op == 0xB0 else 1 << d
-        if c & 0x08 and op != 0xD0:
-            if s == 10:
-                return ALL, 0
+        if c & 0x08 and op != 0xD0 and s != 10:  # r10: the frame pointer, a constant local
             use |= 1 << s
         return use, 1 << d
     if c == 0x18:
@@ -65,6 +63,10 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
         return use | (1 << d) | slot_bits, 0
     if is_exit(ins):
         return (1 if main else R0_5) | slot_bits, 0
+    if c == 0x85 and s == 0 and ins.imm in plain_helpers:
+        # a helper that neither continues elsewhere (tail call) nor runs a callback on the run
+        # state: it reads r1-r5 (a fault there reports no register), and writes r0
+        return 0x3E | slot_bits, 1
     t = jump_target(ins, pc)
     if t is not None:
         op = c & 0xF0
@@ -79,8 +81,10 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
     return ALL, 0
 
 
-def live_out(insns: list[Insn], start: int, end: int, main: bool, slots: dict[int, int]) -> dict[int, int]:
-    """The bits live after each slot of the function ``[start, end)`` (empty: not analysed)."""
+def live_out(insns: list[Insn], start: int, end: int, main: bool, slots: dict[int, int],
+             plain_helpers: frozenset[int] = frozenset()) -> dict[int, int]:
+    """The bits live after each slot of the function ``[start, end)`` (empty: not analysed).
+    ``plain_helpers``: helper ids that only read r1-r5 and write r0 (not tail calls, no callbacks)."""
     from .cfg import is_exit, jump_target, width
 
     if end - start > MAX_INSNS:
@@ -109,7 +113,7 @@ def live_out(insns: list[Insn], start: int, end: int, main: bool, slots: dict[in
             out.append(nxt)
         pcs.append(pc)
         succ[pc] = out
-        ud[pc] = _uses_defs(insns, pc, main, slots, slot_bits)
+        ud[pc] = _uses_defs(insns, pc, main, slots, slot_bits, plain_helpers)
         pure[pc] = _pure(ins, slots)
         pc = nxt
     live_in: dict[int, int] = dict.fromkeys(pcs, 0)
@@ -139,7 +143,7 @@ def _pure(ins: Insn, slots: dict[int, int]) -> bool:
     if ins.src > 10 or d > 10:
         return False
     if (cls in (0x04, 0x07) or c == 0x18) and d <= 9:
-        return not (c & 0x08 and ins.src == 10 and cls in (0x04, 0x07))
+        return True
     if cls == 0x01 and c & 0xE0 in (0x60, 0x80) and ins.src == 10 and ins.off in slots:
         return d <= 9  # a load of a promoted slot: a read of a local
     return cls in (0x02, 0x03) and c & 0xE0 == 0x60 and d == 10 and ins.off in slots

@@ -30,6 +30,7 @@ from .insns import (
     alu,
     condition,
     const_value,
+    fp_value,
     helper_call,
     is_cond_jump,
     is_local_call,
@@ -202,6 +203,10 @@ class _Emitter:
                 self.c.clobber(ins, pc)
                 pc = nxt
                 continue
+            if self.fp_move(pc, end):  # ``rX = fp`` that the next ``rX = fp + k`` overwrites unread
+                self.c.clobber(ins, pc)
+                pc = nxt
+                continue
             fused = self.mov_add(pc, end)
             if fused is not None:
                 for line in fused:
@@ -251,6 +256,15 @@ class _Emitter:
         if ins.code == 0x18:
             return straight(self.c, pc) is not None
         return True
+
+    def fp_move(self, pc: int, end: int) -> bool:
+        """``mov rX, r10`` followed (in the same block) by ``add``/``sub rX, k``, which is written as
+        ``rX = fp + k`` (insns.fp_value) without reading ``rX``: the move itself need not be written."""
+        a = self.insns[pc]
+        if a.code != 0xBF or a.src != 10 or a.dst > 9 or a.off or a.imm or pc + 1 >= end:
+            return False
+        b = self.insns[pc + 1]
+        return b.code in (0x07, 0x17) and b.dst == a.dst and fp_value(b, {a.dst: 0}) is not None
 
     def mov_add(self, pc: int, end: int) -> list[str] | None:
         """``rX = rY`` followed by ``rX += k`` (or ``-= k``) as one step, when nothing can jump between."""
@@ -340,8 +354,12 @@ class _Emitter:
                 consts[ins.dst] = k
                 moves.append((q, ins.dst, k))
         add(ind, f"if o{base} + {maxend} <= len(w{base}):", pcs[0])  # w: empty if read-only or unmapped
-        for q, r, k in moves:
-            add(ind + 1, f"r{r} = {k}", q)
+        # the moves' final values only, and only those read after the run (opt.live_out)
+        after = c.live.get(pcs[-1])
+        last = {r: (q, k) for q, r, k in moves}
+        for r, (q, k) in sorted(last.items(), key=lambda x: x[1][0]):
+            if after is None or (after >> r) & 1:
+                add(ind + 1, f"r{r} = {k}", q)
         offs = sorted(image)
         i = 0
         while i < len(offs):
@@ -681,11 +699,12 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
 
         c.maps = maps
         c.direct = {1: bpf_map_lookup_elem, 2: bpf_map_update_elem}
+    plain = frozenset(i for i in helpers if i not in cb and i != 12)
     for fn in funcs:
         c.fo = 512 if fn.start == 0 else None
         c.ranges = analyse_ranges(insns, fn.start, fn.end, ctx_rewrite)
         c.slot_bits = {off: 11 + i for i, off in enumerate(sorted(c.promoted))} if fn.start == 0 else {}
-        c.live = live_out(insns, fn.start, fn.end, fn.start == 0, c.slot_bits)
+        c.live = live_out(insns, fn.start, fn.end, fn.start == 0, c.slot_bits, plain)
         _function_source(src, fn, c, fn.start == 0)
     src.names = c.names
     src.fallback = c.fallback
