@@ -179,6 +179,10 @@ class _Gen:
         #: inside the checked-once version of a group (``emit_group``): (base register, host address of
         #: base + 0), so that its accesses through that register need no check
         self.direct: tuple[int, Any] | None = None
+        #: inside the checked-per-access version of a group: accesses call ``checked`` (small IR: that
+        #: version only runs when the group's single check failed, i.e. when a fault is coming)
+        self.compact = False
+        self._checked: ir.Function | None = None
         fnty = ir.FunctionType(I64, [I64.as_pointer()])
         self.fn = ir.Function(self.module, fnty, name="prog")
         self.table = ir.Constant(I64, table_addr)
@@ -443,13 +447,54 @@ class _Gen:
         for bb, direct in ((fast_bb, (base, host0)), (slow_bb, None)):
             gb = ir.IRBuilder(bb)
             self.direct = direct
+            self.compact = direct is None
             j = pc
             while j < end:
                 gb = self.insn(gb, j)
                 j += width(self.insns, j)
             self.direct = None
+            self.compact = False
             gb.branch(cont)
         return ir.IRBuilder(cont), end
+
+    def checked(self) -> ir.Function:
+        """``i64 checked(i64 addr, i64 size, i64 write)``: the host address of the access, or 0 when it
+        faults (unmapped, past the end, or a write to a read-only region). Not inlined."""
+        if self._checked is not None:
+            return self._checked
+        f = ir.Function(self.module, ir.FunctionType(I64, [I64, I64, I64]), name="checked")
+        f.linkage = "internal"
+        f.attributes.add("noinline")
+        self._checked = f
+        a, size, write = f.args
+        b = ir.IRBuilder(f.append_basic_block("entry"))
+        slot = b.lshr(a, self.const(32))
+        o = b.and_(a, self.const(M32))
+        e = b.gep(b.inttoptr(self.table, I64.as_pointer()), [b.mul(b.and_(slot, self.const(TABLE_SIZE - 1)),
+                                                                 self.const(4))])
+        res_bb, hit_bb, bad_bb, ok_bb = (f.append_basic_block(x) for x in ("res", "hit", "bad", "ok"))
+        b.cbranch(b.icmp_unsigned("!=", b.load(e), b.add(slot, self.const(1))), res_bb, hit_bb)
+        rb = ir.IRBuilder(res_bb)
+        found = rb.call(self.cb(rb, "resolve", RESOLVE_T), [slot])
+        rb.cbranch(rb.icmp_unsigned("==", found, self.const(0)), bad_bb, hit_bb)
+        hb = ir.IRBuilder(hit_bb)
+        flags = hb.load(hb.gep(e, [ir.Constant(I32, 3)]))
+        bad = hb.icmp_unsigned(">", hb.add(o, size), hb.load(hb.gep(e, [ir.Constant(I32, 2)])))
+        ro = hb.icmp_unsigned("==", hb.and_(flags, self.const(FLAG_WRITABLE)), self.const(0))
+        bad = hb.or_(bad, hb.and_(hb.icmp_unsigned("!=", write, self.const(0)), ro))
+        hb.cbranch(bad, bad_bb, ok_bb)
+        ir.IRBuilder(bad_bb).ret(self.const(0))
+        ob = ir.IRBuilder(ok_bb)
+        ob.ret(ob.add(ob.load(ob.gep(e, [ir.Constant(I32, 1)])), o))
+        return f
+
+    def compact_ptr(self, b: ir.IRBuilder, reg: int, off: int, size: int, write: bool, pc: int
+                    ) -> tuple[ir.IRBuilder, Any]:
+        """(builder, host pointer) of an access checked by ``checked``, stopping with a fault when it fails."""
+        a = b.add(self.get(b, reg), self.const(off))
+        host = b.call(self.checked(), [a, self.const(size), self.const(int(write))])
+        b = self.check(b, b.icmp_unsigned("==", host, self.const(0)), STATUS_FAULT, pc)
+        return b, b.inttoptr(host, _ITYPE[size].as_pointer())
 
     def direct_ptr(self, b: ir.IRBuilder, reg: int, off: int, size: int) -> Any:
         """The host pointer of an access through the group's register in its checked-once version, or None."""
@@ -472,6 +517,10 @@ class _Gen:
             return b
         dp = self.direct_ptr(b, ins.src, ins.off, size)
         if dp is not None:
+            self.set(b, ins.dst, ext(b, b.load(dp, align=1)))
+            return b
+        if self.compact and not self.ctx_rewrite:
+            b, dp = self.compact_ptr(b, ins.src, ins.off, size, False, pc)
             self.set(b, ins.dst, ext(b, b.load(dp, align=1)))
             return b
         b, ptr, slot, o, flags = self.address(b, ins.src, ins.off, size, False, pc)
@@ -524,6 +573,8 @@ class _Gen:
             b.store(val, self.frame_ptr(b, ins.off, size), align=1)
             return b
         dp = self.direct_ptr(b, ins.dst, ins.off, size)
+        if dp is None and self.compact:
+            b, dp = self.compact_ptr(b, ins.dst, ins.off, size, True, pc)
         if dp is not None:
             b.store(val, dp, align=1)
             return b
