@@ -91,3 +91,18 @@ def test_a_failing_batch_releases_locks_and_keeps_statistics(tmp_path: Path) -> 
     assert k.stats_batch is None
     assert all(st._lock_depth == 0 for st in k.machine.shared_storages())
     assert bp.run_cnt == 100
+
+
+def test_statistics_turned_off_inside_a_batch_count_only_the_runs_before(tmp_path: Path) -> None:
+    k, _, prog = _loaded(tmp_path, pin=False)
+    bp = prog_from_fd(k, int(prog.fd))  # type: ignore[attr-defined]
+    driver = k.machine.workload("default", seed=4)
+    with k.machine.events_batch():
+        driver.step(300, Counter())
+        k.set_bpf_stats(False)
+        assert bp.run_cnt == 300  # written when they were turned off
+        driver.step(200, Counter())
+    assert bp.run_cnt == 300
+    k.set_bpf_stats(True)
+    driver.step(50, Counter())
+    assert bp.run_cnt == 350

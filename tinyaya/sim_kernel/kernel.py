@@ -178,6 +178,8 @@ class SimKernel:
         """Turn run-time statistics on or off (``bpf_stats_enabled_key``); attached programs pick it up."""
         if on == self.bpf_stats_enabled:
             return
+        if not on and self.stats_batch:
+            self.flush_run_stats()  # what a running batch counted while they were on
         self.bpf_stats_enabled = on
         tracing = self.__dict__.get("tracing")  # cached_property: only if already built
         if tracing is not None:
@@ -195,30 +197,32 @@ class SimKernel:
         def counted(prog: Any, ctx_addr: int, cpu: int) -> int:
             t0 = clock()
             try:
-                return int(run(prog, ctx_addr, cpu))
+                return run(prog, ctx_addr, cpu)  # type: ignore[no-any-return]
             finally:
-                if kernel.bpf_stats_enabled:
-                    acc = kernel.stats_batch
-                    if acc is None:
-                        # account_run, inlined: one update of both counters (a pinned program's live in its pin file)
-                        prog.add_run_stats(1, clock() - t0)
-                    else:  # inside a batch of events: added up, written once at its end (flush_run_stats)
-                        a = acc.get(prog)
-                        if a is None:
-                            acc[prog] = [1, clock() - t0]
-                        else:
-                            a[0] += 1
-                            a[1] += clock() - t0
+                dt = clock() - t0
+                acc = kernel.stats_batch
+                if acc is not None:  # inside a batch of events: added up, written once at its end
+                    a = acc.get(prog)
+                    if a is None:
+                        acc[prog] = [1, dt]
+                    else:
+                        a[0] += 1
+                        a[1] += dt
+                elif kernel.bpf_stats_enabled:
+                    # account_run, inlined: one update of both counters (a pinned program's live in its pin file)
+                    prog.add_run_stats(1, dt)
 
         return counted
 
     def flush_run_stats(self) -> None:
-        """Write the run statistics a batch of events added up (``stats_batch``) to the programs."""
+        """Write the run statistics a batch of events added up (``stats_batch``) to the programs (those of
+        runs while statistics were on: turning them off ends the batch's counting, see set_bpf_stats)."""
         acc = self.stats_batch
         if acc:
             self.stats_batch = {}
-            for prog, (n, ns) in acc.items():
-                prog.add_run_stats(n, ns)
+            if self.bpf_stats_enabled:
+                for prog, (n, ns) in acc.items():
+                    prog.add_run_stats(n, ns)
 
     def account_run(self, prog: Any, count: int = 1, ns: int = 0) -> None:
         """Count program runs in its statistics, as ``__bpf_prog_run`` does only while run-time statistics

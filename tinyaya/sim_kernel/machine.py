@@ -53,6 +53,7 @@ _USER_ARENA = 4096
 _USER_STACK = USER_REGION_SIZE - 4096
 USER_IP = 0x7F3A_1C2B_4D5E  # where a libc `syscall` instruction would be
 _ENOSYS = -38
+_ENOSYS_U64 = _ENOSYS & M64
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _ENTRY_REGS = struct.Struct("<9Q")
@@ -394,7 +395,7 @@ class Machine:
         self.current[cpu] = task
         task.cur_nr = nr
         # r10 r9 r8 ax cx dx si di orig_ax; the rest was written when the task was created
-        _ENTRY_REGS.pack_into(task.buf, task.regs_off + 56, args[3], args[5], args[4], _ENOSYS & M64, USER_IP,
+        _ENTRY_REGS.pack_into(task.buf, task.regs_off + 56, args[3], args[5], args[4], _ENOSYS_U64, USER_IP,
                               args[2], args[1], args[0], nr)
         for step in steps:
             step(task, cpu, nr, args, 0)

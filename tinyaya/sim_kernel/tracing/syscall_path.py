@@ -59,6 +59,11 @@ def _zero(ret: int) -> int:
     return 0
 
 
+def task_regs_nr(task: Any, a: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
+    """``sys_enter(struct pt_regs *regs, long id)``: rdi = the task's user ``pt_regs``, rsi = the number."""
+    return task.regs_addr, task.cur_nr, 0, 0, 0, 0
+
+
 def _regs(*idx: int) -> Regs:
     """Function arguments taken straight from syscall arguments ``idx`` (-1 → 0)."""
     def regs(task: Any, a: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
@@ -131,6 +136,19 @@ def _kprobe_step(m: Machine, progs: list[Attachment], ip: int, regs: Regs, ret_f
     vm_run = m.kernel.prog_runner()
     cookies = tr.cookies
     single, cookie = (progs[0][0], progs[0][1]) if len(progs) == 1 else (None, 0)
+    if single is not None and regs is task_regs_nr and ret_fn is None:
+        # kprobe sys_enter/sys_exit with one program: the event path's hottest step, its registers inlined
+        def step_regs_nr(task: Task, cpu: int, nr: int, args: tuple[int, ...], ret: int) -> None:
+            sp = task.kstack_sp
+            pack(bufs[cpu], 0, 0, 0, 0, 0, sp + 0x40, 0, 0, 0, 0, 0, 0, 0, 0, task.cur_nr, task.regs_addr, nr, ip,
+                 KERNEL_CS, EFLAGS_IF, sp, KERNEL_SS)
+            ips[cpu] = ip
+            cookies[cpu] = cookie
+            try:
+                vm_run(single, addrs[cpu], cpu)
+            except BpfFault as e:
+                tr.record_fault(single, cpu, e)
+        return step_regs_nr
 
     def step(task: Task, cpu: int, nr: int, args: tuple[int, ...], ret: int) -> None:
         di, si, dx, cx, r8, r9 = regs(task, args)
@@ -212,7 +230,7 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
 
     e, r, addr = site("sys_enter")
     if e:
-        enter_common.append(_kprobe_step(m, e, addr, lambda t, a: (t.regs_addr, t.cur_nr, 0, 0, 0, 0), None))
+        enter_common.append(_kprobe_step(m, e, addr, task_regs_nr, None))
     if raw["sys_enter"]:
         def fill_raw_enter(buf: Any, cpu: int, task: Task, nr: int, a: tuple[int, ...], ret: int) -> None:
             _RAW_TP_ARGS.pack_into(buf, 0, task.regs_addr, nr & M64)
@@ -225,7 +243,7 @@ def build_plans(m: Machine) -> tuple[list[list[Step] | None], list[list[Step] | 
             RAW_SYSCALLS_ENTER.pack_into(buf, 0, tp_id, 0, 0, task.pid, nr, a[0], a[1], a[2], a[3], a[4], a[5])
         enter_common.append(_record_step(m, tp.progs, fill_enter))  # type: ignore[arg-type]
     if r:
-        enter_common.append(_kprobe_step(m, r, addr, lambda t, a: (t.regs_addr, t.cur_nr, 0, 0, 0, 0), _zero))
+        enter_common.append(_kprobe_step(m, r, addr, task_regs_nr, _zero))
 
     tp = tps["raw_syscalls:sys_exit"]
     if tp.progs:
