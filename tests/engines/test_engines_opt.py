@@ -257,3 +257,25 @@ def test_the_region_of_a_walking_pointer_is_looked_up_before_the_loop() -> None:
                            "jlt %r4, 64, -5\nexit"))
     fast = src[src.index("for _ in"):]
     assert "rget" not in fast[:fast.index("else:")]
+
+
+COPY_CASES = {
+    # r3 copies r0, then r0 changes: the read of r3 must not read r0
+    "source rewritten": [Insn(0xB7, 0, 0, 0, 5), Insn(0xBF, 3, 0, 0, 0), Insn(0x07, 0, 0, 0, 1), Insn(0x0F, 4, 3, 0, 0),
+                         Insn(0xBF, 0, 4, 0, 0), Insn(0x95)],
+    # the copy is made on one path only: at the join, r3 is not known to copy r0
+    "join": [Insn(0xB7, 3, 0, 0, 7), Insn(0x55, 1, 0, 1, 0), Insn(0xBF, 3, 0, 0, 0), Insn(0x0F, 4, 3, 0, 0),
+             Insn(0xBF, 0, 4, 0, 0), Insn(0x95)],
+    # through a promoted slot, rewritten in between
+    "slot rewritten": [Insn(0xB7, 0, 0, 0, 5), Insn(0x7B, 10, 0, -8, 0), Insn(0x79, 3, 10, -8, 0), Insn(0x7A, 10, 0, -8, 9),
+                       Insn(0x79, 5, 10, -8, 0), Insn(0x0F, 5, 3, 0, 0), Insn(0xBF, 0, 5, 0, 0), Insn(0x95)],
+    # the copied register is the value of a store through a pointer (the closure may run it)
+    "store through a pointer": [Insn(0xB7, 0, 0, 0, 5), Insn(0xBF, 3, 0, 0, 0), Insn(0x7B, 1, 3, 70, 0),
+                                Insn(0x7B, 1, 3, 0, 0), Insn(0x95)],
+}
+
+
+def test_copies_are_forgotten_where_they_stop_holding() -> None:
+    for name, insns in COPY_CASES.items():
+        for engine in ENGINES:
+            assert observe(engine, insns) == observe("interp", insns), name

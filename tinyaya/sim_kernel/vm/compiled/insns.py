@@ -109,6 +109,16 @@ class Ctx:
     nowrap_regs: set[int] = field(default_factory=set)
     #: base registers whose region lookup is made before the loop being written (lookup_line)
     hoisted: set[int] = field(default_factory=set)
+    #: before each slot, registers whose reads may read the variable they copy (opt.copies,
+    #: filtered by translate to the reads written here): register -> variable bit
+    copies: dict[int, dict[int, int]] = field(default_factory=dict)
+    #: variable bit -> its local (r0..r9, and the promoted slots' k<off>)
+    bit_names: dict[int, str] = field(default_factory=dict)
+
+    def src(self, pc: int, r: int) -> str:
+        """The local a read of register ``r`` at ``pc`` reads (the one it copies, if known)."""
+        v = self.copies.get(pc, {}).get(r)
+        return reg(r) if v is None else self.bit_names[v]
 
     def clobber(self, ins: Insn | None, pc: int | None = None) -> None:
         """Forget the kept region lookups and constants an instruction invalidates (None: all), then
@@ -136,11 +146,12 @@ class Ctx:
         if f is not None:
             self.fpoff[ins.dst] = f
 
-    def value(self, s: int, size: int) -> str:
+    def value(self, s: int, size: int, pc: int | None = None) -> str:
         """The value a store of ``size`` bytes writes from register ``s`` (a literal when known)."""
         if s in self.consts:
             return str(self.consts[s] & MASK[size])
-        return reg(s) if size == 8 else f"({reg(s)} & {hex(MASK[size])})"
+        name = reg(s) if pc is None else self.src(pc, s)
+        return name if size == 8 else f"({name} & {hex(MASK[size])})"
 
     def use(self, name: str) -> str:
         self.names.add(name)
@@ -344,7 +355,8 @@ def written(ins: Insn) -> tuple[int, ...] | None:
     return None
 
 
-def alu(ins: Insn, fpoff: dict[int, int] | None = None, nowrap: bool = False) -> list[str] | None:
+def alu(ins: Insn, fpoff: dict[int, int] | None = None, nowrap: bool = False, sname: str | None = None
+        ) -> list[str] | None:
     """Statements for an ALU instruction; ``nowrap``: its exact result is known to stay below 2**64
     (ranges.no_wrap), so a 64-bit add/sub needs no wrap check and a mul/lsh no mask."""
     c, d, s, off, imm = ins.code, ins.dst, ins.src, ins.off, ins.imm
@@ -360,7 +372,7 @@ def alu(ins: Insn, fpoff: dict[int, int] | None = None, nowrap: bool = False) ->
     stmt = (sem.ALU64 if cls == BPF_ALU64 else sem.ALU32).get((op, k))
     if stmt is None:
         return None
-    src = reg(s) if x else str(imm & M64 if cls == BPF_ALU64 else imm & M32)
+    src = (sname or reg(s)) if x else str(imm & M64 if cls == BPF_ALU64 else imm & M32)
     if cls == BPF_ALU64 and op in (BPF_ADD, BPF_SUB):
         if fpoff is not None and not x:
             fk = fp_value(ins, fpoff)
@@ -388,8 +400,8 @@ def _add_sub(d: int, src: str, sub: bool, imm: int | None, nowrap: bool = False)
     return [f"r{d} = r{d} + {src}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
 
 
-def condition(ins: Insn) -> str | None:
-    """The condition of a conditional jump, or None."""
+def condition(ins: Insn, dname: str | None = None, sname: str | None = None) -> str | None:
+    """The condition of a conditional jump, or None (``dname``/``sname``: the locals to read)."""
     c, d, s, imm = ins.code, ins.dst, ins.src, ins.imm
     if d > 10 or s > 10:
         return None
@@ -397,8 +409,8 @@ def condition(ins: Insn) -> str | None:
     cond = (sem.JMP64 if cls == BPF_JMP else sem.JMP32).get(c & 0xF0)
     if cond is None:
         return None
-    src = reg(s) if c & BPF_X else str(imm & M64 if cls == BPF_JMP else imm & M32)
-    return bind(cond, reg(d), src)
+    src = (sname or reg(s)) if c & BPF_X else str(imm & M64 if cls == BPF_JMP else imm & M32)
+    return bind(cond, dname or reg(d), src)
 
 
 def straight(c: Ctx, pc: int) -> list[str] | None:
@@ -413,7 +425,7 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
         from .ranges import no_wrap
 
         acc = ins.dst in c.nowrap_regs and ins.code in (0x07, 0x0F) and (ins.code == 0x0F or ins.imm >= 0)
-        return alu(ins, c.fpoff, acc or no_wrap(ins, c.ranges.get(pc)))
+        return alu(ins, c.fpoff, acc or no_wrap(ins, c.ranges.get(pc)), c.src(pc, s) if code & BPF_X else None)
     size = SIZE[code & 0x18]
     mode = code & 0xE0
     if cls == BPF_LD:
@@ -435,7 +447,7 @@ def straight(c: Ctx, pc: int) -> list[str] | None:
         return store(c, d, str(imm & MASK[size]), off, size, pc)
     if cls == BPF_STX:
         if mode == BPF_MEM:
-            return store(c, d, c.value(s, size), off, size, pc)
+            return store(c, d, c.value(s, size, pc), off, size, pc)
         if mode == BPF_ATOMIC:
             if imm == BPF_LOAD_ACQ:
                 return None if d == 10 else load(c, d, s, off, size, False, pc)

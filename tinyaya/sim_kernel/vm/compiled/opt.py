@@ -29,8 +29,9 @@ MAX_INSNS = 4096
 
 
 def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], slot_bits: int,
-               plain_helpers: frozenset[int]) -> tuple[int, int]:
-    """(bits read, bits written for sure) by the instruction at ``pc``."""
+               plain_helpers: frozenset[int], sub: dict[int, int]) -> tuple[int, int]:
+    """(bits read, bits written for sure) by the instruction at ``pc``; ``sub``: the registers whose
+    reads the translation replaces by the variable they copy (``copies``)."""
     from .cfg import is_exit, jump_target
 
     ins = insns[pc]
@@ -44,7 +45,7 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
         op = c & 0xF0
         use = 0 if op == 0xB0 else 1 << d
         if c & 0x08 and op != 0xD0 and s != 10:  # r10: the frame pointer, a constant local
-            use |= 1 << s
+            use |= 1 << sub.get(s, s)
         return use, 1 << d
     if c == 0x18:
         return (0, 1 << d) if d <= 9 else (ALL, 0)
@@ -57,7 +58,7 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
             return ALL, 1 << d
         return (1 << s) | slot_bits, 1 << d
     if cls in (0x02, 0x03) and c & 0xE0 == 0x60:  # st / stx
-        use = 0 if cls == 0x02 else 1 << s
+        use = 0 if cls == 0x02 else 1 << sub.get(s, s)
         if d == 10 and ins.off in slots:
             return use, 1 << slots[ins.off]
         return use | (1 << d) | slot_bits, 0
@@ -72,9 +73,9 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
         op = c & 0xF0
         use = 0
         if op not in (0x00, 0xE0):
-            use = 1 << d
+            use = 1 << sub.get(d, d)
             if c & 0x08:
-                use |= 1 << s
+                use |= 1 << sub.get(s, s)
         if t <= pc or not 0 <= t < len(insns):
             use |= slot_bits | _REGS  # the budget may run out here / the interpreter's trap
         return use, 0
@@ -82,7 +83,8 @@ def _uses_defs(insns: list[Insn], pc: int, main: bool, slots: dict[int, int], sl
 
 
 def live_out(insns: list[Insn], start: int, end: int, main: bool, slots: dict[int, int],
-             plain_helpers: frozenset[int] = frozenset()) -> dict[int, int]:
+             plain_helpers: frozenset[int] = frozenset(), cp: dict[int, dict[int, int]] | None = None
+             ) -> dict[int, int]:
     """The bits live after each slot of the function ``[start, end)`` (empty: not analysed).
     ``plain_helpers``: helper ids that only read r1-r5 and write r0 (not tail calls, no callbacks)."""
     from .cfg import is_exit, jump_target, width
@@ -113,7 +115,7 @@ def live_out(insns: list[Insn], start: int, end: int, main: bool, slots: dict[in
             out.append(nxt)
         pcs.append(pc)
         succ[pc] = out
-        ud[pc] = _uses_defs(insns, pc, main, slots, slot_bits, plain_helpers)
+        ud[pc] = _uses_defs(insns, pc, main, slots, slot_bits, plain_helpers, (cp or {}).get(pc, {}))
         pure[pc] = _pure(ins, slots)
         pc = nxt
     live_in: dict[int, int] = dict.fromkeys(pcs, 0)
@@ -161,3 +163,57 @@ def dead(insns: list[Insn], pc: int, lout: dict[int, int], slots: dict[int, int]
     if ins.dst <= 9:
         return not (o >> ins.dst) & 1
     return not (o >> slots[ins.off]) & 1
+
+
+def copies(insns: list[Insn], start: int, end: int, leaders: set[int], slots: dict[int, int]
+           ) -> dict[int, dict[int, int]]:
+    """Copy propagation inside straight runs: before each slot, the registers known to hold the same
+    value as an older register or promoted slot (``mov rX, rY``; ``ldxdw rX, [r10 + off]`` of a
+    promoted slot; ``stxdw [r10 + off], rY`` into one), as register -> the bit of that variable.
+    A read of the register may read the variable instead; the copy itself then often has no reader
+    left, and liveness drops it. Known copies are forgotten at every leader (control may come
+    from elsewhere) and when either side is written."""
+    from .cfg import width
+
+    out: dict[int, dict[int, int]] = {}
+    eq: dict[int, int] = {}  # variable -> the variable it copies
+    pc = start
+    while pc < end:
+        if pc in leaders:
+            eq = {}
+        ins = insns[pc]
+        if eq:
+            out[pc] = {v: root for v, root in eq.items() if v <= 9}
+        c, d, s = ins.code, ins.dst, ins.src
+        cls = c & 0x07
+        src: int | None = None
+        dst: int | None = None
+        if c == 0xBF and ins.off == 0 and d <= 9 and s <= 9 and d != s:
+            src, dst = eq.get(s, s), d
+        elif c == 0x79 and d <= 9 and s == 10 and ins.off in slots:
+            src, dst = eq.get(slots[ins.off], slots[ins.off]), d
+        elif c == 0x7B and d == 10 and s <= 9 and ins.off in slots:
+            src, dst = eq.get(s, s), slots[ins.off]
+        if dst is not None:
+            written = [dst]
+        elif cls in (0x02, 0x03) and c & 0xE0 == 0x60 and d == 10 and ins.off in slots:
+            written = [slots[ins.off]]
+        elif cls in (0x04, 0x07, 0x01) or c == 0x18:
+            written = [d]
+        elif cls in (0x02, 0x03) and c & 0xE0 == 0x60:
+            written = []
+        elif c == 0x85 and s == 0:
+            written = [0]
+        elif cls in (0x05, 0x06) and c & 0xF0 not in (0x80, 0x90):
+            written = []  # a jump
+        else:
+            eq = {}
+            written = []
+        for w in written:
+            eq.pop(w, None)
+            for v in [v for v, root in eq.items() if root == w]:
+                del eq[v]
+        if dst is not None and src is not None and src != dst:
+            eq[dst] = src
+        pc += width(insns, pc)
+    return out

@@ -40,7 +40,7 @@ from .insns import (
     straight,
     written,
 )
-from .opt import dead, live_out
+from .opt import copies, dead, live_out
 from .ranges import analyse as analyse_ranges
 from .ranges import no_wrap
 
@@ -187,7 +187,8 @@ class _Emitter:
                     self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
                     return None
                 else:
-                    cond = condition(ins)
+                    cond = condition(ins, self.c.src(pc, ins.dst) if ins.dst <= 9 else None,
+                                     self.c.src(pc, ins.src) if ins.code & 0x08 and ins.src <= 9 else None)
                     back = tgt <= pc
                 if cond is None:
                     self.fallback_straight(ind, pc)
@@ -280,12 +281,13 @@ class _Emitter:
             return None
         k = b.imm if b.code == 0x07 else -b.imm
         d, s_ = a.dst, a.src
+        name = self.c.src(pc, s_)
         st = self.c.ranges.get(pc + 1)
         if no_wrap(b, st) or (s_ in self.c.nowrap_regs and k >= 0):
-            return [f"r{d} = r{s_} + {k}" if k >= 0 else f"r{d} = r{s_} - {-k}"]
+            return [f"r{d} = {name} + {k}" if k >= 0 else f"r{d} = {name} - {-k}"]
         if k >= 0:
-            return [f"r{d} = r{s_} + {k}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
-        return [f"r{d} = r{s_} - {-k}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
+            return [f"r{d} = {name} + {k}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
+        return [f"r{d} = {name} - {-k}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
 
     # -- runs of constant stores ------------------------------------------------------------------------
     def store_run(self, pc: int, end: int) -> list[int] | None:
@@ -704,13 +706,39 @@ def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
         c.fo = 512 if fn.start == 0 else None
         c.ranges = analyse_ranges(insns, fn.start, fn.end, ctx_rewrite)
         c.slot_bits = {off: 11 + i for i, off in enumerate(sorted(c.promoted))} if fn.start == 0 else {}
-        c.live = live_out(insns, fn.start, fn.end, fn.start == 0, c.slot_bits, plain)
+        c.copies = _copies(insns, fn, c)
+        c.bit_names = {i: f"r{i}" for i in range(10)}
+        c.bit_names.update({bit: c.promoted[off][1] for off, bit in c.slot_bits.items()})
+        c.live = live_out(insns, fn.start, fn.end, fn.start == 0, c.slot_bits, plain, c.copies)
         _function_source(src, fn, c, fn.start == 0)
     src.names = c.names
     src.fallback = c.fallback
     reset = " = ".join(f"s{r}" for r in sorted(c.slot_regs)) + " = -1" if c.slot_regs else "pass"
     src.lines = [line.replace(RESET_SLOTS, reset) for line in src.lines]
     return src, tail
+
+
+def _copies(insns: list[Insn], fn: Function, c: Ctx) -> dict[int, dict[int, int]]:
+    """opt.copies, kept only at the reads this module writes with the copied variable: the source
+    of a valid ALU instruction, the registers of a conditional jump, the value of a store into the
+    frame. Not where the interpreter's closure may run the instruction (it reads the run state)."""
+    out: dict[int, dict[int, int]] = {}
+    for pc, m in copies(insns, fn.start, fn.end, fn.leaders, c.slot_bits).items():
+        ins = insns[pc]
+        code = ins.code
+        cls = code & 0x07
+        if ins.dst > 10 or ins.src > 10:
+            continue
+        if cls in (0x04, 0x07):
+            ok = ins.dst <= 9 and alu(ins) is not None
+        elif cls in (0x05, 0x06):
+            ok = is_cond_jump(ins) and condition(ins) is not None and pc not in fn.bad_targets
+        else:
+            size = _SIZE.get(code & 0x18, 0)
+            ok = code & 0xE7 == 0x63 and ins.dst == 10 and -512 <= ins.off <= -size
+        if ok:
+            out[pc] = m
+    return out
 
 
 def _calls_back(fn: Any) -> bool:
