@@ -72,12 +72,18 @@ class _PyMethodDef(ctypes.Structure):
                 ("ml_doc", ctypes.c_char_p)]
 
 
+class NativeStop(Exception):
+    """Raised by ``pyrun`` when the program stopped (the state's status says why); never escapes try_run."""
+
+
 def _capi() -> dict[str, int]:
     """The C API functions the machine code's ``pyrun`` calls (none: ``pyrun`` is not built)."""
     try:
         api = ctypes.pythonapi
         return {"py_as_u64": ctypes.cast(api.PyLong_AsUnsignedLongLongMask, ctypes.c_void_p).value or 0,
-                "py_from_u64": ctypes.cast(api.PyLong_FromUnsignedLongLong, ctypes.c_void_p).value or 0}
+                "py_from_u64": ctypes.cast(api.PyLong_FromUnsignedLongLong, ctypes.c_void_p).value or 0,
+                "py_set_none": ctypes.cast(api.PyErr_SetNone, ctypes.c_void_p).value or 0,
+                "py_stop_exc": id(NativeStop)}  # CPython: the class object's address (alive: module global)
     except (AttributeError, ValueError):
         return {}
 
@@ -374,19 +380,21 @@ class NativeTier:
                 lenv.busy = True
                 self.env = lenv
                 lenv.prog = prog
-                st = self.state
                 try:
                     if lenv is not self._entered_env:
+                        st = self.state
                         st[STATE_STACK_HOST] = last[3]
                         st[STATE_STACK_BASE] = lenv.stack.base
                         st[STATE_CPU] = lenv.cpu
                         self._entered_env = lenv
                     c = self._kernel.clock
-                    r = last[5](ctx_addr, c.ktime_ns if type(c) is Clock else int(c.now_ns()))
-                    if st[STATE_STATUS]:
-                        self._budget = -1
-                        self._fault(prog, lenv)
-                    return r  # type: ignore[no-any-return]
+                    try:
+                        return last[5](ctx_addr, c.ktime_ns if type(c) is Clock else int(c.now_ns()))  # type: ignore[no-any-return]
+                    except NativeStop:
+                        pass
+                    self._budget = -1  # (outside the handler: the fault is not chained to NativeStop)
+                    self._fault(prog, lenv)
+                    raise AssertionError("unreachable: _fault raises")
                 finally:
                     self.env = None
                     lenv.busy = False

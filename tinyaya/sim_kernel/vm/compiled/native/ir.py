@@ -271,7 +271,9 @@ class _Gen:
     def pyrun(self, fn: ir.Function) -> None:
         """``PyObject *pyrun(PyObject *self, PyObject *const *args, Py_ssize_t nargs)``, a METH_FASTCALL
         function of (r1, clock): both ints taken modulo 2**64 into the state, then ``prog``; r0 as a
-        Python int (the caller checks the state's status). Called from Python without ctypes' marshalling."""
+        Python int, or, when the program stopped (a fault, the budget, a helper's exception: the state's
+        status), NULL with the exception ``cbs["py_stop_exc"]`` set, so a run that ends normally needs no
+        look at the state. Called from Python without ctypes' marshalling."""
         p8 = I8.as_pointer()
         f = ir.Function(self.module, ir.FunctionType(p8, [p8, p8.as_pointer(), I64]), name="pyrun")
         b = ir.IRBuilder(f.append_basic_block("entry"))
@@ -283,7 +285,17 @@ class _Gen:
         kt = b.call(as_u64, [b.load(b.gep(args, [ir.Constant(I64, 1)]))])
         b.store(r1, b.gep(state, [ir.Constant(I32, STATE_REGS + 1)]))
         b.store(kt, b.gep(state, [ir.Constant(I32, STATE_KTIME)]))
-        b.ret(b.call(from_u64, [b.call(fn, [state])]))
+        r0 = b.call(fn, [state])
+        status = b.load(b.gep(state, [ir.Constant(I32, STATE_STATUS)]))
+        stop_bb = f.append_basic_block("stopped")
+        ok_bb = f.append_basic_block("returned")
+        b.cbranch(b.icmp_unsigned("!=", status, self.const(0)), stop_bb, ok_bb)
+        sb = ir.IRBuilder(stop_bb)
+        set_none = sb.inttoptr(ir.Constant(I64, self.cbs["py_set_none"]), ir.FunctionType(ir.VoidType(), [p8]).as_pointer())
+        sb.call(set_none, [sb.inttoptr(ir.Constant(I64, self.cbs["py_stop_exc"]), p8)])
+        sb.ret(ir.Constant(p8, None))
+        ob = ir.IRBuilder(ok_bb)
+        ob.ret(ob.call(from_u64, [r0]))
 
     # -- helpers ---------------------------------------------------------------------------------------
     def get(self, b: ir.IRBuilder, r: int) -> Any:
