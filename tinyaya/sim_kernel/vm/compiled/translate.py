@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -630,6 +631,11 @@ def _writeback(c: Ctx) -> str:
     return "; ".join(f"{_view(off, size)} = {name}" for off, (size, name) in sorted(c.promoted.items()))
 
 
+_PC_WORD = re.compile(r"\bpc\b")
+_PC_SET = re.compile(r"^(\s*)pc = \d+$")
+_FP_WORD = re.compile(r"\bfp\b")
+
+
 def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
     add = src.add
     if main:
@@ -650,7 +656,16 @@ def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
     em = _Emitter(src, fn, c, main)
     if em.mg:
         src.lines[view_line - 1] += "; mg = env.may_goto_left"
+    body_at = len(src.lines)
     em.region(2, fn.top, False)
+    body = src.lines[body_at:]
+    if not any(_PC_WORD.search(line) and not _PC_SET.match(line) for line in body):
+        # nothing reads pc (one suite, no guards): its assignments are dead
+        src.lines[body_at - 2] = src.lines[body_at - 2].replace(f"pc = {fn.start}", "pass")
+        src.lines[body_at:] = [_PC_SET.sub(r"\1pass", line) for line in body]
+    fp_used = not main or any(_FP_WORD.search(line) for line in body)
+    if not fp_used:  # the main function's frame pointer is R[10] throughout: a fault leaves it there
+        src.lines[view_line - 1] = src.lines[view_line - 1].replace("fp = R[10]", "pass")
     views = [f"{v} = R[{ {'sB': 14, 'sQ': 16, 'sI': 17, 'sH': 18}[v]}]"
              for v in ("sB", "sQ", "sI", "sH") if v in c.names]
     src.lines[view_line] = " " + ("; ".join(views) if views else "pass")
@@ -664,7 +679,7 @@ def _function_source(src: Source, fn: Function, c: Ctx, main: bool) -> None:
     add(1, "except Exception as e:")
     if main and c.promoted:
         add(2, _writeback(c))
-    add(2, f"R[0:11] = ({_REGS}, fp)")
+    add(2, f"R[0:11] = ({_REGS}, fp)" if fp_used else f"R[0:10] = ({_REGS},)")
     add(2, "tb = e.__traceback__")
     add(2, "raise fault(env, None, LINES.get(tb.tb_lineno if tb is not None else 0, -1), e)")
     add(0, "")
