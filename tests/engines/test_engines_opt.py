@@ -279,3 +279,17 @@ def test_copies_are_forgotten_where_they_stop_holding() -> None:
     for name, insns in COPY_CASES.items():
         for engine in ENGINES:
             assert observe(engine, insns) == observe("interp", insns), name
+
+
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+@given(y=EDGE, k=st.integers(-3, 3), cond=st.sampled_from([0x10, 0x20, 0x30, 0xA0, 0xB0, 0x50, 0x40, 0x60]),
+       cls=st.sampled_from([0x05, 0x06]), other=EDGE, side=st.booleans(), read_after=st.booleans())
+def test_an_add_read_by_the_next_jump_only(y: int, k: int, cond: int, cls: int, other: int, side: bool,
+                                           read_after: bool) -> None:
+    """``mov r3, r4; add r3, k; j<cond> r3, r5`` (or ``r5, r3``): the jump may compare ``(r4 + k)``
+    itself when r3 is not read afterwards; here it sometimes is."""
+    jmp = Insn(cls | 0x08 | cond, 3, 5, 1, 0) if side else Insn(cls | 0x08 | cond, 5, 3, 1, 0)
+    insns = [*_lddw(4, y), *_lddw(5, other), Insn(0xB7, 3, 0, 0, 0), Insn(0xBF, 3, 4, 0, 0), Insn(0x07, 3, 0, 0, k),
+             jmp, Insn(0xB7, 0, 0, 0, 1), Insn(0xBF, 0, 3, 0, 0) if read_after else Insn(0x07, 0, 0, 0, 2), Insn(0x95)]
+    for engine in ENGINES:
+        assert observe(engine, insns) == observe("interp", insns), disasm(insns)

@@ -253,7 +253,7 @@ def load(c: Ctx, d: int, s: int, off: int, size: int, signed: bool, pc: int) -> 
     out, buf, o = _addr(c, s, off, False)
     g = "g" if off < 0 else f"g{s}"
     plain = f"{buf}[{o}]" if size == 1 and not signed else f"{c.use('U' + fmt)}({buf}, {o})[0]"
-    if c.ctx_rewrite:
+    if c.ctx_rewrite and not (off >= 0 and s in c.hoisted):  # a hoisted region is not the context
         is_ctx = f"{g}.kind is CTX" if off < 0 else f"c{s}"
         access = f"r{d} = ctx_load({g}, {o}, {size}, {signed}){sx} if {is_ctx} else {plain}{sx}"
     else:

@@ -92,6 +92,8 @@ class _Emitter:
         self.mg = any(is_may_goto(c.insns[pc]) for pc in range(fn.start, fn.end))
         #: the loop region being written as ``for _ in it<lo>:`` (its back-edge spends no ``b``)
         self.iter_region: Region | None = None
+        #: (register, expression): the next conditional jump reads the expression for the register
+        self.pending: tuple[int, str] | None = None
 
     # -- jumps ------------------------------------------------------------------------------------------
     def goto(self, ind: int, frm: int, pcv: int, tgt: int, back: bool) -> bool:
@@ -188,8 +190,14 @@ class _Emitter:
                     self.leave(ind + 1, innermost(self.fn.top, pc), nxt)
                     return None
                 else:
-                    cond = condition(ins, self.c.src(pc, ins.dst) if ins.dst <= 9 else None,
-                                     self.c.src(pc, ins.src) if ins.code & 0x08 and ins.src <= 9 else None)
+                    dname = self.c.src(pc, ins.dst) if ins.dst <= 9 else None
+                    sname = self.c.src(pc, ins.src) if ins.code & 0x08 and ins.src <= 9 else None
+                    if self.pending is not None:  # a value computed for this jump only (into_jump)
+                        r_, expr = self.pending
+                        self.pending = None
+                        dname = expr if ins.dst == r_ else dname
+                        sname = expr if ins.code & 0x08 and ins.src == r_ else sname
+                    cond = condition(ins, dname, sname)
                     back = tgt <= pc
                 if cond is None:
                     self.fallback_straight(ind, pc)
@@ -211,8 +219,9 @@ class _Emitter:
                 continue
             fused = self.mov_add(pc, end)
             if fused is not None:
-                for line in fused:
-                    add(ind, line, pc)
+                if not self.into_jump(pc, end, fused):
+                    for line in fused:
+                        add(ind, line, pc)
                 self.c.clobber(ins, pc)
                 self.c.clobber(insns[pc + 1], pc + 1)
                 pc += 2
@@ -257,6 +266,24 @@ class _Emitter:
             return alu(ins) is not None
         if ins.code == 0x18:
             return straight(self.c, pc) is not None
+        return True
+
+    def into_jump(self, pc: int, end: int, fused: list[str]) -> bool:
+        """``rX = rY + k`` (no wrap check) read only by the conditional jump right after it: the
+        jump compares ``(rY + k)`` itself and ``rX`` is not written (nothing reads it afterwards)."""
+        j = pc + 2
+        if len(fused) != 1 or j >= end:
+            return False
+        d = self.insns[pc].dst
+        ins = self.insns[j]
+        if not is_cond_jump(ins) or j in self.fn.bad_targets or condition(ins) is None:
+            return False
+        if not (ins.dst == d or ins.code & 0x08 and ins.src == d):
+            return False
+        after = self.c.live.get(j)
+        if after is None or (after >> d) & 1:
+            return False
+        self.pending = (d, "(" + fused[0].split(" = ", 1)[1] + ")")
         return True
 
     def fp_move(self, pc: int, end: int) -> bool:
@@ -488,10 +515,14 @@ class _Emitter:
         if acc:
             # loop versioning: when no accumulator can reach 2**64 within b + 1 passes, a copy of
             # the loop without their wrap checks; otherwise the loop as it is
-            add(ind, "if " + " and ".join(conds) + ":")
+            # the lookups of the hoisted base registers are made first (they only fill the kept
+            # region), so the copy without checks can also require that none is the context
             for base in sorted(hoist):
                 self.c.slot_regs.add(base)
-                add(ind + 1, lookup_line(self.c, base))
+                add(ind, lookup_line(self.c, base))
+                if self.c.ctx_rewrite:
+                    conds.append(f"not c{base}")
+            add(ind, "if " + " and ".join(conds) + ":")
             self.iter_loop(ind + 1, r, edge, set(acc), hoist)
             add(ind, "else:")
             self.iter_loop(ind + 1, r, edge, set(), set())
