@@ -424,3 +424,21 @@ def test_hash_churn_inserts_deletes_and_user_space(seed: int) -> None:
         out.append(walk(h))
         return out
     assert run("native") == run("interp")
+
+
+def test_programs_alternating_on_each_cpu() -> None:
+    """Two programs (each with its own maps) run in turn on both CPUs, as an entry and an exit probe do:
+    each keeps its own state and results (the lean path is per program and CPU)."""
+    def run(engine: str) -> Any:
+        a = Setup(engine)
+        h2 = mk(a.k, PERCPU_HASH, 4, 8, 64)
+        p1, p2 = a.p, prog(assemble(counter_prog(h2, a.arr, a.perf)))
+        out = []
+        for i in range(40):
+            cpu = (i // 3) % 2
+            a.p = p1
+            r1 = a.run(i % 5, 16, cpu)
+            a.p = p2
+            out.append((r1, a.run(i % 3, 24, cpu)))
+        return out, a.state(), walk(h2)
+    assert run("native") == run("interp")

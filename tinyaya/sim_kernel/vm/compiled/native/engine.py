@@ -176,9 +176,9 @@ class NativeTier:
                     "helper": ctypes.cast(self._cb_helper, ctypes.c_void_p).value or 0,
                     "map_resolve": ctypes.cast(self._cb_map, ctypes.c_void_p).value or 0,
                     **_capi()}
-        #: the lean path of ``try_run``: per CPU, (prog, run state, NativeProgram, stack host address) of its
-        #: last run from the CPU's first run state
-        self._lean: dict[int, tuple[Any, ...]] = {}
+        #: the lean path of ``try_run``: ``prog.compiled[_lean_key]`` maps a CPU to (run state, NativeProgram,
+        #: stack host address, pyrun) once the program ran on the CPU's first run state
+        self._lean_key = f"native_lean:{id(self):x}"
         self._kernel: Any = getattr(vm, "kernel", None)
         self._wrap_aspace()
 
@@ -367,29 +367,29 @@ class NativeTier:
     def try_run(self, prog: Any, ctx_addr: int, cpu: int, args: tuple[int, ...]) -> int | None:
         """Run ``prog`` natively: r0, or None if the native tier does not take it.
 
-        The lean path: the same program on the same CPU as the last run, from the CPU's first run state
-        (not busy: not nested), with no extra arguments, calls the machine code's ``pyrun`` with r1 and the
-        clock (a builtin function: no ctypes marshalling); anything else goes through ``_enter``."""
-        last = self._lean.get(cpu)
-        if last is not None and last[0] is prog and not args and self.env is None:
-            lenv: Any = last[1]
-            lnp: NativeProgram = last[2]
-            cache = last[4]
-            if (not lenv.busy and prog.compiled is cache and cache.get("native") is lnp
-                    and self.vm.budget == self._budget):
+        The lean path: a program that already ran natively on this CPU, from the CPU's first run state (not
+        busy: not nested), with no extra arguments, calls the machine code's ``pyrun`` with r1 and the clock
+        (a builtin function: no ctypes marshalling); anything else goes through ``_enter``."""
+        cache = prog.compiled
+        lean = cache.get(self._lean_key) if type(cache) is dict else None
+        last = lean.get(cpu) if lean is not None else None
+        if last is not None and not args and self.env is None:
+            lenv: Any = last[0]
+            lnp: NativeProgram = last[1]
+            if not lenv.busy and cache.get("native") is lnp and self.vm.budget == self._budget:
                 lenv.busy = True
                 self.env = lenv
                 lenv.prog = prog
                 try:
                     if lenv is not self._entered_env:
                         st = self.state
-                        st[STATE_STACK_HOST] = last[3]
+                        st[STATE_STACK_HOST] = last[2]
                         st[STATE_STACK_BASE] = lenv.stack.base
                         st[STATE_CPU] = lenv.cpu
                         self._entered_env = lenv
                     c = self._kernel.clock
                     try:
-                        return last[5](ctx_addr, c.ktime_ns if type(c) is Clock else int(c.now_ns()))  # type: ignore[no-any-return]
+                        return last[3](ctx_addr, c.ktime_ns if type(c) is Clock else int(c.now_ns()))  # type: ignore[no-any-return]
                     except NativeStop:
                         pass
                     self._budget = -1  # (outside the handler: the fault is not chained to NativeStop)
@@ -418,9 +418,7 @@ class NativeTier:
                 st[STATE_BUDGET] = self._budget = budget
             if (outer is None and not args and np.pyrun is not None and type(prog.compiled) is dict
                     and getattr(self.vm, "_envs", {}).get(cpu) is env):
-                self._lean[cpu] = (prog, env, np, self._stack_host[id(env)][1], prog.compiled, np.pyrun)
-            else:
-                self._lean.clear()
+                prog.compiled.setdefault(self._lean_key, {})[cpu] = (env, np, self._stack_host[id(env)][1], np.pyrun)
             r0 = np.fn()
             if st[STATE_STATUS]:
                 self._budget = -1
@@ -442,7 +440,6 @@ class NativeTier:
         outer = self.env
         self.env = env
         st = self.state
-        self._lean.clear()
         if np.uses_ktime:
             st[STATE_KTIME] = self._ktime()
         fn = np.fn
