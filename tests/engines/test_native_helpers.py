@@ -445,3 +445,15 @@ def test_programs_alternating_on_each_cpu() -> None:
             out.append((r1, a.run(i % 3, 24, cpu)))
         return out, a.state(), walk(h2)
     assert run("native") == run("interp")
+
+
+def test_without_the_builtin_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the C API entry point cannot be made, every run goes through ctypes (``_enter``): same results."""
+    from tinyaya.sim_kernel.vm.compiled.native import engine as native_engine
+
+    monkeypatch.setattr(native_engine, "_capi", lambda: {})
+    steps = [(k % 7, 8 + (k % 5) * 8, k % 2) for k in range(30)]
+    want, _ = scenario("interp", steps)
+    got, s = scenario("native", steps)
+    assert got == want
+    assert s.p.compiled["native"].pyrun is None
