@@ -293,3 +293,81 @@ def test_an_add_read_by_the_next_jump_only(y: int, k: int, cond: int, cls: int, 
              jmp, Insn(0xB7, 0, 0, 0, 1), Insn(0xBF, 0, 3, 0, 0) if read_after else Insn(0x07, 0, 0, 0, 2), Insn(0x95)]
     for engine in ENGINES:
         assert observe(engine, insns) == observe("interp", insns), disasm(insns)
+
+
+@st.composite
+def counted_loops(draw: st.DrawFn) -> tuple[list[Insn], int]:
+    """A one-block loop of adds and subs (immediates, registers: affine, quadratic, cubic values)
+    closed by a 64-bit test of a counter against a bound, then a second loop that spends budget."""
+    regs = [0, 3, 4, 5]
+    out: list[Insn] = []
+    for r in regs + [6]:
+        out += _lddw(r, draw(st.one_of(st.integers(0, 300), EDGE)))
+    var = draw(st.sampled_from(regs))
+    body: list[Insn] = []
+    for _ in range(draw(st.integers(0, 4))):
+        d = draw(st.sampled_from(regs))
+        if draw(st.booleans()):
+            body.append(Insn(draw(st.sampled_from([0x0F, 0x1F])), d, draw(st.sampled_from(regs + [6])), 0, 0))
+        else:
+            body.append(Insn(draw(st.sampled_from([0x07, 0x17])), d, 0, 0, draw(S32)))
+    step = draw(st.sampled_from([1, 1, 2, 3, 4, 7, -1, -2, -3, 1 << 20]))
+    body.insert(draw(st.integers(0, len(body))), Insn(0x07, var, 0, 0, step))
+    cond = draw(st.sampled_from([0x10, 0x50, 0x50, 0xA0, 0xB0, 0x20, 0x30]))
+    if draw(st.booleans()):
+        jmp = Insn(0x0D | cond, var, 6, -(len(body) + 1), 0)
+    else:
+        jmp = Insn(0x05 | cond, var, 0, -(len(body) + 1), draw(st.one_of(st.integers(-3, 400), BOUND, S32)))
+    out += body + [jmp]
+    for i, r in enumerate(regs + [6]):
+        out.append(Insn(0x7B, 1, r, 8 * i, 0))
+    # a second loop: 40 more back-edges, so what the first one left of the budget shows
+    out += [Insn(0xB7, 7, 0, 0, 40), Insn(0x17, 7, 0, 0, 1), Insn(0x55, 7, 0, -2, 0)]
+    return out + [Insn(0x95)], draw(st.sampled_from([0, 10, 30, 60, 100, 150, 300, 1000, 1 << 20]))
+
+
+@settings(max_examples=EXAMPLES * 4, deadline=None)
+@given(case=counted_loops())
+def test_counted_loops_closed_form(case: tuple[list[Insn], int]) -> None:
+    insns, budget = case
+    want = observe("interp", insns, budget=budget)
+    for engine in ENGINES:
+        assert observe(engine, insns, budget=budget) == want, f"budget {budget}:\n{disasm(insns)}"
+
+
+def test_counted_loop_runs_as_a_closed_form() -> None:
+    from tinyaya.isa import assemble
+    from tinyaya.sim_kernel.vm.compiled.indvar import analyse as closed_form
+
+    insns = assemble("mov %r0, 0\nmov %r1, 0\nadd %r1, 1\nadd %r0, %r1\njlt %r1, 1000000, -3\nexit")
+    cf = closed_form(insns, 2, 4)
+    assert cf is not None
+    regs = [0] * 10
+    out = cf(*regs, 1 << 26)
+    assert out is not None and out[0] == 500000500000 and out[1] == 1000000 and out[10] == (1 << 26) - 999999
+    assert closed_form(assemble("add %r1, %r1\njlt %r1, 100, -2\nexit"), 0, 1) is None  # exponential
+    assert closed_form(assemble("ldxdw %r1, [%r2+0]\njlt %r1, 100, -2\nexit"), 0, 1) is None  # memory
+
+
+TRICKY_COUNTED = [
+    (70, -3, 0x20, 0),          # down by 3 past zero: wraps, keeps going (budget trap)
+    (70, -3, 0x30, 1),          # the same with >=
+    (M64 - 100, 3, 0xA0, -1),   # up by 3 past 2**64 - 1: wraps, keeps going
+    (M64 - 100, 3, 0xB0, -2),
+    (M64 - 50, 1, 0x50, 20),    # != through the wrap: 71 passes
+    (3, 2, 0x50, 100),          # != never reached (odd difference, even step)
+    (0, 6, 0x50, 300),          # != reached after 50 passes
+    (40, -1, 0x20, 5),          # down to the bound
+    (0, 1, 0xB0, 29),           # <= : 30 passes
+]
+
+
+def test_tricky_counted_loops() -> None:
+    for start, step, cond, bound in TRICKY_COUNTED:
+        insns = [*_lddw(3, start), *_lddw(4, 0), Insn(0x0F, 4, 3, 0, 0), Insn(0x07, 3, 0, 0, step),
+                 Insn(0x05 | cond, 3, 0, -3, bound), Insn(0x7B, 1, 3, 0, 0), Insn(0x7B, 1, 4, 8, 0),
+                 Insn(0xB7, 7, 0, 0, 40), Insn(0x17, 7, 0, 0, 1), Insn(0x55, 7, 0, -2, 0), Insn(0x95)]
+        for budget in (28, 29, 30, 69, 70, 71, 1000, 1 << 20):
+            want = observe("interp", insns, budget=budget)
+            for engine in ENGINES:
+                assert observe(engine, insns, budget=budget) == want, (start, step, cond, bound, budget)

@@ -17,7 +17,7 @@ import itertools
 import operator
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ....isa.insn import Insn
@@ -25,6 +25,7 @@ from ...memory import Region as MemRegion
 from ...memory import RegionKind
 from .. import semantics as sem
 from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, width
+from .indvar import analyse as closed_form
 from .insns import (
     RESET_SLOTS,
     Ctx,
@@ -65,6 +66,8 @@ class Source:
     line_pc: dict[int, int]
     names: set[str]
     fallback: bool
+    #: objects the code refers to by name (the closed forms of counted loops, CF<lo>)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def add(self, indent: int, text: str, pc: int | None = None) -> None:
         self.lines.append(" " * indent + text)
@@ -507,6 +510,17 @@ class _Emitter:
             add(ind, "while True:")
             self.body(ind + 1, r)
             return
+        cf = self.closed_form(r, edge)
+        if cf is not None:
+            # a counted loop: its exit values without running it (indvar.py), or None: run it
+            name = f"CF{r.lo}"
+            self.src.extras[name] = cf
+            add(ind, f"cf = {name}({_REGS}, b)", edge)
+            add(ind, "if cf is not None:")
+            add(ind + 1, f"{_REGS}, b = cf")
+            add(ind + 1, f"pc = {r.hi + 1}")
+            add(ind, "else:")
+            ind += 1
         self.c.use("REPEAT")
         self.c.use("LH")
         it = f"it{r.lo}"
@@ -529,6 +543,13 @@ class _Emitter:
         else:
             self.iter_loop(ind, r, edge, set(), set())
         add(ind, f"b = LH({it})")
+
+    def closed_form(self, r: Region, edge: int) -> Any:
+        """indvar.analyse for a budget-iterated loop that is one block entered only at its start,
+        whose last instruction is its back-edge."""
+        if edge != r.hi or any(r.lo < t <= r.hi for t in self.fn.targets) or r.hi + 1 >= self.fn.end:
+            return None
+        return closed_form(self.insns, r.lo, r.hi)
 
     def iter_loop(self, ind: int, r: Region, edge: int, nowrap: set[int], hoist: set[int]) -> None:
         add = self.src.add
@@ -817,6 +838,7 @@ def build(prog: Any, vm: Any) -> CompiledProgram:
               rget=vm.aspace.regions.get, ctx_load=vm.ctx_load, readonly=_readonly, fault=vm._fault,
               MISS=MISS, NOREG=NOREG, EMPTY=NOREG.buf, REPEAT=itertools.repeat, LH=operator.length_hint,
               LINES=src.line_pc, PAD=[None] * MAX_CALL_FRAMES)
+    ns.update(src.extras)
     for name in src.names:
         if name.startswith("H") and name[1:].isdigit():
             ns[name] = vm.helpers[int(name[1:])]
