@@ -92,6 +92,29 @@ class ClosedForm:
         self.deg = deg
         self.maxdeg = max(deg.values())
 
+    def prefilter(self) -> str | None:
+        """A cheap test, in terms of the entry registers, that fails when the loop surely runs fewer
+        than MIN_PASSES passes (an immediate step and bound, an ordered test): the closed form is
+        not even tried then. None: no such test (the closed form is always tried)."""
+        step = 0
+        for d, sub, r, k in self.body:
+            if d != self.var:
+                continue
+            if r is not None:
+                return None
+            k = k - W64 if k >> 63 else k
+            step += -k if sub else k
+        if self.bound_reg is not None:
+            return None
+        n = self.bound_imm
+        v = f"r{self.var}"
+        far = (MIN_PASSES - 1) * abs(step)
+        if self.cond in ("lt", "le") and step > 0:
+            return f"{v} + {far} <= {n}"
+        if self.cond in ("gt", "ge") and step < 0:
+            return f"{v} - {far} >= {n}"
+        return None
+
     def _pass(self, regs: list[int]) -> None:
         for d, sub, r, k in self.body:
             v = regs[r] if r is not None else k

@@ -515,7 +515,9 @@ class _Emitter:
             # a counted loop: its exit values without running it (indvar.py), or None: run it
             name = f"CF{r.lo}"
             self.src.extras[name] = cf
-            add(ind, f"cf = {name}({_REGS}, b)", edge)
+            pre = cf.prefilter()
+            call = f"{name}({_REGS}, b)"
+            add(ind, f"cf = {call} if {pre} else None" if pre else f"cf = {call}", edge)
             add(ind, "if cf is not None:")
             add(ind + 1, f"{_REGS}, b = cf")
             add(ind + 1, f"pc = {r.hi + 1}")
