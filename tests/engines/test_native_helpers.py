@@ -18,7 +18,7 @@ from tinyaya.sim_kernel.memory import RegionKind
 from tinyaya.sim_kernel.vm import BpfFault
 from tinyaya.sim_kernel.vm.compiled import install, native_available
 from tinyaya.uapi.bpf import MapCreateAttr
-from tinyaya.uapi.perf_event import PerfEventMmapPage
+from tinyaya.uapi.perf_event import PERF_EVENT_IOC_DISABLE, PERF_EVENT_IOC_ENABLE, PerfEventMmapPage
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="llvmlite is not installed")
 
@@ -457,3 +457,27 @@ def test_without_the_builtin_entry_point(monkeypatch: pytest.MonkeyPatch) -> Non
     got, s = scenario("native", steps)
     assert got == want
     assert s.p.compiled["native"].pyrun is None
+
+
+def test_perf_slots_and_rings_changing_between_runs() -> None:
+    """Events put into the array, mapped, deleted and closed between runs (the native tier's tables follow)."""
+    def run(engine: str) -> Any:
+        s = Setup(engine, events=False)
+        k = s.k
+        out: list[Any] = [s.run(1, 8)]  # empty slot: -ENOENT
+        fd = bpfsys.perf_event_open_bpf_output(k, 0)
+        ev = k.fds.get(fd)
+        s.perf.sys_update(u32(0), u32(fd), 0)
+        out.append(s.run(2, 8))  # no ring mapped yet: -ENOSPC from the event
+        mem = k.mmap(fd, PAGE * 2, 3, 1, 0)
+        out += [s.run(3, 16), s.run(3, 24), read_records(mem), ev.samples]
+        s.perf.sys_delete(u32(0))
+        out.append(s.run(4, 8))  # deleted: -ENOENT
+        s.perf.sys_update(u32(0), u32(fd), 0)
+        out += [s.run(5, 8), read_records(mem), ev.samples]
+        ev.ioctl(PERF_EVENT_IOC_DISABLE)
+        out.append(s.run(6, 8))
+        ev.ioctl(PERF_EVENT_IOC_ENABLE)
+        out += [s.run(7, 8), read_records(mem), ev.samples]
+        return out
+    assert run("native") == run("interp")
