@@ -108,9 +108,9 @@ class Engine:
                         cache.setdefault("native", None)
                         cache["native_reason"] = f"native build failed: {type(e).__name__}: {e}"
 
-        t = threading.Thread(target=build, name=f"tinyaya-native:{getattr(prog, 'name', '?')}")
-        self.builds.append(t)
-        t.start()
+        worker = threading.Thread(target=build, name=f"tinyaya-native:{getattr(prog, 'name', '?')}")
+        self.builds.append(worker)
+        worker.start()
 
     def wait_builds(self) -> None:
         """Wait for the native builds started in the background (tests, and a clean exit)."""
@@ -152,7 +152,7 @@ class Engine:
             if r is not None:
                 return int(r)
         cache = prog.compiled
-        cp = cache.get("compiled", _MISSING) if type(cache) is dict else _MISSING
+        cp: Any = cache.get("compiled", _MISSING) if type(cache) is dict else _MISSING
         if cp is _MISSING:
             cp = self.compiled_for(prog)
             cache = prog.compiled
