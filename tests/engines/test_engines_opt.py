@@ -371,3 +371,60 @@ def test_tricky_counted_loops() -> None:
             want = observe("interp", insns, budget=budget)
             for engine in ENGINES:
                 assert observe(engine, insns, budget=budget) == want, (start, step, cond, bound, budget)
+
+
+@st.composite
+def may_goto_loops(draw: st.DrawFn) -> list[Insn]:
+    """``loop: may_goto out; body; (ja|j<cond>) loop; out:`` then a second may_goto loop that counts
+    what is left of the counter in r8, and every register stored."""
+    out: list[Insn] = [Insn(0xB7, 8, 0, 0, 0)]
+    for _ in range(draw(st.integers(0, 3))):
+        out += draw(setter())
+    body: list[Insn] = []
+    for _ in range(draw(st.integers(0, 4))):
+        body += draw(st.one_of(op(), stack(), setter()))
+    if draw(st.booleans()):
+        back = Insn(0x05, 0, 0, -(len(body) + 2), 0)
+    else:
+        back = Insn(0x05 | draw(st.sampled_from([0x50, 0xA0, 0x20])), draw(st.sampled_from(REGS)), 0,
+                    -(len(body) + 2), draw(S32))
+    out += [Insn(0xE5, 0, 0, len(body) + 1, 0), *body, back]
+    out += [Insn(0xE5, 0, 0, 2, 0), Insn(0x07, 8, 0, 0, 1), Insn(0x05, 0, 0, -3, 0)]
+    out += [Insn(0xB7, 2, 0, 0, 11), Insn(0x17, 2, 0, 0, 1), Insn(0x55, 2, 0, -2, 0)]  # 10 back-edges more
+    for i, r in enumerate(REGS):
+        out.append(Insn(0x7B, 1, r, 8 * i, 0))
+    return out + [Insn(0x95)]
+
+
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+@given(insns=may_goto_loops(), budget=st.sampled_from([0, 3, 29, 30, 31, 39, 40, 60, 61, 70, 71, 1000]),
+       loops=st.sampled_from([0, 1, 30, 60]))
+def test_may_goto_headed_loops(insns: list[Insn], budget: int, loops: int) -> None:
+    """The may_goto counter (lowered from 8M for the test: the interpreter's and the compiled
+    engine's constant; the native tier has its own) and the budget, spent by one iterator."""
+    from tinyaya.sim_kernel.vm import interp
+    from tinyaya.sim_kernel.vm.compiled import engine
+
+    saved = interp.BPF_MAX_LOOPS, engine.BPF_MAX_LOOPS
+    interp.BPF_MAX_LOOPS = engine.BPF_MAX_LOOPS = loops
+    try:
+        want = observe("interp", insns, budget=budget, runs=2)
+        assert observe("compiled", insns, budget=budget, runs=2) == want, f"budget {budget}:\n{disasm(insns)}"
+    finally:
+        interp.BPF_MAX_LOOPS, engine.BPF_MAX_LOOPS = saved
+
+
+def test_may_goto_counter_runs_out_then_the_budget_is_exact() -> None:
+    from tinyaya.sim_kernel.vm import interp
+    from tinyaya.sim_kernel.vm.compiled import engine
+
+    insns = [Insn(0xB7, 8, 0, 0, 0), Insn(0xE5, 0, 0, 1, 0), Insn(0x05, 0, 0, -2, 0), Insn(0xE5, 0, 0, 2, 0),
+             Insn(0x07, 8, 0, 0, 1), Insn(0x05, 0, 0, -3, 0), Insn(0xB7, 2, 0, 0, 11), Insn(0x17, 2, 0, 0, 1),
+             Insn(0x55, 2, 0, -2, 0), Insn(0xBF, 0, 8, 0, 0), Insn(0x95)]
+    saved = interp.BPF_MAX_LOOPS, engine.BPF_MAX_LOOPS
+    interp.BPF_MAX_LOOPS = engine.BPF_MAX_LOOPS = 30
+    try:
+        for budget in (29, 30, 31, 38, 39, 40, 41):
+            assert observe("compiled", insns, budget=budget) == observe("interp", insns, budget=budget), budget
+    finally:
+        interp.BPF_MAX_LOOPS, engine.BPF_MAX_LOOPS = saved

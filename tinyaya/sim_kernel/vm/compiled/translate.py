@@ -97,6 +97,8 @@ class _Emitter:
         self.iter_region: Region | None = None
         #: (register, expression): the next conditional jump reads the expression for the register
         self.pending: tuple[int, str] | None = None
+        #: the may_goto at the head of the loop being written, spent by its iterator (may_goto_head)
+        self.mg_skip: int | None = None
 
     # -- jumps ------------------------------------------------------------------------------------------
     def goto(self, ind: int, frm: int, pcv: int, tgt: int, back: bool) -> bool:
@@ -164,6 +166,9 @@ class _Emitter:
         while pc < end:
             ins = insns[pc]
             nxt = pc + width(insns, pc)
+            if pc == self.mg_skip:  # spent by the loop's iterator
+                pc = nxt
+                continue
             if is_exit(ins):
                 if self.mg:
                     add(ind, "env.may_goto_left = mg", pc)
@@ -526,7 +531,14 @@ class _Emitter:
         self.c.use("REPEAT")
         self.c.use("LH")
         it = f"it{r.lo}"
-        add(ind, f"{it} = REPEAT(None, b + 1)")
+        mgt = self.may_goto_head(r, edge)
+        if mgt is None:
+            add(ind, f"{it} = REPEAT(None, b + 1)")
+        else:
+            # the may_goto at the loop's head is also spent by the iterator: a pass starts while
+            # both counters last (mg >= 0 always)
+            lo = r.lo
+            add(ind, f"mg0_{lo} = mg; b0_{lo} = b; mgK{lo} = min(mg, b + 1); {it} = REPEAT(None, mgK{lo})")
         acc, conds, hoist = self.accumulators(r)
         if acc:
             # loop versioning: when no accumulator can reach 2**64 within b + 1 passes, a copy of
@@ -539,12 +551,38 @@ class _Emitter:
                 if self.c.ctx_rewrite:
                     conds.append(f"not c{base}")
             add(ind, "if " + " and ".join(conds) + ":")
-            self.iter_loop(ind + 1, r, edge, set(acc), hoist)
+            self.iter_loop(ind + 1, r, edge, set(acc), hoist, mgt)
             add(ind, "else:")
-            self.iter_loop(ind + 1, r, edge, set(), set())
+            self.iter_loop(ind + 1, r, edge, set(), set(), mgt)
         else:
-            self.iter_loop(ind, r, edge, set(), set())
-        add(ind, f"b = LH({it})")
+            self.iter_loop(ind, r, edge, set(), set(), mgt)
+        if mgt is None:
+            add(ind, f"b = LH({it})")
+        else:  # passes started: each spent one may_goto; all but the last one a back-edge
+            lo = r.lo
+            add(ind, f"st = mgK{lo} - LH({it}); mg = mg0_{lo} - st; b = b0_{lo} - st + 1")
+
+    def may_goto_head(self, r: Region, edge: int) -> int | None:
+        """The target of the may_goto that starts every pass of the budget-iterated loop ``r`` (its
+        first instruction, the back-edge's target, leaving the loop forward), when nothing else in
+        the loop reads the may_goto counter (no other may_goto, no call, no exit); else None."""
+        insns = self.insns
+        if not self.mg or not is_may_goto(insns[r.lo]) or jump_target(insns[edge], edge) != r.lo:
+            return None
+        t = jump_target(insns[r.lo], r.lo)
+        if t is None or t <= r.hi or t >= self.fn.end or r.lo in self.fn.bad_targets:
+            return None
+        for pc in range(r.lo + 1, r.hi + 1):
+            ins = insns[pc]
+            if is_may_goto(ins) or is_exit(ins) or ins.code & 0xF7 == 0x85 or ins.code == 0x8D:
+                return None
+        pc = self.fn.start
+        while pc < self.fn.end:  # control comes in at the head only: every pass runs the may_goto
+            t2 = jump_target(insns[pc], pc)
+            if t2 is not None and not r.contains(pc) and r.lo < t2 <= r.hi:
+                return None
+            pc += width(insns, pc)
+        return t
 
     def closed_form(self, r: Region, edge: int) -> Any:
         """indvar.analyse for a budget-iterated loop that is one block entered only at its start,
@@ -553,18 +591,28 @@ class _Emitter:
             return None
         return closed_form(self.insns, r.lo, r.hi)
 
-    def iter_loop(self, ind: int, r: Region, edge: int, nowrap: set[int], hoist: set[int]) -> None:
+    def iter_loop(self, ind: int, r: Region, edge: int, nowrap: set[int], hoist: set[int],
+                  mgt: int | None = None) -> None:
         add = self.src.add
         add(ind, f"for _ in it{r.lo}:")
         self.iter_region = r
         self.c.nowrap_regs = nowrap
         self.c.hoisted = hoist
+        self.mg_skip = r.lo if mgt is not None else None
         self.body(ind + 1, r)
         self.iter_region = None
+        self.mg_skip = None
         self.c.nowrap_regs = set()
         self.c.hoisted = set()
         add(ind, "else:")
-        add(ind + 1, f"raise VmTrap({_BUDGET!r})", edge)
+        if mgt is None:
+            add(ind + 1, f"raise VmTrap({_BUDGET!r})", edge)
+            return
+        # out of items at the start of a pass: the back-edge that got there ran out of budget, or
+        # else the may_goto at the head found its counter spent and jumps to its target
+        lo = r.lo
+        add(ind + 1, f"if mgK{lo} == b0_{lo} + 1: raise VmTrap({_BUDGET!r})", edge)
+        add(ind + 1, f"b0_{lo} -= 1; pc = {mgt}")
 
     def accumulators(self, r: Region) -> tuple[dict[int, str], list[str], set[int]]:
         """Registers that the budget-iterated loop ``r`` only ever changes by adding a bounded
