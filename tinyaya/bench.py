@@ -177,12 +177,8 @@ def interp_runner() -> Runner:
 ENGINES: dict[str, Callable[[], Runner]] = {"interp": interp_runner}
 
 
-def count_insns(b: Bench) -> int:
-    """Instructions one call executes, from an instrumented interpreter run."""
-    kernel = _sim_kernel()
-    vm = kernel.vm
-    prog = getattr(b, "sim_prog", None) or _sim_prog(b)
-    code = vm.decode(prog)  # one closure per instruction: superinstructions would count as one
+def counting_ops(code: list[Callable[[list[Any]], int]]) -> tuple[list[Callable[[list[Any]], int]], list[int]]:
+    """The interpreter's per-slot closures, each counting its runs into ``counter[0]``."""
     counter = [0]
 
     def wrap(op: Callable[[list[Any]], int]) -> Callable[[list[Any]], int]:
@@ -191,8 +187,16 @@ def count_insns(b: Bench) -> int:
             return op(R)
         return counted
 
-    shadow = SimpleNamespace(name=prog.name, insns=prog.insns, prog_type=prog.prog_type,
-                             compiled={"interp": [wrap(op) for op in code]})
+    return [wrap(op) for op in code], counter
+
+
+def count_insns(b: Bench) -> int:
+    """Instructions one call executes, from an instrumented interpreter run."""
+    kernel = _sim_kernel()
+    vm = kernel.vm
+    prog = getattr(b, "sim_prog", None) or _sim_prog(b)
+    ops, counter = counting_ops(vm.decode(prog))  # one closure per instruction, not superinstructions
+    shadow = SimpleNamespace(name=prog.name, insns=prog.insns, prog_type=prog.prog_type, compiled={"interp": ops})
     if b.ctx is not None:
         vm.run_with_ctx(shadow, b.ctx, 0)
     else:
@@ -340,17 +344,8 @@ def _count_on(b: Bench) -> int:
     kernel = b.kernel_for_sim  # type: ignore[attr-defined]
     vm = kernel.vm
     prog = b.sim_prog  # type: ignore[attr-defined]
-    code = vm.decode(prog)
-    counter = [0]
-
-    def wrap(op: Callable[[list[Any]], int]) -> Callable[[list[Any]], int]:
-        def counted(R: list[Any]) -> int:
-            counter[0] += 1
-            return op(R)
-        return counted
-
-    shadow = SimpleNamespace(name=prog.name, insns=prog.insns, prog_type=prog.prog_type,
-                             compiled={"interp": [wrap(op) for op in code]})
+    ops, counter = counting_ops(vm.decode(prog))
+    shadow = SimpleNamespace(name=prog.name, insns=prog.insns, prog_type=prog.prog_type, compiled={"interp": ops})
     assert b.ctx is not None
     vm.run_with_ctx(shadow, b.ctx, 0)
     return counter[0]

@@ -35,6 +35,9 @@ def test_event_records_name_every_engine_and_rate(monkeypatch: pytest.MonkeyPatc
     assert cli["events_per_sec"] == 2000.0 and cli["ns_per_event"] == 1e9 / 2000.0
     assert cli["ratio_vs_interp"] == 0.25
     assert "--events 100" in cli["note"]
+    assert cli["ns_per_call"] == cli["ns_per_event"] and cli["speedup_vs_interp"] == 4.0
+    if SYSCALL_EBPF.exists():  # ns per eBPF instruction: the event over the program's mean instructions
+        assert 100 < cli["insns_per_call"] < 400 and cli["ns_per_insn"] == cli["ns_per_event"] / cli["insns_per_call"]
     cold = got[("syscall_ebpf_cli_load_cold", "compiled")]
     assert cold["events_per_sec"] == 1000.0 and cold["ratio_vs_interp"] == 0.4
     # cli_events=0 leaves the subprocess measurement out
@@ -88,3 +91,29 @@ def test_event_path_counts_every_run(tmp_path: Path, pinned: bool) -> None:
     kernel.set_bpf_stats(False)
     kernel.machine.workload("default", seed=1).step(50, counts)
     assert bpf_prog_get_info_by_fd(kernel, prog.fd)[0].run_cnt == 500
+
+
+def test_issue_targets_are_checked_from_the_records() -> None:
+    def r(name: str, engine: str, **kw: float) -> dict[str, Any]:
+        return {"name": name, "engine": engine, **kw}
+
+    results = [
+        r("loop_1m", "compiled", ns_per_insn=8.0, speedup_vs_interp=5.1),
+        r("fnv1a_1k", "compiled", ns_per_insn=24.0, speedup_vs_interp=2.0),
+        r("straight_100", "compiled", ns_per_insn=9.0, speedup_vs_interp=6.0),
+        r("loop_may_goto_8m", "native", ratio_vs_kernel=0.5), r("fnv1a_1k", "native", ratio_vs_kernel=1.4),
+        r("empty", "native", ns_per_call=250.0),
+        r("syscall_ebpf_cli_load", "compiled", events_per_sec=120_000.0),
+        r("syscall_ebpf_cli_load", "native", events_per_sec=310_000.0),
+    ]
+    got = {t["target"]: t for t in bench_engines.issue_targets(results)}
+    assert got["compiled <= 25 ns/insn (loop, FNV, straight-line)"]["met"]
+    missed = got["compiled >= 5x faster than the interpreter"]
+    assert not missed["met"] and "fnv1a_1k 2.00x" in missed["measured"]
+    assert got["native within 1.5x of the kernel JIT per insn (loop, FNV)"]["met"]
+    assert got["native call <= 400 ns"]["met"]
+    assert got["tinyaya load >= 300,000 syscalls/s with the fastest engine"]["measured"] == "native 310,000/s"
+    assert got["tinyaya load >= 100,000 syscalls/s with the compiled tier"]["met"]
+    # a figure that was not measured is not met
+    none = {t["target"]: t for t in bench_engines.issue_targets(results[:3])}
+    assert not none["tinyaya load >= 100,000 syscalls/s with the compiled tier"]["met"]

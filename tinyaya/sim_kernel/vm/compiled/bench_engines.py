@@ -138,7 +138,7 @@ def insns_per_event(events: int = 5000, workload: str = "default", replay: bool 
     """Mean eBPF instructions the syscall_ebpf example executes per simulated syscall, on the same
     workload (or the strace fixtures), from an instrumented interpreter run (one closure per slot, each
     counted), so the event rates can be given per instruction too."""
-    from ....bench import SYSCALL_EBPF
+    from ....bench import SYSCALL_EBPF, counting_ops
     from ....programs.ebpf import Ebpf
     from ...kernel import SimKernel
     from ...prog import prog_from_fd
@@ -152,15 +152,8 @@ def insns_per_event(events: int = 5000, workload: str = "default", replay: bool 
     prog.load()
     prog.attach("sys_enter", 0)
     bp = prog_from_fd(kernel, int(prog.fd))
-    counter = [0]
-
-    def wrap(op: Callable[[list[Any]], int]) -> Callable[[list[Any]], int]:
-        def counted(R: list[Any]) -> int:
-            counter[0] += 1
-            return op(R)
-        return counted
-
-    bp.compiled = {"interp": [wrap(op) for op in kernel.vm.decode(bp)]}
+    ops, counter = counting_ops(kernel.vm.decode(bp))
+    bp.compiled = {"interp": ops}
     counts: Counter[int] = Counter()
     n = 0
     if replay:
