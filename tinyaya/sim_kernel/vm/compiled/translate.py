@@ -258,13 +258,52 @@ class _Emitter:
                 else:
                     if call:
                         self.mg_out(ind, pc)
+                    self.c.clobber(ins, pc)
+                    while len(stmts) == 1 and ins.code & 0x07 in (0x04, 0x07):
+                        skip = []  # dead instructions in between are not written anyway
+                        j = nxt
+                        while j < end and j not in self.fn.leaders and self.dead(j):
+                            skip.append(j)
+                            j += width(insns, j)
+                        if j >= end:
+                            break
+                        fused = self.chain(stmts[0], ins.dst, j, skip)
+                        if fused is None:
+                            break
+                        stmts = [fused]
+                        pc, ins = j, insns[j]
+                        nxt = pc + 1
+                        self.c.clobber(ins, pc)
                     for s in stmts:
                         add(ind, s, pc)
                     if call:
                         self.mg_in(ind, pc)
-                    self.c.clobber(ins, pc)
             pc = nxt
         return end
+
+    def chain(self, stmt: str, d: int, nxt: int, skip: list[int]) -> str | None:
+        """``rD = E`` followed by an ALU instruction that reads rD once and writes it in one line
+        ``rD = F(rD)``: one statement ``rD = F((E))`` (neither can fault; nothing reads the first
+        value in between)."""
+        ins = self.insns[nxt]
+        if ins.code & 0x07 not in (0x04, 0x07) or ins.dst != d or ins.code & 0xF0 == 0xB0 or self.dead(nxt):
+            return None
+        if nxt in self.fn.leaders or self.fp_move(nxt, nxt + 1):
+            return None
+        lhs = f"r{d} = "
+        if not stmt.startswith(lhs):
+            return None
+        saved = (dict(self.c.consts), dict(self.c.fpoff), dict(self.c.cache))
+        for q in skip:
+            self.c.clobber(self.insns[q], q)
+        nxt_stmts = straight(self.c, nxt)
+        word = re.compile(rf"\br{d}\b")
+        if nxt_stmts is None or len(nxt_stmts) != 1 or not nxt_stmts[0].startswith(lhs) \
+                or len(word.findall(nxt_stmts[0][len(lhs):])) != 1:
+            self.c.consts, self.c.fpoff, self.c.cache = saved
+            return None
+        rhs = nxt_stmts[0][len(lhs):]
+        return lhs + word.sub(lambda _m: "(" + stmt[len(lhs):] + ")", rhs)
 
     def dead(self, pc: int) -> bool:
         ins = self.insns[pc]
