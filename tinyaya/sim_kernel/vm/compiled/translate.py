@@ -267,10 +267,10 @@ class _Emitter:
                             j += width(insns, j)
                         if j >= end:
                             break
-                        fused = self.chain(stmts[0], ins.dst, j, skip)
-                        if fused is None:
+                        folded = self.chain(stmts[0], ins.dst, j, skip)
+                        if folded is None:
                             break
-                        stmts = [fused]
+                        stmts = [folded]
                         pc, ins = j, insns[j]
                         nxt = pc + 1
                         self.c.clobber(ins, pc)
