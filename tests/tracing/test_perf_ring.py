@@ -144,3 +144,74 @@ def test_sample_type_fields_before_raw(kernel) -> None:
     pid, tid, cpu, _res = struct.unpack_from("<IIII", p)
     me = kernel.machine.current_task(0)
     assert (t, pid, tid, cpu) == (SAMPLE, me.tgid, me.pid, 0) and raw_of(p[16:])[:4] == b"abcd"
+
+
+def test_ring_sample_equals_output_raw() -> None:
+    """``PerfRing.sample`` (the Python event path of bpf_perf_event_output) writes exactly the bytes,
+    head, lost count and samples count of ``output_raw(b"", raw)``: full rings, lost records, wrap-around,
+    a reader that consumes some records at random."""
+    import random
+
+    from tinyaya.sim_kernel.tracing.perf_ring import PerfRing
+    from tinyaya.uapi.perf_event import MMAP_PAGE_DATA_TAIL
+
+    rng = random.Random(9)
+    fast, slow = PerfRing(1, 7), PerfRing(1, 7)
+    src = bytes(rng.randrange(256) for _ in range(2048))
+    for step in range(3000):
+        n = rng.choice([0, 1, 4, 5, 12, 13, 56, 282, rng.randrange(600)])
+        o = rng.randrange(len(src) - n + 1)
+        a = fast.sample(memoryview(src), o, n)
+        b = slow.output_raw(b"", src[o:o + n])
+        if b:
+            slow.ctl[2] += 1
+        assert a == b, step
+        assert fast.buf == slow.buf and list(fast.ctl[:3]) == list(slow.ctl[:3]), step
+        if rng.random() < 0.1:  # the reader catches up to somewhere between its tail and the head
+            tail = struct.unpack_from("<Q", fast.buf, MMAP_PAGE_DATA_TAIL)[0]
+            tail = rng.randrange(tail, fast.head + 1) & ~7
+            for r in (fast, slow):
+                struct.pack_into("<Q", r.buf, MMAP_PAGE_DATA_TAIL, tail)
+    assert fast.ctl[2] > 100 and fast.ctl[1] + fast.ctl[2] > 0
+
+
+def test_helper_fast_path_equals_event_output() -> None:
+    """bpf_perf_event_output's direct ``PerfRing.sample`` for a RAW-only event gives the results and ring
+    bytes of ``PerfEvent.output`` (the fast path turned off on a second event)."""
+    import random
+
+    from tinyaya.sim_kernel import SimKernel
+    from tinyaya.sim_kernel.maps import create_map
+    from tinyaya.sim_kernel.vm.helpers_maps import bpf_perf_event_output
+    from tinyaya.sim_kernel.vm.interp import RunEnv
+
+    class A:
+        map_type, key_size, value_size, max_entries = 4, 4, 4, 2
+        map_flags = map_extra = btf_key_type_id = btf_value_type_id = 0
+        numa_node = 0xFFFFFFFF
+
+    runs = []
+    for fast in (True, False):
+        kernel = SimKernel()  # the same event ids in both runs (a PERF_RECORD_LOST carries the id)
+        fd, ev, mem = open_output(kernel, cpu=0)
+        arr = create_map(kernel, A())
+        arr.sys_update(struct.pack("<I", 0), struct.pack("<I", fd))
+        if not fast:
+            ev.raw_ring = None  # what an event the fast path does not apply to looks like to the helper
+        env = RunEnv(kernel.vm, 0, [], None)  # type: ignore[arg-type]
+        buf = kernel.aspace.regions[arr.region.base >> 32]  # any readable region: the map's own struct
+        out = []
+        r = random.Random(5)
+        for _ in range(400):
+            n = r.choice([0, 3, 8, 100, 200])
+            flags = r.choice([0xFFFFFFFF, 0, 1, 2])
+            out.append(bpf_perf_event_output(env, 0, arr.region.base, flags, buf.base + r.randrange(50), n))
+            if r.random() < 0.01:
+                read_records(mem)
+            if r.random() < 0.02:
+                kernel.ioctl(fd, PERF_EVENT_IOC_DISABLE if r.random() < 0.5 else PERF_EVENT_IOC_ENABLE, 0)
+        runs.append((out, bytes(mem), list(ev.ring.ctl[:3])))
+        del mem
+        kernel.shutdown()
+    assert runs[0] == runs[1]
+    assert 0 in runs[0][0] and -errno.ENOSPC in runs[0][0] and -errno.EOPNOTSUPP in runs[0][0]

@@ -54,16 +54,21 @@ def _state(m: Any) -> tuple[Any, ...]:
     return keys, values, raw, st.hwm, st.generation
 
 
-@pytest.mark.parametrize("pinned", [False, True], ids=["private", "pinned"])
+@pytest.mark.parametrize("pinned", [False, True, "held"], ids=["private", "pinned", "pinned-held"])
 @pytest.mark.parametrize("value_size", [4, 8, 12])
 @pytest.mark.parametrize("map_type", [HASH, PERCPU_HASH], ids=["hash", "percpu_hash"])
-def test_hash_prog_update_fast_path_equals_generic(kernel: Any, tmp_path: Path, pinned: bool,
+def test_hash_prog_update_fast_path_equals_generic(kernel: Any, tmp_path: Path, pinned: bool | str,
                                                     value_size: int, map_type: int) -> None:
+    """``pinned-held``: the fast map's writer lock is held throughout, as in an events batch (the path
+    that does not take the lock again and stores words with ``store_held``)."""
     fast: Any = create_map(kernel, attr(map_type, 4, value_size, 16, ZERO_SEED))
     slow: Any = _slow(create_map(kernel, attr(map_type, 4, value_size, 16, ZERO_SEED)))
     if pinned:
         pin_map(fast, tmp_path / "fast")
         pin_map(slow, tmp_path / "slow")
+    if pinned == "held":
+        fast.storage.lock()
+        assert fast.storage.hdr.writer_pid == os.getpid()
     rng = random.Random(value_size)
     for step in range(EXAMPLES):
         key = u32(rng.randrange(24))  # more keys than room: E2BIG too
@@ -80,6 +85,12 @@ def test_hash_prog_update_fast_path_equals_generic(kernel: Any, tmp_path: Path, 
             got = (a != 0, b != 0)
         assert got[0] == got[1], (step, got)
         assert _state(fast) == _state(slow), step
+        if pinned:
+            assert fast.storage.hdr.seq % 2 == 0 and not fast.storage.hdr.journal_valid
+    if pinned == "held":
+        assert fast.storage._lock_depth == 1
+        fast.storage.unlock()
+        assert fast.storage._lock_depth == 0 and not fast.storage.native_held[0]
     fast.release()
     slow.release()
 

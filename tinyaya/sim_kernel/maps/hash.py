@@ -335,7 +335,7 @@ class HashMap(BpfMap):
             return -self._update(key, value, flags, cpu)
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)
-        data = bytes(value[:self.value_size])
+        data = value if type(value) is bytes and len(value) == self.value_size else bytes(value[:self.value_size])
         if self.percpu:
             off = self.value_off + cpu * self.elem_size
         else:
@@ -350,6 +350,28 @@ class HashMap(BpfMap):
             st.write(i, off, data)
             if not self.percpu and self.order.buckets[self.order.bucket_of[key]][0] != key:
                 self._to_head(key, i)
+            return 0
+        if st._lock_depth and not st._writing:
+            # the writer lock is already held (an events batch): the same steps as below, without taking
+            # it again (nothing in them releases it, so the lock depth need not be counted up and down)
+            if st.hq[GENERATION] != self._gen:
+                self._sync()
+            i = self.index.get(key)
+            if i is None:
+                return -self._update_locked(key, value, 0, cpu)
+            if self.percpu:
+                st.store_held(i, off, data)
+                return 0
+            order = self.order
+            if order.buckets[order.bucket_of[key]][0] == key:
+                st.store_held(i, off, data)
+                return 0
+            st._begin_write()
+            try:
+                st.write(i, off, data)
+                self._to_head(key, i)
+            finally:
+                st._end_write()
             return 0
         st._lock()
         try:

@@ -377,7 +377,6 @@ class SlotStorage:
             self._lock()
         hq = self.hq
         try:
-            hq[WRITER_PID] = _PID[0]
             hq[SEQ] += 1
             if structural:
                 hq[GENERATION] += 1
@@ -391,26 +390,30 @@ class SlotStorage:
 
     def store_held(self, i: int, off: int, data: bytes) -> None:
         """``write`` for a caller that holds the writer lock (shared storage): an aligned word is stored
-        here, inside its own seqlock section, without taking the lock again."""
+        here, inside its own seqlock section, without taking the lock again (``writer_pid`` was recorded
+        when the lock was taken).
+
+        ``_words[k]`` is used without looking at the chunk's region: it is only ever built from the
+        chunk's current buffer, and dropped whenever a buffer changes (``pin``, ``close``)."""
         n = len(data)
         k, j = divmod(i, self.chunk_slots)
-        region = self._chunks.get(k)
         p = j * self.slot_size + off
         views = self._words.get(k)
-        if (region is None or views is None or views[0] is not region.buf or self._writing or not self._lock_depth
-                or n not in _WORD or p % n):
+        if views is None or self._writing or not self._lock_depth or n not in _WORD or p % n:
             self.write(i, off, data)
             return
         hq = self.hq
-        hq[WRITER_PID] = _PID[0]
-        hq[SEQ] += 1
+        seq = hq[SEQ] + 1  # odd: a write in progress (only this process writes while it holds the lock)
+        hq[SEQ] = seq
         try:
-            if n == 1:
+            if n == 8:
+                views[3][p >> 3] = int.from_bytes(data, "little")
+            elif n == 1:
                 views[0][p] = data[0]
             else:
                 views[_WORD[n]][p // n] = int.from_bytes(data, "little")
         finally:
-            hq[SEQ] += 1
+            hq[SEQ] = seq + 1
 
     def _begin_write(self) -> None:
         """flock, recover a dead writer's update, then make ``seq`` odd (nested: nothing)."""
@@ -419,7 +422,6 @@ class SlotStorage:
             return
         self._lock()
         hq = self.hq
-        hq[WRITER_PID] = _PID[0]
         hq[SEQ] += 1
         self._writing = True
         self.native_held[0] = 0
@@ -448,6 +450,8 @@ class SlotStorage:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             self._lock_depth = 1
             self.native_held[0] = 0 if self._writing else 1
+            # the writer pid, once per lock hold: every write section until ``_unlock`` is this process's
+            self.hq[WRITER_PID] = _PID[0]
             if self.hq[SEQ] & 1:  # a writer died mid-update (``_recover``'s own first test, inlined)
                 try:
                     self._recover()

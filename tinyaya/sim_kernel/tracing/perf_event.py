@@ -64,6 +64,8 @@ _SAMPLE_RAW = int(PerfSampleFormat.PERF_SAMPLE_RAW)
 class PerfEvent:
     """One open perf event. ``site`` is its kprobe site or tracepoint (None for software events)."""
 
+    raw_ring: PerfRing | None = None
+
     def __init__(self, tracing: Tracing, kind: PerfEventKind, *, event_id: int, cpu: int, pid: int,
                  enabled: bool, sample_type: int = 0, sample_period: int = 1,
                  site: KprobeSite | Tracepoint | UprobeSite | None = None, offset: int = 0, config: int = 0) -> None:
@@ -98,6 +100,9 @@ class PerfEvent:
         self.nctl[1] = self.cpu & 0xFFFF_FFFF_FFFF_FFFF
         self.nctl[2] = ctypes.addressof(ring.ctl) if ring is not None else 0
         self.nctl[0] = int(ok)
+        #: the same test for the Python path (``bpf_perf_event_output``): the ring a RAW-only sample from
+        #: ``self.cpu`` goes to with ``PerfRing.sample``, or None when ``output`` must decide
+        self.raw_ring = ring if ok else None
 
     @property
     def enabled(self) -> bool:

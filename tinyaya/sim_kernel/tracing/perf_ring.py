@@ -91,6 +91,48 @@ class PerfRing:
         if first < n:
             self._data[0:n - first] = data[first:]
 
+    def sample(self, src: bytes | bytearray | memoryview, o: int, n: int) -> bool:
+        """``output_raw(b"", src[o:o + n])`` and, when written, one more sample counted (``ctl[2]``): the
+        event path of ``bpf_perf_event_output`` for a RAW-only event. The ring's space is checked before
+        anything is sliced or copied (a full ring drops the sample: the common case when the reader
+        polls less often than the program writes)."""
+        raw_size = ((n + 11) & ~7) - 4
+        size = 12 + raw_size
+        ctl = self.ctl
+        if size > 0xFFFF:
+            ctl[1] += 1
+            return False
+        head = ctl[0]
+        lost = ctl[1]
+        # ring_buffer_has_space(): CIRC_SPACE, so the writer stays strictly behind the reader's tail
+        if (size + 24 if lost else size) > ((_U64.unpack_from(self.buf, MMAP_PAGE_DATA_TAIL)[0] - head - 1)
+                                            & self._mask):
+            ctl[1] = lost + 1
+            return False
+        if lost:
+            self._copy_in(head, LOST_RECORD.pack(_LOST, 0, LOST_RECORD.size, self.event_id, lost))
+            head += LOST_RECORD.size
+            ctl[1] = 0
+        off = head & self._mask
+        data = self._data
+        if off + size <= self.data_size:
+            SAMPLE_RAW_HEADER.pack_into(data, off, _SAMPLE, PERF_RECORD_MISC_KERNEL, size, raw_size)
+            end = off + 12 + n
+            data[off + 12:end] = src[o:o + n]
+            pad = raw_size - n
+            if pad:
+                data[end:end + pad] = _ZEROS[:pad]
+        else:
+            rec = bytearray(size)
+            SAMPLE_RAW_HEADER.pack_into(rec, 0, _SAMPLE, PERF_RECORD_MISC_KERNEL, size, raw_size)
+            rec[12:12 + n] = src[o:o + n]
+            self._copy_in(head, rec)
+        head += size
+        ctl[0] = head
+        _U64.pack_into(self.buf, MMAP_PAGE_DATA_HEAD, head)
+        ctl[2] += 1
+        return True
+
     def output_raw(self, prefix: bytes, raw: bytes | bytearray | memoryview) -> bool:
         """Write one PERF_RECORD_SAMPLE: ``prefix`` (the sample fields before RAW, 8-aligned) and RAW ``raw``.
 

@@ -64,13 +64,15 @@ def bpf_map_update_elem(env: RunEnv, map_addr: int, key: int, value: int, flags:
     else:
         kb = g.buf[o:o + n].tobytes()
     n = m.value_size
-    g = regions.get(value >> 32)
+    if value >> 32 != key >> 32:  # (the key and the value are most often both on the stack)
+        g = regions.get(value >> 32)
     o = value & 0xFFFF_FFFF
     if g is None or o + n > g.size or value < 0:
         vb = env.vm.aspace.read(value, n) if n else b""
     else:
         vb = g.buf[o:o + n].tobytes()
-    return int(m.prog_update(kb, vb, flags, env.cpu))
+    r = m.prog_update(kb, vb, flags, env.cpu)
+    return r if type(r) is int else int(r)
 
 
 def bpf_map_delete_elem(env: RunEnv, map_addr: int, key: int, *_: int) -> int:
@@ -138,29 +140,36 @@ def bpf_perf_event_output(env: RunEnv, ctx: int, map_addr: int, flags: int, data
     if m is None:
         raise VmTrap("helper argument is not a map pointer", map_addr)
     index = flags & BPF_F_INDEX_MASK
+    cpu = env.cpu
     if index == BPF_F_CURRENT_CPU:
-        index = env.cpu
+        index = cpu
     if index >= getattr(m, "max_entries", 0):
         return -E2BIG
-    ctxlen = (flags & BPF_F_CTXLEN_MASK) >> 32
     n = size & 0xFFFF_FFFF_FFFF_FFFF
     g = regions.get(data >> 32)
     o = data & 0xFFFF_FFFF
     if g is None or o + n > g.size or data < 0:
-        raw = env.vm.aspace.read(data, n) if n else b""
+        src: Any = env.vm.aspace.read(data, n) if n else b""  # (faults here, outside every region)
+        o = 0
     else:
-        raw = bytes(g.buf[o:o + n])
-    if ctxlen:
+        src = g.buf  # the sample's bytes are src[o:o + n]: sliced only once the ring has room for them
+    if flags & BPF_F_CTXLEN_MASK:
         pkt = env.vm.skb_bytes(ctx)
         if pkt is None:
             return -EINVAL
+        ctxlen = (flags & BPF_F_CTXLEN_MASK) >> 32
         if ctxlen > len(pkt):
             return -14  # EFAULT: bpf_skb_copy past skb->len
-        raw += bytes(pkt[:ctxlen])
+        src = bytes(src[o:o + n]) + bytes(pkt[:ctxlen])
+        o = 0
+        n = len(src)
     event = m.perf_event_at(index)
     if event is None:
         return -ENOENT
-    return int(event.output(env.cpu, raw))
+    ring = event.raw_ring
+    if ring is not None and event.cpu == cpu:  # what ``output`` does for a RAW-only sample, directly
+        return 0 if ring.sample(src, o, n) else -28  # ENOSPC
+    return int(event.output(cpu, src[o:o + n]))
 
 
 # -- ring buffers -----------------------------------------------------------------------------------------------
