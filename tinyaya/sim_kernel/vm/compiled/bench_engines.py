@@ -343,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
             vi = "1.00x"
         print(f"{r['name']:16} {r['engine']:10} {r.get('ns_per_insn') or 0:9.2f} {r['ns_per_call']:12.0f} "
               f"{vi:>12} {vk:>14}")
+    print("(loop_1m: the compiled tier evaluates its counted loop in closed form (docs/engines.md, exit "
+          "values of counted loops) and LLVM does likewise in the native tier; loop_may_goto_8m and fnv1a_1k "
+          "run pass by pass)")
     quick = "--quick" in argv
     engines = [e for e in available() if e in {r["engine"] for r in results}] or available()
     if "native" in engines:
@@ -403,6 +406,11 @@ def issue_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         lambda v: v <= 25, "{:.1f} ns")
     add("compiled >= 5x faster than the interpreter", [(n, speedup(n, "compiled")) for n in progs],
         lambda v: v >= 5, "{:.2f}x")
+    mg = speedup("loop_may_goto_8m", "compiled")
+    if mg is not None and out[-1]["measured"] != "not measured":
+        # loop_1m's compiled figure comes from the closed form of its counted loop (indvar.py); the
+        # may_goto loop runs pass by pass in every engine: shown beside it, so neither hides the other
+        out[-1]["measured"] += f" (loop_1m in closed form; loop_may_goto_8m, run pass by pass: {mg:.2f}x)"
     if any(r.get("engine") == "native" for r in results):
         add("native within 1.5x of the kernel JIT per insn (loop, FNV)",
             [(n, (rec(n, "native") or {}).get("ratio_vs_kernel")) for n in ("loop_may_goto_8m", "fnv1a_1k")],
