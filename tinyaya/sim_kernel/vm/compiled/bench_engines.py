@@ -344,8 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['name']:16} {r['engine']:10} {r.get('ns_per_insn') or 0:9.2f} {r['ns_per_call']:12.0f} "
               f"{vi:>12} {vk:>14}")
     print("(loop_1m: the compiled tier evaluates its counted loop in closed form (docs/engines.md, exit "
-          "values of counted loops) and LLVM does likewise in the native tier; loop_may_goto_8m and fnv1a_1k "
-          "run pass by pass)")
+          "values of counted loops); in the compiled tier loop_may_goto_8m and fnv1a_1k run pass by pass)")
     quick = "--quick" in argv
     engines = [e for e in available() if e in {r["engine"] for r in results}] or available()
     if "native" in engines:
