@@ -235,3 +235,31 @@ def test_word_updates_killed_writer(other: Any, tmp_path: Path, map_type: int) -
     assert len(keys) == len(set(keys)) == (nkeys + 1 if map_type == ARRAY else len(m))
     assert m.storage.hdr.seq % 2 == 0
     m.release()
+
+
+def test_remembered_value_words_follow_other_processes(kernel: Any, other: Any, tmp_path: Path) -> None:
+    """``prog_update``'s remembered value words (held writer lock) are not used once another process has
+    changed the keys: the generation tells, and the update goes to the key's new slot."""
+    m: Any = create_map(kernel, attr(HASH, 4, 4, 4, ZERO_SEED))
+    pin_map(m, tmp_path / "h")
+    st = m.storage
+    st.lock()
+    assert m.prog_update(u32(1), u32(10), 0) == 0
+    assert m.prog_update(u32(1), u32(11), 0) == 0  # the second update of a key at its bucket's head
+    assert u32(1) in m._hot
+    st.unlock()
+    o: Any = open_pinned(other, tmp_path / "h")
+    o.sys_delete(u32(1))
+    o.sys_update(u32(2), u32(20), 0)  # takes key 1's freed slot
+    o.sys_update(u32(1), u32(12), 0)
+    st.lock()
+    assert m.prog_update(u32(1), u32(13), 0) == 0
+    assert m.prog_update(u32(1), u32(14), 0) == 0
+    st.unlock()
+    assert o.sys_lookup(u32(1)) == u32(14) and o.sys_lookup(u32(2)) == u32(20)
+    assert m.sys_lookup(u32(2)) == u32(20)
+    # not held: the remembered word is not used (the locked path takes the lock itself)
+    assert m.prog_update(u32(1), u32(15), 0) == 0 and o.sys_lookup(u32(1)) == u32(15)
+    assert st.hdr.seq % 2 == 0 and st._lock_depth == 0
+    o.release()
+    m.release()

@@ -132,6 +132,9 @@ class HashMap(BpfMap):
         self._seq = 0  # the last element's link sequence (the state word's bits 1-63)
         self.free_slots: list[int] = []
         self._gen = self.storage.generation
+        #: key -> (chunk, u64 index) of its value (``elem_size`` 8), for keys at the head of their bucket
+        #: (``prog_update``'s held-lock fast path); emptied whenever the index or the bucket order changes
+        self._hot: dict[bytes, tuple[int, int]] = {}
         if self._native is not None:
             self._native.rebuild()
 
@@ -169,6 +172,7 @@ class HashMap(BpfMap):
         in_use = set(self.index.values())
         self.free_slots = [i for i in range(st.hwm - 1, -1, -1) if i not in in_use]
         self._gen = gen
+        self._hot.clear()
         self._synced(found)
         if self._native is not None:
             self._native.rebuild()
@@ -185,6 +189,7 @@ class HashMap(BpfMap):
         lst = self.order.buckets[self.order.bucket_of[key]] if self._native is not None else None
         old_head = lst[0] if lst else None
         if self.order.to_head(key):
+            self._hot.clear()
             if self._native is not None and old_head is not None:
                 self._native.moved_to_head(key, old_head)
             self._seq += 1
@@ -209,6 +214,7 @@ class HashMap(BpfMap):
         body = key.ljust(self.value_off - _STATE, b"\0") + values
         st.publish(i, state, body.ljust(st.slot_size - _STATE, b"\0"), hwm=hwm)
         self._gen = st.generation
+        self._hot.clear()
         self.index[key] = i
         self.vaddr[key] = st.slot_addr(i, self.value_off)
         self.order.link(key)
@@ -218,6 +224,7 @@ class HashMap(BpfMap):
     def _unlink(self, key: bytes) -> int:
         """Unlink ``key``'s element from the table (``hlist_nulls_del_rcu``) and uncharge it; its slot."""
         st = self.storage
+        self._hot.clear()
         i = self.index.pop(key)
         del self.vaddr[key]
         st.write(i, 0, bytes(_STATE), structural=True)
@@ -333,45 +340,55 @@ class HashMap(BpfMap):
         """
         if flags or self.lru or self.spin_lock_off is not None:
             return -self._update(key, value, flags, cpu)
+        if type(key) is bytes and type(value) is bytes:
+            hot = self._hot.get(key)
+            # a key at its bucket's head, a value of at most 8 bytes (zero-padded to 8 in its slot: the same
+            # little-endian u64), the writer lock held: one word store
+            if (hot is not None and len(value) == self.value_size and self.storage.hq[GENERATION] == self._gen
+                    and self.storage.store_u64_held(hot[0], hot[1], value)):
+                return 0
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)
         data = value if type(value) is bytes and len(value) == self.value_size else bytes(value[:self.value_size])
-        if self.percpu:
+        percpu = self.percpu
+        if percpu:
             off = self.value_off + cpu * self.elem_size
         else:
             off = self.value_off
             if len(data) != self.elem_size:
                 data = data.ljust(self.elem_size, b"\0")
         st = self.storage
-        if not st.shared:
-            i = self.index.get(key)
-            if i is None:
-                return -self._update_locked(key, value, 0, cpu)
-            st.write(i, off, data)
-            if not self.percpu and self.order.buckets[self.order.bucket_of[key]][0] != key:
-                self._to_head(key, i)
-            return 0
         if st._lock_depth and not st._writing:
-            # the writer lock is already held (an events batch): the same steps as below, without taking
-            # it again (nothing in them releases it, so the lock depth need not be counted up and down)
+            # shared, and the writer lock is already held (an events batch): the steps of the locked
+            # path below without taking the lock again (nothing in them releases it)
             if st.hq[GENERATION] != self._gen:
                 self._sync()
             i = self.index.get(key)
             if i is None:
                 return -self._update_locked(key, value, 0, cpu)
-            if self.percpu:
-                st.store_held(i, off, data)
-                return 0
-            order = self.order
-            if order.buckets[order.bucket_of[key]][0] == key:
-                st.store_held(i, off, data)
-                return 0
-            st._begin_write()
-            try:
-                st.write(i, off, data)
+            if not percpu:
+                order = self.order
+                if order.buckets[order.bucket_of[key]][0] != key:
+                    st._begin_write()  # the new value and the move to the bucket's head: one write section
+                    try:
+                        st.write(i, off, data)
+                        self._to_head(key, i)
+                    finally:
+                        st._end_write()
+                    return 0
+                if self.elem_size == 8 and type(key) is bytes:  # remembered for the next update of this key
+                    k, j = divmod(i, st.chunk_slots)
+                    if not (j * st.slot_size + off) & 7:
+                        self._hot[key] = (k, (j * st.slot_size + off) >> 3)
+            st.store_held(i, off, data)  # in place (or already at the head): only the value changes
+            return 0
+        if not st.shared:
+            i = self.index.get(key)
+            if i is None:
+                return -self._update_locked(key, value, 0, cpu)
+            st.write(i, off, data)
+            if not percpu and self.order.buckets[self.order.bucket_of[key]][0] != key:
                 self._to_head(key, i)
-            finally:
-                st._end_write()
             return 0
         st._lock()
         try:
@@ -380,7 +397,7 @@ class HashMap(BpfMap):
             i = self.index.get(key)
             if i is None:
                 return -self._update_locked(key, value, 0, cpu)
-            if self.percpu or self.order.buckets[self.order.bucket_of[key]][0] == key:
+            if percpu or self.order.buckets[self.order.bucket_of[key]][0] == key:
                 st.store_held(i, off, data)  # in place (or already at the head): only the value changes
                 return 0
             st._begin_write()  # the new value and the move to the bucket's head: one seqlock write section

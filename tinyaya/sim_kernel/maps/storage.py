@@ -72,6 +72,7 @@ _ANON_MIN = 1 << 20
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
 #: sizes a single aligned store writes atomically -> index of the matching view in ``SlotStorage._words``
 _WORD = {1: 0, 2: 1, 4: 2, 8: 3}
+_from_bytes = int.from_bytes
 _PID = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
@@ -407,13 +408,28 @@ class SlotStorage:
         hq[SEQ] = seq
         try:
             if n == 8:
-                views[3][p >> 3] = int.from_bytes(data, "little")
+                views[3][p >> 3] = _from_bytes(data, "little")
             elif n == 1:
                 views[0][p] = data[0]
             else:
-                views[_WORD[n]][p // n] = int.from_bytes(data, "little")
+                views[_WORD[n]][p // n] = _from_bytes(data, "little")
         finally:
             hq[SEQ] = seq + 1
+
+    def store_u64_held(self, k: int, w: int, data: bytes) -> bool:
+        """``store_held`` of 8 bytes at u64 word ``w`` of chunk ``k`` (a position the caller computed from a
+        slot and offset before): True when done, False (nothing written) when it cannot be done this way."""
+        views = self._words.get(k)
+        if views is None or self._writing or not self._lock_depth:
+            return False
+        hq = self.hq
+        seq = hq[SEQ] + 1
+        hq[SEQ] = seq
+        try:
+            views[3][w] = _from_bytes(data, "little")
+        finally:
+            hq[SEQ] = seq + 1
+        return True
 
     def _begin_write(self) -> None:
         """flock, recover a dead writer's update, then make ``seq`` odd (nested: nothing)."""

@@ -76,7 +76,8 @@ def _signed(v: int, bits: int = 64) -> int:
 # -- time, CPU, randomness ----------------------------------------------------------------------------------
 def bpf_ktime_get_ns(env: RunEnv, *_: int) -> int:
     """u64 bpf_ktime_get_ns(void): CLOCK_MONOTONIC."""
-    return int(env.vm.kernel.clock.now_ns())
+    t = env.vm.kernel.clock.now_ns()
+    return t if type(t) is int else int(t)
 
 
 def bpf_ktime_get_boot_ns(env: RunEnv, *_: int) -> int:
