@@ -37,12 +37,14 @@ LOST_RECORD = struct.Struct("<IHHQQ")
 _SAMPLE = int(PerfEventType.PERF_RECORD_SAMPLE)
 _ZEROS = memoryview(bytes(8))
 _LOST = int(PerfEventType.PERF_RECORD_LOST)
+_TAIL_Q = MMAP_PAGE_DATA_TAIL // 8
+assert MMAP_PAGE_DATA_TAIL % 8 == 0
 
 
 class PerfRing:
     """The header page and data pages of one perf event; ``buf`` is what mmap returns."""
 
-    __slots__ = ("buf", "view", "data_size", "_mask", "event_id", "_data", "ctl", "_keep")
+    __slots__ = ("buf", "view", "data_size", "_mask", "event_id", "_data", "ctl", "_keep", "_hq")
 
     def __init__(self, data_pages: int, event_id: int) -> None:
         self.data_size = data_pages * PAGE_SIZE
@@ -50,6 +52,8 @@ class PerfRing:
         self.buf = bytearray(PAGE_SIZE + self.data_size)
         self.view = memoryview(self.buf)
         self._data = self.view[PAGE_SIZE:]
+        #: the header page as u64 words (``_hq[_TAIL_Q]`` is ``data_tail``, one load)
+        self._hq = self.view[:PAGE_SIZE].cast("Q")
         #: head, lost, samples written, then (for the native tier) the header and data host addresses,
         #: the data size and the event id: one ctypes block machine code updates like this class does
         self.ctl = (ctypes.c_uint64 * 8)()
@@ -105,8 +109,7 @@ class PerfRing:
         head = ctl[0]
         lost = ctl[1]
         # ring_buffer_has_space(): CIRC_SPACE, so the writer stays strictly behind the reader's tail
-        if (size + 24 if lost else size) > ((_U64.unpack_from(self.buf, MMAP_PAGE_DATA_TAIL)[0] - head - 1)
-                                            & self._mask):
+        if (size + 24 if lost else size) > ((self._hq[_TAIL_Q] - head - 1) & self._mask):
             ctl[1] = lost + 1
             return False
         if lost:
