@@ -319,11 +319,13 @@ class HashMap(BpfMap):
         st = self.storage
         if st.shared and st.hq[GENERATION] != self._gen:
             self._sync()
-        if type(key) is not bytes or len(key) != self.key_size:
-            key = self._key(key)
-        a = self.vaddr.get(key)
+        a = self.vaddr.get(key) if type(key) is bytes else None  # (every stored key is key_size bytes)
         if a is None:
-            return 0
+            if type(key) is bytes and len(key) == self.key_size:
+                return 0
+            a = self.vaddr.get(self._key(key))  # a short or long key, as the map stores it
+            if a is None:
+                return 0
         return a + cpu * self.elem_size if self.percpu else a
 
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
