@@ -169,7 +169,7 @@ def bpf_perf_event_output(env: RunEnv, ctx: int, map_addr: int, flags: int, data
     ring = event.raw_ring
     if ring is not None and event.cpu == cpu:  # what ``output`` does for a RAW-only sample, directly
         return 0 if ring.sample(src, o, n) else -28  # ENOSPC
-    return int(event.output(cpu, src[o:o + n]))
+    return int(event.output(cpu, bytes(src[o:o + n])))
 
 
 # -- ring buffers -----------------------------------------------------------------------------------------------
