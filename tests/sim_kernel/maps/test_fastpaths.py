@@ -263,3 +263,18 @@ def test_remembered_value_words_follow_other_processes(kernel: Any, other: Any, 
     assert st.hdr.seq % 2 == 0 and st._lock_depth == 0
     o.release()
     m.release()
+
+
+def test_hash_prog_lookup_key_forms(kernel: Any) -> None:
+    """``prog_lookup`` finds an exact bytes key directly; a short, long or non-bytes key is looked up as the
+    map stores it (zero-padded or cut to key_size), as before the fast path."""
+    m: Any = create_map(kernel, attr(HASH, 4, 8, 8, ZERO_SEED))
+    m.prog_update(u32(1), b"a" * 8, 0)
+    m.prog_update(u32(0x0201), b"b" * 8, 0)
+    a1, a2 = m.prog_lookup(u32(1)), m.prog_lookup(u32(0x0201))
+    assert a1 and a2 and a1 != a2
+    assert m.prog_lookup(b"\x01") == a1 and m.prog_lookup(b"\x01\x02") == a2
+    assert m.prog_lookup(u32(1) + b"\xff") == a1
+    assert m.prog_lookup(bytearray(u32(1))) == a1 and m.prog_lookup(memoryview(u32(0x0201))) == a2
+    assert m.prog_lookup(u32(3)) == 0 and m.prog_lookup(b"\x03") == 0 and m.prog_lookup(b"") == 0
+    m.release()
