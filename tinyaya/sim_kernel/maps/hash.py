@@ -346,9 +346,10 @@ class HashMap(BpfMap):
             hot = self._hot.get(key)
             # a key at its bucket's head, a value of at most 8 bytes (zero-padded to 8 in its slot: the same
             # little-endian u64), the writer lock held: one word store
-            if (hot is not None and len(value) == self.value_size and self.storage.hq[GENERATION] == self._gen
-                    and self.storage.store_u64_held(hot[0], hot[1], value)):
-                return 0
+            if hot is not None and len(value) == self.value_size:
+                st = self.storage
+                if st.hq[GENERATION] == self._gen and st.store_u64_held(hot[0], hot[1], value):
+                    return 0
         if type(key) is not bytes or len(key) != self.key_size:
             key = self._key(key)
         data = value if type(value) is bytes and len(value) == self.value_size else bytes(value[:self.value_size])
