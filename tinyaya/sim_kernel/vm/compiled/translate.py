@@ -45,6 +45,7 @@ from .insns import (
 from .opt import copies, dead, live_out
 from .ranges import analyse as analyse_ranges
 from .ranges import no_wrap
+from .unroll import unrolled
 
 MAX_CALL_FRAMES = 8
 BPF_STX_CLS = 0x03
@@ -590,6 +591,12 @@ class _Emitter:
                 if self.c.ctx_rewrite:
                     conds.append(f"not c{base}")
             add(ind, "if " + " and ".join(conds) + ":")
+            block = None if mgt is not None or edge != r.hi else unrolled(
+                self.insns, r.lo, r.hi, self.fn.targets, self.fn.bad_targets, set(acc), hoist, self.c.use)
+            if block is not None:  # blocks of passes without their tests first (unroll.py)
+                for line in block:
+                    add(ind + 1, line)
+                add(ind + 1, f"{it} = REPEAT(None, b + 1)")
             self.iter_loop(ind + 1, r, edge, set(acc), hoist, mgt)
             add(ind, "else:")
             self.iter_loop(ind + 1, r, edge, set(), set(), mgt)
