@@ -19,6 +19,8 @@ EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
 _settings = settings(max_examples=EXAMPLES * 3, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SIZES = {1: 0x71, 2: 0x69, 4: 0x61, 8: 0x79}
+#: xor, mul, add, or, and, sub (registers and immediates), shifts, 32-bit add/mul, mov
+OPS = [0xAF, 0x2F, 0x0F, 0x4F, 0x5F, 0x1F, 0x27, 0x07, 0x17, 0x57, 0xA7, 0x77, 0x67, 0x0C, 0x24, 0xBF]
 BUDGETS = [0, 1, K - 1, K, K + 1, 2 * K - 1, 2 * K, 2 * K + 1, 3 * K, 1000]
 
 
@@ -46,14 +48,14 @@ def unroll_loops(draw: st.DrawFn) -> list[Insn]:
         size = draw(st.sampled_from(list(SIZES)))
         body.append(Insn(SIZES[size], 3, 6, draw(st.integers(0, 9)), 0))
         acc = draw(st.sampled_from([0, 0, 9]))
-        for code in draw(st.lists(st.sampled_from([0xAF, 0x2F, 0x0F, 0x4F, 0x27, 0x07, 0xA7, 0x77, 0x67]),
+        for code in draw(st.lists(st.sampled_from(OPS),
                                   min_size=1, max_size=3)):
             if code & 0x08:
                 body.append(Insn(code, acc, draw(st.sampled_from([3, 5, 4, 6])), 0, 0))
             elif code in (0x77, 0x67):
                 body.append(Insn(code, acc, 0, 0, draw(st.integers(0, 63))))
             else:
-                body.append(Insn(code, acc, 0, 0, draw(st.integers(-3, 1000))))
+                body.append(Insn(code, acc, 0, 0, draw(st.one_of(st.integers(-3, 1000), st.sampled_from([-1, 0x7FFFFFFF, -(1 << 31), 0x1000193])))))
     body.append(Insn(0x07, 6, 0, 0, step))
     body.append(Insn(0x07, 4, 0, 0, cstep))
     if draw(st.booleans()):  # a second counter tested in the middle

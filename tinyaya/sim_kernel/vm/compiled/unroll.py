@@ -34,6 +34,11 @@ _DOWNWARD = {0xA0: "<", 0xB0: "<="}  # jlt, jle
 _MIRROR = {0x20: 0xA0, 0x30: 0xB0, 0xA0: 0x20, 0xB0: 0x30}
 _NEG = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 _REG = re.compile(r"\br(\d)\b")
+#: 64-bit ALU operations whose result mod 2**64 depends only on the operands mod 2**64
+_RING = {0x00: "+", 0x10: "-", 0x20: "*", 0x40: "|", 0x50: "&", 0xA0: "^"}
+_RING_LINE = re.compile(r"^r(\d) = r\1 ([-+*|&^]) (.+)$")
+#: multiplications a register takes unmasked before it is masked again
+MULS = 2
 
 # a value in a pass: (register, constant): the register's value at the start of the block
 # (an induction variable moves by j * step in pass j) plus the constant; (None, c): the constant
@@ -160,6 +165,13 @@ def unrolled(insns: list[Insn], lo: int, hi: int, targets: set[int], bad_targets
         for j in range(k):
             sv = sym.get(s) if x else None
             sname = f"({_value(sv, j, step)})" if sv is not None and sv[0] in ivs and sv[1] + j * step[sv[0]] else None
+            if cls == 0x07 and code & 0xF0 in _RING:
+                # mod 2**64 arithmetic: the low 64 bits of the result depend on those of the
+                # operands only, so the mask waits (_masks)
+                src = sname or (f"r{s}" if x else str(ins.imm & M64))
+                reads = ({s} if x and sname is None else set()) | {d}
+                passes[j].append((pc, d, f"r{d} = r{d} {_RING[code & 0xF0]} {src}", reads - ivs))
+                continue
             stmts = alu(ins, sname=sname)
             if stmts is None:
                 return None
@@ -187,7 +199,7 @@ def unrolled(insns: list[Insn], lo: int, hi: int, targets: set[int], bad_targets
     conds = [f"b >= {k}"] + checks
     for s_, end in sorted(loads.items()):
         conds.append(f"(ku{s_} := r{s_} & 0xFFFFFFFF) + {last * step[s_] + end} <= kn{s_}")
-    body = [item for p in passes for item in p]
+    body = _masks([item for p in passes for item in p])
     live = set(range(10))
     keep: list[tuple[int, int, str, set[int]]] = []
     for item in reversed(body):
@@ -235,4 +247,36 @@ def _fold(items: list[tuple[int, int, str, set[int]]]) -> list[tuple[int, int, s
         inner = "(" + a[len(lhs_a):] + ")"
         rhs = word.sub(lambda _m, e=inner: e, b_[len(lhs_b):])  # type: ignore[misc]
         out[i:i + 2] = [(pb, tb, lhs_b + rhs, (rb - {ta}) | ra)]
+    return out
+
+
+def _masks(items: list[tuple[int, int, str, set[int]]]) -> list[tuple[int, int, str, set[int]]]:
+    """The ring operations (``_RING``, written unmasked) get their ``& 0xffffffffffffffff`` where
+    needed: after ``MULS`` multiplications of the register (its size stays small), before any
+    other statement reads it, and at the end of the block for every register still unmasked."""
+    mask = f" & {M64:#x}"
+    out: list[tuple[int, int, str, set[int]]] = []
+    muls: dict[int, int] = {}  # unmasked register -> multiplications since its last mask
+    for pc, d, text, reads in items:
+        m = _RING_LINE.match(text)
+        if m is None or "\n" in text:
+            for r in sorted(reads & set(muls)):
+                out.append((pc, r, f"r{r} = r{r}{mask}", {r}))
+                del muls[r]
+            muls.pop(d, None)
+            out.append((pc, d, text, reads))
+            continue
+        src = m.group(3)
+        n = muls.get(d, 0) + (1 if m.group(2) == "*" else 0)
+        sm = _REG.fullmatch(src)
+        if sm is not None and int(sm.group(1)) in muls:
+            n += muls[int(sm.group(1))] + 1
+        if n >= MULS:
+            text = f"r{d} = (r{d} {m.group(2)} {src}){mask}"
+            muls.pop(d, None)
+        else:
+            muls[d] = n
+        out.append((pc, d, text, reads))
+    for r in sorted(muls):
+        out.append((-1, r, f"r{r} = r{r}{mask}", {r}))
     return out
