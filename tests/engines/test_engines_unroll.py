@@ -124,3 +124,14 @@ def test_loops_of_other_shapes_are_not_unrolled() -> None:
     insns = [Insn(0xB7, 4, 0, 0, 0), Insn(0x73, 1, 4, 0, 0), Insn(0x07, 1, 0, 0, 1), Insn(0x07, 4, 0, 0, 1),
              Insn(0xA5, 4, 0, -4, 10), Insn(0x95)]
     assert "while b >= " not in _source(insns)
+
+
+def test_an_unrolled_loop_in_a_bpf_to_bpf_callee() -> None:
+    insns = [Insn(0x85, 0, 1, 0, 3), Insn(0xBF, 6, 0, 0, 0), Insn(0x07, 0, 0, 0, 1), Insn(0x95), *FNV]
+    assert "while b >= " in _source(insns)
+    for budget in BUDGETS:
+        for size in (5, 40, 99, 100, 101, 200):
+            mem = bytes((i * 5 + 1) & 0xFF for i in range(size))
+            want = observe("interp", insns, mem=mem, budget=budget)
+            for engine in ENGINES:
+                assert observe(engine, insns, mem=mem, budget=budget) == want, (budget, size)
