@@ -135,3 +135,22 @@ def test_an_unrolled_loop_in_a_bpf_to_bpf_callee() -> None:
             want = observe("interp", insns, mem=mem, budget=budget)
             for engine in ENGINES:
                 assert observe(engine, insns, mem=mem, budget=budget) == want, (budget, size)
+
+
+def test_a_copy_of_a_counter_that_wraps_is_read_wrapped() -> None:
+    # r7 counts up to just below 2**64 (no wrap: the copy without checks), r3 = r7 + 0x7FFFFFFF
+    # wraps from the first pass on (not right after the move: translate's no-wrap conditions do not
+    # cover it); r0 copies it, r8 is its top bits, mixed into r9
+    m64 = (1 << 64) - 1
+    v = m64 - 0x7FFFFFFF - 200
+    insns = [Insn(0x18, 7, 0, 0, v & 0xFFFFFFFF), Insn(0, 0, 0, 0, v >> 32), Insn(0xB7, 4, 0, 0, 0),
+             Insn(0xB7, 9, 0, 0, 0),
+             Insn(0xBF, 3, 7, 0, 0), Insn(0xB7, 5, 0, 0, 1), Insn(0x07, 3, 0, 0, 0x7FFFFFFF), Insn(0x07, 3, 0, 0, 150),
+             Insn(0xBF, 0, 3, 0, 0), Insn(0xBF, 8, 3, 0, 0), Insn(0x77, 8, 0, 0, 60), Insn(0xAF, 9, 8, 0, 0),
+             Insn(0x07, 7, 0, 0, 1), Insn(0x07, 4, 0, 0, 1), Insn(0xA5, 4, 0, -11, 100),
+             *[Insn(0x7B, 10, r, -8 * (r + 1), 0) for r in range(10)], Insn(0x95)]
+    assert "while b >= " in _source(insns)
+    for budget in BUDGETS:
+        want = observe("interp", insns, budget=budget)
+        for engine in ENGINES:
+            assert observe(engine, insns, budget=budget) == want, budget

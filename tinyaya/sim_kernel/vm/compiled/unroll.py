@@ -163,8 +163,10 @@ def unrolled(insns: list[Insn], lo: int, hi: int, targets: set[int], bad_targets
         if x and s > 9:
             return None
         for j in range(k):
-            sv = sym.get(s) if x else None
-            sname = f"({_value(sv, j, step)})" if sv is not None and sv[0] in ivs and sv[1] + j * step[sv[0]] else None
+            # an induction variable is read as its value in pass j (exact: it does not wrap); a
+            # copy of it is read from its own register (its adds may wrap: masked by _masks)
+            sv = sym.get(s) if x and s in ivs else None
+            sname = f"({_value(sv, j, step)})" if sv is not None and sv[1] + j * step[s] else None
             if cls == 0x07 and code & 0xF0 in _RING:
                 # mod 2**64 arithmetic: the low 64 bits of the result depend on those of the
                 # operands only, so the mask waits (_masks)
