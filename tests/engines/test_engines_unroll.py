@@ -18,6 +18,7 @@ from tinyaya.sim_kernel.vm.compiled.unroll import K
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
 _settings = settings(max_examples=EXAMPLES * 3, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+M64 = (1 << 64) - 1
 SIZES = {1: 0x71, 2: 0x69, 4: 0x61, 8: 0x79}
 #: xor, mul, add, or, and, sub (registers and immediates), shifts, 32-bit add/mul, mov
 OPS = [0xAF, 0x2F, 0x0F, 0x4F, 0x5F, 0x1F, 0x27, 0x07, 0x17, 0x57, 0xA7, 0x77, 0x67, 0x0C, 0x24, 0xBF]
@@ -34,7 +35,10 @@ def unroll_loops(draw: st.DrawFn) -> list[Insn]:
            Insn(0xB7, 4, 0, 0, draw(st.integers(0, 5))), Insn(0xB7, 0, 0, 0, draw(st.integers(-5, 5))),
            Insn(0xB7, 5, 0, 0, draw(st.sampled_from([3, 0x1000193, -7]))),
            Insn(0xBF, 8, 6, 0, 0), Insn(0x07, 8, 0, 0, draw(st.integers(0, 60))),
-           Insn(0xB7, 7, 0, 0, 0), Insn(0xB7, 9, 0, 0, draw(st.integers(0, 60)))]
+           Insn(0xB7, 9, 0, 0, draw(st.integers(0, 60)))]
+    # the second counter starts at 0 or just below 2**64 (no wrap only with a small budget)
+    r7 = draw(st.sampled_from([0, 0, M64 - 300, M64 - 40, M64 - 0x7FFFFFFF]))
+    pre += [Insn(0x18, 7, 0, 0, r7 & 0xFFFFFFFF), Insn(0, 0, 0, 0, r7 >> 32)]
     body: list[Insn] = []
     # an exit test of the walking pointer (through a copy plus k) against an invariant limit
     if draw(st.booleans()):
@@ -56,11 +60,16 @@ def unroll_loops(draw: st.DrawFn) -> list[Insn]:
                 body.append(Insn(code, acc, 0, 0, draw(st.integers(0, 63))))
             else:
                 body.append(Insn(code, acc, 0, 0, draw(st.one_of(st.integers(-3, 1000), st.sampled_from([-1, 0x7FFFFFFF, -(1 << 31), 0x1000193])))))
+    if draw(st.booleans()):  # a copy of a counter, read, moved by an add that may wrap, shifted
+        body += [Insn(0xBF, 3, draw(st.sampled_from([7, 7, 4, 6])), 0, 0), Insn(0xAF, 9, 3, 0, 0),
+                 Insn(0x07, 3, 0, 0, draw(st.sampled_from([1, 150, 0x7FFFFFFF]))), Insn(0xBF, 5, 3, 0, 0),
+                 Insn(0x77, 5, 0, 0, draw(st.sampled_from([1, 33, 63]))), Insn(0xAF, 0, 5, 0, 0)]
     body.append(Insn(0x07, 6, 0, 0, step))
     body.append(Insn(0x07, 4, 0, 0, cstep))
-    if draw(st.booleans()):  # a second counter tested in the middle
+    if draw(st.sampled_from([True, True, False])):  # a second counter tested in the middle
         body.append(Insn(0x07, 7, 0, 0, 1))
-        body.append(Insn(draw(st.sampled_from([0x35, 0x25])), 7, 0, 0, draw(st.integers(0, 40))))
+        body.append(Insn(draw(st.sampled_from([0x35, 0x25])), 7, 0, 0,
+                         draw(st.one_of(st.integers(0, 40), st.integers(-250, -1)))))
     kind = draw(st.sampled_from(["jlt", "jle", "jgt_rev", "ja"]))
     nb = len(body) + 1
     if kind == "jlt":
