@@ -24,6 +24,7 @@ from ....isa.insn import Insn
 from ...memory import Region as MemRegion
 from ...memory import RegionKind
 from .. import semantics as sem
+from . import stores
 from .cfg import Function, Region, analyse, innermost, is_exit, jump_target, width
 from .indvar import analyse as closed_form
 from .insns import (
@@ -31,7 +32,6 @@ from .insns import (
     Ctx,
     alu,
     condition,
-    const_value,
     fp_value,
     helper_call,
     is_cond_jump,
@@ -365,103 +365,12 @@ class _Emitter:
             return [f"r{d} = {name} + {k}", f"if r{d} > 0xffffffffffffffff: r{d} -= 0x10000000000000000"]
         return [f"r{d} = {name} - {-k}", f"if r{d} < 0: r{d} += 0x10000000000000000"]
 
-    # -- runs of constant stores ------------------------------------------------------------------------
+    # -- runs of stores through one base register (stores.py) ---------------------------------------
     def store_run(self, pc: int, end: int) -> list[int] | None:
-        """Slots from ``pc`` that store known values through one base register at non-negative
-        offsets (with moves of constants to other registers in between), if there are enough of
-        them to be worth one bounds check and a few slice writes."""
-        insns = self.insns
-        first = insns[pc]
-        if not _is_plain_store(first) or first.dst > 9 or first.off < 0:
-            return None
-        base = first.dst
-        consts = dict(self.c.consts)
-        pcs: list[int] = []
-        stores = 0
-        q = pc
-        while q < end:
-            ins = insns[q]
-            if _is_plain_store(ins) and ins.dst == base and ins.off >= 0:
-                if ins.code & 0x07 == BPF_STX_CLS and ins.src not in consts:
-                    break
-                stores += 1
-            elif const_value(ins, insns, consts) is not None and ins.dst != base and ins.code != 0x18:
-                v = const_value(ins, insns, consts)
-                assert v is not None
-                consts[ins.dst] = v
-            else:
-                break
-            pcs.append(q)
-            q += 1
-        while pcs and not _is_plain_store(insns[pcs[-1]]):
-            pcs.pop()
-        return pcs if stores >= 4 else None
+        return stores.store_run(self, pc, end)
 
     def emit_store_run(self, ind: int, pcs: list[int]) -> None:
-        """One bounds check for the whole run; inside the region, the final bytes as slice writes
-        (later stores win, as they would one by one); otherwise the stores one by one, so the first
-        one out of bounds faults exactly as in the interpreter."""
-        from .insns import _addr
-
-        add = self.src.add
-        c = self.c
-        insns = self.insns
-        base = insns[pcs[0]].dst
-        setup, _buf, _o = _addr(c, base, 0, True)
-        for line in setup:
-            add(ind, line, pcs[0])
-        image: dict[int, int] = {}
-        moves: list[tuple[int, int, int]] = []
-        consts = dict(c.consts)
-        maxend = 0
-        for q in pcs:
-            ins = insns[q]
-            if _is_plain_store(ins):
-                size = _SIZE[ins.code & 0x18]
-                if ins.code & 0x07 == BPF_STX_CLS:
-                    v = consts[ins.src]
-                else:
-                    v = ins.imm
-                v &= (1 << (8 * size)) - 1
-                for i in range(size):
-                    image[ins.off + i] = (v >> (8 * i)) & 0xFF
-                maxend = max(maxend, ins.off + size)
-            else:
-                k = const_value(ins, insns, consts)
-                assert k is not None
-                consts[ins.dst] = k
-                moves.append((q, ins.dst, k))
-        add(ind, f"if o{base} + {maxend} <= len(w{base}):", pcs[0])  # w: empty if read-only or unmapped
-        # the moves' final values only, and only those read after the run (opt.live_out)
-        after = c.live.get(pcs[-1])
-        last = {r: (q, k) for q, r, k in moves}
-        for r, (q, k) in sorted(last.items(), key=lambda x: x[1][0]):
-            if after is None or (after >> r) & 1:
-                add(ind + 1, f"r{r} = {k}", q)
-        offs = sorted(image)
-        i = 0
-        while i < len(offs):
-            j = i
-            while j + 1 < len(offs) and offs[j + 1] == offs[j] + 1:
-                j += 1
-            a, b = offs[i], offs[j] + 1
-            data = bytes(image[x] for x in range(a, b))
-            lo = f"o{base} + {a}" if a else f"o{base}"
-            if b - a == 1:
-                add(ind + 1, f"w{base}[{lo}] = {data[0]}", pcs[0])
-            else:
-                add(ind + 1, f"w{base}[{lo}:o{base} + {b}] = {data!r}", pcs[0])
-            i = j + 1
-        add(ind, "else:")
-        saved = dict(c.consts)
-        for q in pcs:
-            stmts = straight(c, q)
-            assert stmts is not None
-            for s_ in stmts:
-                add(ind + 1, s_, q)
-            c.clobber(insns[q], q)
-        assert c.consts == consts or True
-        del saved
+        stores.emit_store_run(self, ind, pcs)
 
     def mg_out(self, ind: int, pc: int) -> None:
         if self.mg:
