@@ -448,6 +448,22 @@ class NativeTier:
         r0 = 0
         snapped = np.pure and bool(np.snaps) and self._snapshot(np, ctx)
         try:
+            pyrun = np.pyrun
+            if pyrun is not None:
+                # the builtin entry point: r1 and the clock per call, the rest of the state set once (a
+                # run that ends normally leaves r2, the budget slot and the status as they were)
+                st[2] = 0
+                st[STATE_BUDGET] = budget
+                st[STATE_STATUS] = 0
+                kt = int(st[STATE_KTIME])
+                try:
+                    for _ in range(max(1, repeat)):
+                        r0 = pyrun(ctx, kt)
+                except NativeStop:
+                    self._budget = -1
+                    self._fault(prog, env)
+                self._budget = budget
+                return int(r0)
             for _ in range(max(1, repeat)):
                 st[1] = ctx
                 st[2] = 0
