@@ -22,7 +22,7 @@ from tinyaya.isa import Insn
 
 EXAMPLES = int(os.environ.get("TINYAYA_FUZZ_EXAMPLES", "40"))
 SIZES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
-_settings = settings(max_examples=EXAMPLES * 2, deadline=None,
+_settings = settings(max_examples=EXAMPLES * 5, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: registers the ALU instructions use (r1 is the writable region, r2 the read-only one)
 VREGS = [0, 3, 4, 5, 7, 8, 9]
@@ -74,8 +74,10 @@ def block(draw: st.DrawFn) -> tuple[list[Insn], int, int, int]:
     body: list[Insn] = []
     n = draw(st.integers(4, 24))
     for _ in range(n):
-        kind = draw(st.sampled_from(["store", "store", "store", "alu", "mov"]))
-        if kind == "store":
+        kind = draw(st.sampled_from(["store", "store", "store", "alu", "mov"] * 6 + ["base"]))
+        if kind == "base":  # the base register moves: the run ends there
+            body.append(Insn(0x07, base_reg, 0, 0, draw(st.sampled_from([0, 1, 8]))))
+        elif kind == "store":
             body.append(draw(store_insn(base_reg, span)))
         elif kind == "alu":
             body.append(draw(alu_insn()))

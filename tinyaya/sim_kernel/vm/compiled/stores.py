@@ -6,18 +6,25 @@ is known, or of any other register) and pure register ALU instructions that do n
 (no loads, calls, jumps, atomics, ld_imm64). Its code is::
 
     if o<base> + <extent> <= len(w<base>):   # the whole run fits the kept writable region
-        <the ALU statements and the variable stores, in program order>
-        <the constant bytes (per byte, the last writer wins) as slice writes>
+        <ALU statements and variable stores, in program order>
+        <the final bytes: constant runs and deferred variable stores, one pack_into per span>
+        <ALU statements sunk past the final bytes>
     else:
         <the instructions one by one, exactly as without the run>
 
 Inside the check nothing can fault: the ALU statements cannot, and every store is inside the
-region. A variable store whose bytes later stores all overwrite is not written; the constant image
-holds the bytes whose last writer is a constant store, and is written after the variable stores,
-so it wins over earlier variable bytes and loses to none (bytes a later variable store writes are
-not in it). ALU statements whose value nothing reads (in the run, or after it: opt.live_out) are
-not written. Outside the check (the region too small, read-only or unmapped) the first store that
-does not fit faults at its own pc with the interpreter's message, after the earlier ones are done.
+region. Per byte the last writer wins: a variable store whose bytes later stores all overwrite is
+not written; the bytes whose last writer is a constant store are written after the variable stores
+that stay in order, so they win over earlier variable bytes and lose to none. A variable store
+that is the last writer of all its bytes is deferred to the final bytes when nothing written after
+it changes the registers its value reads, and an ALU statement whose register neither the final
+bytes nor a later statement before them reads or writes (and whose inputs none of those writes)
+is written after them; a span of final bytes with a variable field in it is one precompiled
+``struct.Struct.pack_into`` of ``Ns`` constant runs and the fields. ALU statements whose value
+nothing reads (in the run, or after it: opt.live_out) are not written, and a one-line value read
+once is folded into its reader. Outside the check (the region too small, read-only or unmapped)
+the first store that does not fit faults at its own pc with the interpreter's message, after the
+earlier ones are done.
 
 The translator's state (``Ctx``: constants, frame offsets, kept region lookups) is the same after
 the run as after translating its instructions one by one: the checked branch is generated on a
@@ -26,6 +33,7 @@ copy, the other branch is that one-by-one translation itself.
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any
 
 from ....isa.insn import Insn
@@ -104,8 +112,13 @@ def _count(text: str, r: int) -> int:
     return len(re.findall(rf"\br{r}\b", text))
 
 
+#: a line of the checked branch: (pc, text, register it writes or None, the store it is:
+#: (item index, offset, size, value) or None)
+Line = tuple[int, str, int | None, tuple[int, int, int, str] | None]
+
+
 def _forwarded(kept: list[tuple[int, str, Any, Any, Any]], live_after: set[int], w: str, o: str,
-               c: Any) -> list[tuple[int, str]]:
+               c: Any, index: list[int]) -> list[Line]:
     """The checked branch's ALU statements and variable stores in program order, with the value of a
     one-statement ``rD = E`` that exactly one later statement reads (before ``rD`` is written again,
     and not read after the run) substituted into that reader as ``(E)`` instead of written to ``rD``.
@@ -133,12 +146,12 @@ def _forwarded(kept: list[tuple[int, str, Any, Any, Any]], live_after: set[int],
                 break
         if reads == 1 and (rewritten or d not in live_after):
             fwd.add(i)
-    out: list[tuple[int, str]] = []
+    out: list[Line] = []
     pending: dict[int, str] = {}
 
     def flush(q: int, regs: set[int]) -> None:
         for r in [r for r in pending if r in regs]:
-            out.append((q, f"r{r} = {pending.pop(r)}"))
+            out.append((q, f"r{r} = {pending.pop(r)}", r, None))
 
     def subst(text: str) -> str:
         for r in [r for r in pending if _count(text, r)]:
@@ -150,7 +163,8 @@ def _forwarded(kept: list[tuple[int, str, Any, Any, Any]], live_after: set[int],
         if kind == "var":
             val = subst(str(v))
             at = f"{o} + {a}" if a else o
-            out.append((q, f"{w}[{at}] = {val}" if b == 1 else f"{c.use('P' + _UFMT[b])}({w}, {at}, {val})"))
+            text = f"{w}[{at}] = {val}" if b == 1 else f"{c.use('P' + _UFMT[b])}({w}, {at}, {val})"
+            out.append((q, text, None, (index[i], a, b, val)))
             continue
         rhs = _single(b, a)
         if rhs is None:
@@ -160,14 +174,85 @@ def _forwarded(kept: list[tuple[int, str, Any, Any, Any]], live_after: set[int],
         # a pending value that reads the register written here is written out first
         flush(q, {r for r, e in pending.items() if _count(e, a)} | {a})
         if rhs is None:
-            out.extend((q, s_) for s_ in b)
+            out.extend((q, s_, a, None) for s_ in b)
         elif i in fwd:
             pending[a] = rhs
         else:
-            out.append((q, f"r{a} = {rhs}"))
+            out.append((q, f"r{a} = {rhs}", a, None))
     if pending:
         flush(kept[-1][0], set(pending))
     return out
+
+
+#: a span with at least this many pieces (constant runs and variable fields) is one pack_into
+PACK_PIECES = 2
+
+
+def _final_bytes(t: Any, ind: int, items: list[tuple[int, str, Any, Any, Any]], last: dict[int, int],
+                 deferred: dict[int, tuple[int, str]], w: str, o: str, pc: int) -> None:
+    """The bytes whose last writer is a constant store or a deferred variable store: per contiguous
+    span, one ``struct.pack_into`` of the constant runs (``Ns``) and the fields when the span has a
+    field and at least PACK_PIECES pieces, else a slice write per constant run and a store per field."""
+    add = t.src.add
+    c = t.c
+    # byte -> ("c", value) | ("v", item index)
+    final: dict[int, tuple[str, int]] = {}
+    for x, i in last.items():
+        _q, kind, off, _size, v = items[i]
+        if kind == "const":
+            final[x] = ("c", (v >> (8 * (x - off))) & 0xFF)
+        elif i in deferred:
+            final[x] = ("v", i)
+    offs = sorted(final)
+    k = 0
+    while k < len(offs):
+        j = k
+        while j + 1 < len(offs) and offs[j + 1] == offs[j] + 1:
+            j += 1
+        lo, hi = offs[k], offs[j] + 1
+        k = j + 1
+        # pieces: ("c", start, bytes) | ("v", start, item index)
+        pieces: list[tuple[str, int, Any]] = []
+        x = lo
+        while x < hi:
+            kind, v = final[x]
+            if kind == "v":
+                pieces.append(("v", x, v))
+                x += items[v][3]
+                continue
+            y = x
+            while y < hi and final[y][0] == "c":
+                y += 1
+            pieces.append(("c", x, bytes(final[z][1] for z in range(x, y))))
+            x = y
+        at = f"{o} + {lo}" if lo else o
+        if len(pieces) >= PACK_PIECES and any(p[0] == "v" for p in pieces):
+            fmt = "<" + "".join(f"{len(p[2])}s" if p[0] == "c" else _UFMT[items[p[2]][3]] for p in pieces)
+            args = ", ".join(repr(p[2]) if p[0] == "c" else deferred[p[2]][1] for p in pieces)
+            add(ind, f"{_packer(t, fmt)}({w}, {at}, {args})", pc)
+            continue
+        for kind, start, v in pieces:
+            at = f"{o} + {start}" if start else o
+            if kind == "v":
+                size = items[v][3]
+                val = deferred[v][1]
+                add(ind, f"{w}[{at}] = {val}" if size == 1 else f"{c.use('P' + _UFMT[size])}({w}, {at}, {val})",
+                    items[v][0])
+            elif len(v) == 1:
+                add(ind, f"{w}[{at}] = {v[0]}", pc)
+            else:
+                add(ind, f"{w}[{at}:{o} + {start + len(v)}] = {v!r}", pc)
+
+
+def _packer(t: Any, fmt: str) -> str:
+    """The name of ``struct.Struct(fmt).pack_into`` among the module's objects (one per format)."""
+    extras: dict[str, Any] = t.src.extras
+    for name, f in extras.items():
+        if name.startswith("SPK") and f.__self__.format == fmt:
+            return name
+    name = f"SPK{sum(1 for n in extras if n.startswith('SPK'))}"
+    extras[name] = struct.Struct(fmt).pack_into
+    return name
 
 
 def emit_store_run(t: Any, ind: int, pcs: list[int]) -> None:
@@ -228,28 +313,44 @@ def emit_store_run(t: Any, ind: int, pcs: list[int]) -> None:
             live |= _reads(b, a)
 
     add(ind, f"if {o} + {maxend} <= len({w}):", pcs[0])  # w: empty if read-only or unmapped
-    kept = [items[i] for i in range(len(items)) if keep[i]]
-    for q, line in _forwarded(kept, live_after, w, o, c):
-        add(ind + 1, line, q)
-    image: dict[int, int] = {}
-    for x, i in last.items():
-        _q, kind, off, _size, v = items[i]
-        if kind == "const":
-            image[x] = (v >> (8 * (x - off))) & 0xFF
-    offs = sorted(image)
-    i = 0
-    while i < len(offs):
-        j = i
-        while j + 1 < len(offs) and offs[j + 1] == offs[j] + 1:
-            j += 1
-        lo, hi = offs[i], offs[j] + 1
-        data = bytes(image[x] for x in range(lo, hi))
-        at = f"{o} + {lo}" if lo else o
-        if hi - lo == 1:
-            add(ind + 1, f"{w}[{at}] = {data[0]}", pcs[0])
+    index = [i for i in range(len(items)) if keep[i]]
+    lines = _forwarded([items[i] for i in index], live_after, w, o, c, index)
+    # Lines stay before the final bytes (A) or sink after them (B), each in program order. A store
+    # that writes the final value of all its bytes waits for the final bytes (deferred, packed with
+    # the constant bytes around it) when no A-line after it writes a register its value reads. An
+    # ALU line sinks when no A-line after it or deferred store reads or writes what it writes, and no
+    # A-line after it writes what it reads: every line then reads the values it read in order.
+    deferred: dict[int, tuple[int, str]] = {}
+    a_reads: set[int] = set()
+    a_writes: set[int] = set()
+    p_reads: set[int] = set()
+    before: list[Line] = []
+    after_: list[Line] = []
+    for ln in reversed(lines):
+        q, text, wr, store = ln
+        if store is not None:
+            i, off, size, val = store
+            reads = _reads([val], None)
+            if all(last[x] == i for x in range(off, off + size)) and not reads & a_writes:
+                deferred[i] = (off, val)
+                p_reads |= reads
+            else:
+                a_reads |= reads
+                before.append(ln)
+            continue
+        assert wr is not None
+        reads = _reads([text], wr)
+        if wr not in a_reads | a_writes | p_reads and not reads & a_writes:
+            after_.append(ln)
         else:
-            add(ind + 1, f"{w}[{at}:{o} + {hi}] = {data!r}", pcs[0])
-        i = j + 1
+            a_writes.add(wr)
+            a_reads |= reads
+            before.append(ln)
+    for q, text, _wr, _st in reversed(before):
+        add(ind + 1, text, q)
+    _final_bytes(t, ind + 1, items, last, deferred, w, o, pcs[0])
+    for q, text, _wr, _st in reversed(after_):
+        add(ind + 1, text, q)
 
     # otherwise: one by one, as without the run (this also brings the state to the run's end)
     add(ind, "else:")
