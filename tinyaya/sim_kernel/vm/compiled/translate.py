@@ -48,13 +48,7 @@ from .ranges import no_wrap
 from .unroll import unrolled
 
 MAX_CALL_FRAMES = 8
-BPF_STX_CLS = 0x03
 _SIZE = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}
-
-
-def _is_plain_store(ins: Insn) -> bool:
-    """ST/STX with BPF_MEM (no atomics)."""
-    return ins.code & 0x07 in (0x02, 0x03) and ins.code & 0xE0 == 0x60
 _REGS = ", ".join(f"r{i}" for i in range(10))
 _BUDGET = "runtime budget of back-edges exhausted (the program does not terminate)"
 
