@@ -153,22 +153,26 @@ def _best_of(fn: Callable[[], None], calls: int) -> float:
     return best
 
 
+def time_on(vm: Any, prog: Any, b: Bench, calls: int) -> float:
+    """Mean ns per call of ``prog`` on ``vm``: ``run_with_ctx`` on the bench's context, or PROG_TEST_RUN
+    with ``repeat`` on its data; one warm-up run first (decoding, translation, native code)."""
+    if b.ctx is not None:
+        ctx = b.ctx
+        vm.run_with_ctx(prog, ctx, 0)
+
+        def many() -> None:
+            for _ in range(calls):
+                vm.run_with_ctx(prog, ctx, 0)
+        return _best_of(many, calls)
+    vm.test_run(prog, b.data, None, 1, 0, 0, 0, 0)
+    return _best_of(lambda: vm.test_run(prog, b.data, None, calls, 0, 0, 0, 0), calls)
+
+
 def interp_runner() -> Runner:
     kernel = _sim_kernel()
 
     def run(b: Bench, calls: int) -> float:
-        prog = getattr(b, "sim_prog", None) or _sim_prog(b)
-        vm = kernel.vm
-        if b.ctx is not None:
-            ctx = b.ctx
-            vm.run_with_ctx(prog, ctx, 0)
-
-            def many() -> None:
-                for _ in range(calls):
-                    vm.run_with_ctx(prog, ctx, 0)
-            return _best_of(many, calls)
-        vm.test_run(prog, b.data, None, 1, 0, 0, 0, 0)  # warm-up: decode once
-        return _best_of(lambda: vm.test_run(prog, b.data, None, calls, 0, 0, 0, 0), calls)
+        return time_on(kernel.vm, getattr(b, "sim_prog", None) or _sim_prog(b), b, calls)
 
     return run
 
@@ -327,16 +331,7 @@ def count_insns_for(b: Bench) -> int:
 
 def _runner_on(kernel: Any) -> Runner:
     def run(b: Bench, calls: int) -> float:
-        vm = kernel.vm
-        prog = b.sim_prog  # type: ignore[attr-defined]
-        ctx = b.ctx
-        assert ctx is not None
-        vm.run_with_ctx(prog, ctx, 0)
-
-        def many() -> None:
-            for _ in range(calls):
-                vm.run_with_ctx(prog, ctx, 0)
-        return _best_of(many, calls)
+        return time_on(kernel.vm, b.sim_prog, b, calls)  # type: ignore[attr-defined]
     return run
 
 

@@ -51,7 +51,7 @@ def _install(vm: Any, engine: str) -> None:
 
 def _runner(engine: str) -> Callable[[], Runner]:
     def factory() -> Runner:
-        from ....bench import _best_of, _sim_kernel, _sim_prog
+        from ....bench import _sim_kernel, _sim_prog, time_on
 
         kernel = _sim_kernel()
         _install(kernel.vm, engine)
@@ -61,29 +61,10 @@ def _runner(engine: str) -> Callable[[], Runner]:
             if own is not None:  # the syscall_ebpf bench: its own kernel, with its maps
                 _install(own.vm, engine)
                 try:
-                    vm = own.vm
-                    prog = b.sim_prog
-                    ctx = b.ctx
-                    vm.run_with_ctx(prog, ctx, 0)
-
-                    def many_ctx() -> None:
-                        for _ in range(calls):
-                            vm.run_with_ctx(prog, ctx, 0)
-                    return float(_best_of(many_ctx, calls))
+                    return time_on(own.vm, b.sim_prog, b, calls)
                 finally:
                     install(own.vm, "interp")
-            prog = getattr(b, "sim_prog", None) or _sim_prog(b)
-            vm = kernel.vm
-            if b.ctx is not None:
-                ctx = b.ctx
-                vm.run_with_ctx(prog, ctx, 0)
-
-                def many() -> None:
-                    for _ in range(calls):
-                        vm.run_with_ctx(prog, ctx, 0)
-                return float(_best_of(many, calls))
-            vm.test_run(prog, b.data, None, 1, 0, 0, 0, 0)  # warm-up: translate once
-            return float(_best_of(lambda: vm.test_run(prog, b.data, None, calls, 0, 0, 0, 0), calls))
+            return time_on(kernel.vm, getattr(b, "sim_prog", None) or _sim_prog(b), b, calls)
         return run
     return factory
 
