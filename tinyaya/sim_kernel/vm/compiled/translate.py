@@ -744,8 +744,6 @@ class CompiledProgram:
     source: str
     namespace: dict[str, Any]
     uses_tail_call: bool
-    #: the program has a may_goto (otherwise the run state's may_goto counter is never read)
-    uses_may_goto: bool = False
 
 
 def translate(insns: list[Insn], helpers: dict[int, Any], ctx_rewrite: bool,
@@ -851,4 +849,4 @@ def build(prog: Any, vm: Any) -> CompiledProgram:
     name = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     code = compile(src.text, f"<tinyaya.compiled {name}>", "exec")
     exec(code, ns)  # noqa: S102 - our own translation of a verified program
-    return CompiledProgram(ns["f_0"], src.text, ns, tail, any(i.code == 0xE5 for i in insns))
+    return CompiledProgram(ns["f_0"], src.text, ns, tail)
